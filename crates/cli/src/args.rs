@@ -1,0 +1,161 @@
+//! Command-line arguments, kubectl style.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Runs deep-learning training jobs: here on this machine, or on Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "trainctl", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job here: start it, stream its logs, exit with its status.
+    Run {
+        /// The job file.
+        file: PathBuf,
+    },
+    /// Start a job and return; it keeps running after this command exits.
+    Submit(SubmitArgs),
+    /// List jobs, or show one.
+    Get {
+        /// Only this job.
+        job: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+    },
+    /// Show a job's replicas, attempts, exit codes and events.
+    Describe {
+        /// The job.
+        job: String,
+    },
+    /// Print a job's logs.
+    Logs(LogsArgs),
+    /// Wait until a job has ended; exit 0 if it succeeded.
+    Wait {
+        /// The job.
+        job: String,
+        /// Give up after this long (e.g. 90s, 5m, 1h; a bare number is seconds).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<std::time::Duration>,
+    },
+    /// Stop every process of a job and remove it.
+    Delete {
+        /// The jobs.
+        #[arg(required = true)]
+        jobs: Vec<String>,
+        /// Seconds between SIGTERM and SIGKILL.
+        #[arg(long, default_value_t = 10)]
+        grace_period: u64,
+    },
+    /// Internal: supervise a submitted job (started by `submit`).
+    #[command(hide = true)]
+    Supervise {
+        /// The job.
+        job: String,
+    },
+}
+
+/// `get` output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// More columns.
+    Wide,
+    /// YAML objects.
+    Yaml,
+    /// JSON objects.
+    Json,
+}
+
+/// `submit FILE`, or a job described by flags (Arena style) with the command after `--`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The job file (leave out to describe the job with flags).
+    pub file: Option<PathBuf>,
+    /// Job name (flag form).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Number of workers (flag form).
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Number of parameter servers (flag form).
+    #[arg(long)]
+    pub ps: Option<u32>,
+    /// Add a chief (flag form).
+    #[arg(long)]
+    pub chief: bool,
+    /// Add an evaluator (flag form).
+    #[arg(long)]
+    pub evaluator: bool,
+    /// GPUs per worker (and chief) (flag form).
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// tensorflow, pytorch or generic (flag form; tensorflow when --ps, --chief or
+    /// --evaluator is given, else generic).
+    #[arg(long)]
+    pub framework: Option<String>,
+    /// Container image (flag form).
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Environment variable NAME=VALUE, repeatable (flag form).
+    #[arg(long = "env", short = 'e')]
+    pub env: Vec<String>,
+    /// Hyperparameter NAME=VALUE, repeatable (flag form).
+    #[arg(long = "hp")]
+    pub hyperparameters: Vec<String>,
+    /// Working directory of the replicas (flag form; default: the current directory).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// The command of every replica (flag form), after `--`.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// `logs` arguments.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The job.
+    pub job: String,
+    /// Only this replica, such as worker-1.
+    #[arg(long, short = 'r')]
+    pub replica: Option<String>,
+    /// Only this attempt (0 is the first run).
+    #[arg(long)]
+    pub attempt: Option<u32>,
+    /// Keep printing until the job ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only the last N lines of each attempt.
+    #[arg(long)]
+    pub tail: Option<usize>,
+}
+
+/// Parses `90`, `90s`, `5m`, `1h`, `1.5h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 90s, 5m or 1h"))?;
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}; use ms, s, m or h")),
+    };
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(value * scale))
+}

@@ -1,0 +1,14 @@
+//! The rules of a training job, written once as pure code with no I/O and driven by every
+//! engine (local processes today, Kubernetes pods in the operator):
+//!
+//! - [`wiring`]: the environment each replica gets (TF_CONFIG, PyTorch, `TRAINCTL_*`);
+//! - [`state_machine`]: from the spec and the observed replicas, the job phase and what to
+//!   start, restart or stop;
+//! - [`queue`]: which waiting jobs may take the free GPUs, whole (gang).
+
+pub mod queue;
+pub mod replica;
+pub mod state_machine;
+pub mod wiring;
+
+pub use replica::ReplicaId;

@@ -1,0 +1,645 @@
+//! Job, replica, attempt and event records in SQLite (WAL, so CLI processes read while
+//! supervisors write). Every multi-row change runs in one transaction, so an interrupted
+//! command never leaves half a job behind.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use trainctl_core::queue::{admit, QueuedJob};
+use trainctl_core::state_machine::JobPhase;
+use trainctl_core::ReplicaId;
+use trainctl_spec::TrainingJob;
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("state database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A stored spec no longer parses (written by another version).
+    #[error("stored job spec is unreadable: {0}")]
+    Spec(#[from] serde_json::Error),
+    /// A job of that name exists.
+    #[error(
+        "job {0:?} already exists; delete it first (trainctl delete {0}) or pick another name"
+    )]
+    AlreadyExists(String),
+    /// Could not create the state directory or pick a port.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    workdir TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    gpus_needed INTEGER NOT NULL DEFAULT 0,
+    admitted INTEGER NOT NULL DEFAULT 0,
+    gpus TEXT NOT NULL DEFAULT '[]',
+    supervisor_pid INTEGER NOT NULL DEFAULT 0,
+    supervisor_start INTEGER NOT NULL DEFAULT 0,
+    deleting INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS replicas (
+    job TEXT NOT NULL,
+    replica TEXT NOT NULL,
+    ord INTEGER NOT NULL,
+    port INTEGER NOT NULL DEFAULT 0,
+    gpus TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL DEFAULT 'NotStarted',
+    attempt INTEGER NOT NULL DEFAULT -1,
+    exit_code INTEGER,
+    pid INTEGER NOT NULL DEFAULT 0,
+    pid_start INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job, replica)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job TEXT NOT NULL,
+    replica TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    exit_code INTEGER,
+    log TEXT NOT NULL,
+    PRIMARY KEY (job, replica, attempt)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL,
+    time REAL NOT NULL,
+    type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ports (
+    port INTEGER PRIMARY KEY,
+    job TEXT NOT NULL
+);
+";
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobRow {
+    /// Unique name.
+    pub name: String,
+    /// Submission order.
+    pub seq: i64,
+    /// The validated spec.
+    pub spec: TrainingJob,
+    /// Where the replicas run.
+    pub workdir: PathBuf,
+    /// Current phase.
+    pub phase: JobPhase,
+    /// Why (CamelCase).
+    pub reason: String,
+    /// Why, for humans.
+    pub message: String,
+    /// Submission time (Unix seconds).
+    pub created: f64,
+    /// When the replicas first started.
+    pub started: Option<f64>,
+    /// When the job ended.
+    pub finished: Option<f64>,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// Resources granted.
+    pub admitted: bool,
+    /// GPUs held by the job.
+    pub gpus: Vec<u32>,
+    /// The supervising process.
+    pub supervisor_pid: i32,
+    /// Its start time, to tell it from a recycled pid.
+    pub supervisor_start: u64,
+    /// `delete` was asked for.
+    pub deleting: bool,
+}
+
+/// A replica as stored: its latest attempt.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaRow {
+    /// Which replica.
+    pub replica: ReplicaId,
+    /// Local port.
+    pub port: u16,
+    /// GPUs it sees.
+    pub gpus: Vec<u32>,
+    /// NotStarted, Running, Succeeded, Failed or Stopped.
+    pub state: String,
+    /// Latest attempt number, -1 before the first.
+    pub attempt: i64,
+    /// Exit code of the latest attempt.
+    pub exit_code: Option<i32>,
+    /// pid (and process group) of the latest attempt.
+    pub pid: i32,
+    /// Its start time.
+    pub pid_start: u64,
+}
+
+/// One run of one replica.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptRow {
+    /// Which replica.
+    pub replica: ReplicaId,
+    /// 0, 1, ...
+    pub attempt: u32,
+    /// Its pid.
+    pub pid: i32,
+    /// Start time.
+    pub started: f64,
+    /// End time.
+    pub finished: Option<f64>,
+    /// Exit code (128+N for signal N).
+    pub exit_code: Option<i32>,
+    /// Its output.
+    pub log: PathBuf,
+}
+
+/// Something that happened to a job.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRow {
+    /// When.
+    pub time: f64,
+    /// Normal or Warning.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// CamelCase reason.
+    pub reason: String,
+    /// What happened.
+    pub message: String,
+}
+
+/// What the queue said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// Resources granted: GPUs per replica and ports.
+    Granted,
+    /// Not yet.
+    Wait,
+}
+
+/// A connection to the state database.
+pub struct Store {
+    conn: Connection,
+}
+
+fn parse_replica(s: String) -> rusqlite::Result<ReplicaId> {
+    s.parse().map_err(|e: String| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+    })
+}
+
+fn json_list(s: String) -> Vec<u32> {
+    serde_json::from_str(&s).unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store { conn })
+    }
+
+    /// Records a new job with its replicas, Pending. Fails if the name is taken.
+    pub fn insert_job(
+        &mut self,
+        job: &TrainingJob,
+        workdir: &Path,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM jobs WHERE name = ?1", [job.name()], |_| {
+                Ok(true)
+            })
+            .optional()?
+            .unwrap_or(false);
+        if exists {
+            return Err(StoreError::AlreadyExists(job.name().to_string()));
+        }
+        let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs", [], |r| {
+            r.get(0)
+        })?;
+        tx.execute(
+            "INSERT INTO jobs (name, seq, spec, workdir, phase, reason, message, created, gpus_needed)
+             VALUES (?1, ?2, ?3, ?4, 'Pending', 'Created', 'job accepted', ?5, ?6)",
+            params![
+                job.name(),
+                seq,
+                serde_json::to_string(job)?,
+                workdir.to_string_lossy(),
+                now,
+                job.total_gpus()
+            ],
+        )?;
+        for (ord, id) in ReplicaId::all_of(job).into_iter().enumerate() {
+            tx.execute(
+                "INSERT INTO replicas (job, replica, ord) VALUES (?1, ?2, ?3)",
+                params![job.name(), id.to_string(), ord as i64],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, 'Normal', 'Created', ?3)",
+            params![job.name(), now, format!("job created with {} replicas", job.spec.replicas.total())],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn job_from_row(row: &rusqlite::Row) -> rusqlite::Result<(JobRow, String)> {
+        let spec_text: String = row.get("spec")?;
+        let phase: String = row.get("phase")?;
+        Ok((
+            JobRow {
+                name: row.get("name")?,
+                seq: row.get("seq")?,
+                spec: serde_json::from_str(&spec_text).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        0,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                })?,
+                workdir: PathBuf::from(row.get::<_, String>("workdir")?),
+                phase: JobPhase::parse(&phase).unwrap_or(JobPhase::Pending),
+                reason: row.get("reason")?,
+                message: row.get("message")?,
+                created: row.get("created")?,
+                started: row.get("started")?,
+                finished: row.get("finished")?,
+                restarts: row.get("restarts")?,
+                admitted: row.get("admitted")?,
+                gpus: json_list(row.get("gpus")?),
+                supervisor_pid: row.get("supervisor_pid")?,
+                supervisor_start: row.get::<_, i64>("supervisor_start")? as u64,
+                deleting: row.get("deleting")?,
+            },
+            phase,
+        ))
+    }
+
+    /// One job.
+    pub fn job(&self, name: &str) -> Result<Option<JobRow>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT * FROM jobs WHERE name = ?1",
+                [name],
+                Self::job_from_row,
+            )
+            .optional()?
+            .map(|(j, _)| j))
+    }
+
+    /// Every job, oldest first.
+    pub fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT * FROM jobs ORDER BY seq")?;
+        let rows = stmt.query_map([], Self::job_from_row)?;
+        Ok(rows.map(|r| r.map(|(j, _)| j)).collect::<Result<_, _>>()?)
+    }
+
+    /// The replicas of a job, in TF_CONFIG order.
+    pub fn replicas(&self, job: &str) -> Result<Vec<ReplicaRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT replica, port, gpus, state, attempt, exit_code, pid, pid_start
+             FROM replicas WHERE job = ?1 ORDER BY ord",
+        )?;
+        let rows = stmt.query_map([job], |r| {
+            Ok(ReplicaRow {
+                replica: parse_replica(r.get(0)?)?,
+                port: r.get(1)?,
+                gpus: json_list(r.get(2)?),
+                state: r.get(3)?,
+                attempt: r.get(4)?,
+                exit_code: r.get(5)?,
+                pid: r.get(6)?,
+                pid_start: r.get::<_, i64>(7)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every attempt of a job, by replica then attempt.
+    pub fn attempts(&self, job: &str) -> Result<Vec<AttemptRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.replica, a.attempt, a.pid, a.started, a.finished, a.exit_code, a.log
+             FROM attempts a JOIN replicas r ON r.job = a.job AND r.replica = a.replica
+             WHERE a.job = ?1 ORDER BY r.ord, a.attempt",
+        )?;
+        let rows = stmt.query_map([job], |r| {
+            Ok(AttemptRow {
+                replica: parse_replica(r.get(0)?)?,
+                attempt: r.get(1)?,
+                pid: r.get(2)?,
+                started: r.get(3)?,
+                finished: r.get(4)?,
+                exit_code: r.get(5)?,
+                log: PathBuf::from(r.get::<_, String>(6)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The events of a job, oldest first.
+    pub fn events(&self, job: &str) -> Result<Vec<EventRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT time, type, reason, message FROM events WHERE job = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([job], |r| {
+            Ok(EventRow {
+                time: r.get(0)?,
+                kind: r.get(1)?,
+                reason: r.get(2)?,
+                message: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Appends an event.
+    pub fn add_event(
+        &self,
+        job: &str,
+        now: f64,
+        warning: bool,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                job,
+                now,
+                if warning { "Warning" } else { "Normal" },
+                reason,
+                message
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records the job's phase; the end time is set when it becomes terminal.
+    pub fn set_phase(
+        &self,
+        job: &str,
+        phase: JobPhase,
+        reason: &str,
+        message: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET phase = ?2, reason = ?3, message = ?4,
+                 finished = CASE WHEN ?5 THEN COALESCE(finished, ?6) ELSE finished END
+             WHERE name = ?1",
+            params![
+                job,
+                phase.as_str(),
+                reason,
+                message,
+                phase.is_terminal(),
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Records which process supervises the job.
+    pub fn set_supervisor(&self, job: &str, pid: i32, start: u64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE jobs SET supervisor_pid = ?2, supervisor_start = ?3 WHERE name = ?1",
+            params![job, pid, start as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Marks the job as being deleted.
+    pub fn set_deleting(&self, job: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("UPDATE jobs SET deleting = 1 WHERE name = ?1", [job])?;
+        Ok(())
+    }
+
+    /// Asks the gang queue for the job's GPUs and picks a free port per replica, atomically
+    /// with every other job's request, so no two jobs share a GPU or a port.
+    pub fn try_admit(
+        &mut self,
+        job: &TrainingJob,
+        inventory: &[u32],
+    ) -> Result<Admission, StoreError> {
+        let name = job.name();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let need = job.total_gpus();
+        let mut held: Vec<u32> = Vec::new();
+        let mut waiting = Vec::new();
+        {
+            let mut stmt = tx.prepare(
+                "SELECT name, gpus_needed, admitted, gpus, seq, spec FROM jobs
+                 WHERE phase NOT IN ('Succeeded', 'Failed') AND deleting = 0",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let other: String = r.get(0)?;
+                let gpus_needed: u32 = r.get(1)?;
+                if r.get::<_, bool>(2)? {
+                    held.extend(json_list(r.get(3)?));
+                } else if gpus_needed > 0 {
+                    let priority = serde_json::from_str::<TrainingJob>(&r.get::<_, String>(5)?)
+                        .map(|j| j.spec.scheduling.priority)
+                        .unwrap_or(0);
+                    waiting.push(QueuedJob {
+                        key: other,
+                        gpus: gpus_needed,
+                        priority,
+                        seq: r.get::<_, i64>(4)? as u64,
+                    });
+                }
+            }
+        }
+        let free: Vec<u32> = inventory
+            .iter()
+            .copied()
+            .filter(|g| !held.contains(g))
+            .collect();
+        if need > 0 && !admit(&waiting, free.len() as u32).iter().any(|k| k == name) {
+            return Ok(Admission::Wait);
+        }
+        let mut taken = free.into_iter().take(need as usize);
+        let ids = ReplicaId::all_of(job);
+        let ports = pick_ports(&tx, ids.len())?;
+        for (id, port) in ids.iter().zip(&ports) {
+            let n = job
+                .spec
+                .replicas
+                .get(id.role)
+                .map_or(0, |r| r.resources.gpus());
+            let gpus: Vec<u32> = taken.by_ref().take(n as usize).collect();
+            tx.execute(
+                "UPDATE replicas SET port = ?3, gpus = ?4 WHERE job = ?1 AND replica = ?2",
+                params![name, id.to_string(), port, serde_json::to_string(&gpus)?],
+            )?;
+            tx.execute(
+                "INSERT INTO ports (port, job) VALUES (?1, ?2)",
+                params![port, name],
+            )?;
+        }
+        let all: Vec<u32> = self_gpus(&tx, name)?;
+        tx.execute(
+            "UPDATE jobs SET admitted = 1, gpus = ?2 WHERE name = ?1",
+            params![name, serde_json::to_string(&all)?],
+        )?;
+        tx.commit()?;
+        Ok(Admission::Granted)
+    }
+
+    /// Records the start of an attempt.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_attempt(
+        &mut self,
+        job: &str,
+        replica: ReplicaId,
+        attempt: u32,
+        pid: i32,
+        pid_start: u64,
+        log: &Path,
+        now: f64,
+        is_restart: bool,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE replicas SET state = 'Running', attempt = ?3, exit_code = NULL, pid = ?4, pid_start = ?5
+             WHERE job = ?1 AND replica = ?2",
+            params![job, replica.to_string(), attempt, pid, pid_start as i64],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO attempts (job, replica, attempt, pid, started, log)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                job,
+                replica.to_string(),
+                attempt,
+                pid,
+                now,
+                log.to_string_lossy()
+            ],
+        )?;
+        tx.execute(
+            "UPDATE jobs SET started = COALESCE(started, ?2), restarts = restarts + ?3 WHERE name = ?1",
+            params![job, now, is_restart as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the end of an attempt.
+    pub fn end_attempt(
+        &mut self,
+        job: &str,
+        replica: ReplicaId,
+        attempt: u32,
+        state: &str,
+        exit_code: i32,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE replicas SET state = ?3, exit_code = ?4 WHERE job = ?1 AND replica = ?2",
+            params![job, replica.to_string(), state, exit_code],
+        )?;
+        tx.execute(
+            "UPDATE attempts SET finished = ?4, exit_code = ?5 WHERE job = ?1 AND replica = ?2 AND attempt = ?3",
+            params![job, replica.to_string(), attempt, now, exit_code],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Gives back the job's ports and GPUs.
+    pub fn release(&self, job: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM ports WHERE job = ?1", [job])?;
+        self.conn
+            .execute("UPDATE jobs SET gpus = '[]' WHERE name = ?1", [job])?;
+        Ok(())
+    }
+
+    /// Removes every record of the job.
+    pub fn remove_job(&mut self, job: &str) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        for table in [
+            "jobs WHERE name",
+            "replicas WHERE job",
+            "attempts WHERE job",
+            "events WHERE job",
+            "ports WHERE job",
+        ] {
+            tx.execute(&format!("DELETE FROM {table} = ?1"), [job])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn self_gpus(tx: &rusqlite::Transaction, job: &str) -> Result<Vec<u32>, StoreError> {
+    let mut stmt = tx.prepare("SELECT gpus FROM replicas WHERE job = ?1")?;
+    let lists = stmt.query_map([job], |r| r.get::<_, String>(0))?;
+    let mut all = Vec::new();
+    for l in lists {
+        all.extend(json_list(l?));
+    }
+    all.sort_unstable();
+    Ok(all)
+}
+
+/// Free ports from the kernel that no other job holds. The listeners stay open until all
+/// are picked, so the kernel does not hand out the same one twice.
+fn pick_ports(tx: &rusqlite::Transaction, n: usize) -> Result<Vec<u16>, StoreError> {
+    let mut listeners = Vec::new();
+    let mut ports = Vec::new();
+    let mut tries = 0;
+    while ports.len() < n {
+        tries += 1;
+        if tries > n * 20 + 100 {
+            return Err(StoreError::Io(std::io::Error::other(
+                "could not find free local ports",
+            )));
+        }
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        let taken: bool = tx
+            .query_row("SELECT 1 FROM ports WHERE port = ?1", [port], |_| Ok(true))
+            .optional()?
+            .unwrap_or(false);
+        listeners.push(l);
+        if !taken {
+            ports.push(port);
+        }
+    }
+    Ok(ports)
+}

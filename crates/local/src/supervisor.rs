@@ -1,0 +1,477 @@
+//! The supervisor of one job: observes its replica processes, asks the core state machine
+//! what to do, does it, and records everything in the store. It runs in the foreground for
+//! `trainctl run` and in a detached process for `trainctl submit`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::time::Duration;
+
+use trainctl_core::state_machine::{
+    decide, Action, Backoff, JobPhase, Observation, Outcome, ReplicaObservation, ReplicaState,
+};
+use trainctl_core::wiring::{replica_argv, replica_env, AttemptContext, Hosts};
+use trainctl_core::ReplicaId;
+use trainctl_spec::TrainingJob;
+
+use crate::engine::EngineError;
+use crate::home::Home;
+use crate::process::{self, Launch};
+use crate::store::{Admission, Store};
+use crate::{gpus, now};
+
+/// Timing knobs of a supervisor.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// Delay before restarts (`TRAINCTL_RESTART_BACKOFF_SECONDS` sets the base; default 1s,
+    /// doubling, at most 60s).
+    pub backoff: Backoff,
+    /// Time between SIGTERM and SIGKILL when stopping a replica
+    /// (`TRAINCTL_STOP_GRACE_SECONDS`, default 10).
+    pub grace: f64,
+    /// How often the queue and the delete flag are checked.
+    pub poll: Duration,
+}
+
+impl SupervisorConfig {
+    /// Defaults, overridden by the environment.
+    pub fn from_env() -> Self {
+        let secs = |name: &str, default: f64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .unwrap_or(default)
+        };
+        let base = secs("TRAINCTL_RESTART_BACKOFF_SECONDS", 1.0);
+        SupervisorConfig {
+            backoff: Backoff {
+                base,
+                max: 60f64.max(base),
+            },
+            grace: secs("TRAINCTL_STOP_GRACE_SECONDS", 10.0),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A replica process that has exited.
+struct Exit {
+    id: ReplicaId,
+    attempt: u32,
+    code: i32,
+    at: f64,
+}
+
+/// A replica process that is alive.
+struct LiveProcess {
+    pgid: i32,
+    stop_sent_at: Option<f64>,
+    killed: bool,
+}
+
+struct ReplicaTrack {
+    state: ReplicaState,
+    attempt: Option<u32>,
+    finished_at: Option<f64>,
+    live: Option<LiveProcess>,
+    port: u16,
+    gpus: Vec<u32>,
+}
+
+struct Supervisor<'a> {
+    home: &'a Home,
+    store: Store,
+    job: TrainingJob,
+    workdir: PathBuf,
+    cfg: &'a SupervisorConfig,
+    replicas: BTreeMap<ReplicaId, ReplicaTrack>,
+    exits: (Sender<Exit>, Receiver<Exit>),
+    admitted: bool,
+    started_at: Option<f64>,
+    restarts: u32,
+    ended: Option<Outcome>,
+    shown: Option<(JobPhase, String)>,
+}
+
+/// Drives job `name` until it has ended and none of its processes is left. `stop` (set by a
+/// signal handler or by `delete`) stops every replica and ends the job as Failed/Stopped.
+/// Returns the final phase.
+pub fn supervise(
+    home: &Home,
+    name: &str,
+    cfg: &SupervisorConfig,
+    stop: &AtomicBool,
+) -> Result<JobPhase, EngineError> {
+    let store = Store::open(&home.db_path())?;
+    let row = store
+        .job(name)?
+        .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+    let me = std::process::id() as i32;
+    store.set_supervisor(name, me, process::start_ticks(me).unwrap_or(0))?;
+    let replicas = store
+        .replicas(name)?
+        .into_iter()
+        .map(|r| {
+            (
+                r.replica,
+                ReplicaTrack {
+                    state: ReplicaState::NotStarted,
+                    attempt: None,
+                    finished_at: None,
+                    live: None,
+                    port: r.port,
+                    gpus: r.gpus,
+                },
+            )
+        })
+        .collect();
+    let mut sup = Supervisor {
+        home,
+        job: row.spec,
+        workdir: row.workdir,
+        admitted: row.admitted,
+        restarts: row.restarts,
+        started_at: row.started,
+        store,
+        cfg,
+        replicas,
+        exits: channel(),
+        ended: None,
+        shown: None,
+    };
+    sup.run(stop)
+}
+
+impl Supervisor<'_> {
+    fn name(&self) -> String {
+        self.job.name().to_string()
+    }
+
+    fn event(&self, warning: bool, reason: &str, message: &str) {
+        let _ = self
+            .store
+            .add_event(self.job.name(), now(), warning, reason, message);
+    }
+
+    fn run(&mut self, stop: &AtomicBool) -> Result<JobPhase, EngineError> {
+        let inventory = gpus::inventory();
+        let need = self.job.total_gpus();
+        if need as usize > inventory.len() {
+            self.ended = Some(Outcome {
+                phase: JobPhase::Failed,
+                reason: "Unschedulable".into(),
+                message: format!(
+                    "the job needs {need} GPUs at once but this machine has {} (from {})",
+                    inventory.len(),
+                    gpus::source()
+                ),
+            });
+        }
+        let mut queued_noted = false;
+        loop {
+            let t = now();
+            let deleting = self.store.job(self.job.name())?.is_none_or(|j| j.deleting);
+            if (stop.load(Ordering::SeqCst) || deleting) && self.ended.is_none() {
+                self.ended = Some(Outcome {
+                    phase: JobPhase::Failed,
+                    reason: if deleting { "Deleted" } else { "Stopped" }.into(),
+                    message: "the job was stopped by the user".into(),
+                });
+            }
+            let stopping_all = stop.load(Ordering::SeqCst) || deleting;
+
+            if !self.admitted && self.ended.is_none() && !self.job.spec.run_policy.suspend {
+                if self.store.try_admit(&self.job, &inventory)? == Admission::Granted {
+                    self.admitted = true;
+                    self.reload_allocation()?;
+                    self.event(
+                        false,
+                        "Admitted",
+                        "resources granted; starting every replica",
+                    );
+                } else if !queued_noted {
+                    queued_noted = true;
+                    self.event(
+                        false,
+                        "Queued",
+                        &format!("waiting for {need} free GPUs to start the whole job"),
+                    );
+                }
+            }
+
+            let decision = decide(&self.job, &self.observe(t), self.cfg.backoff);
+            if self.ended.is_none() {
+                self.ended = decision.outcome();
+            }
+            self.show(decision.phase, &decision.reason, &decision.message, t)?;
+
+            let mut wake = t + self.cfg.poll.as_secs_f64();
+            for action in decision.actions {
+                match action {
+                    Action::Start(id) => self.launch(id, 0, false)?,
+                    Action::Restart { id, not_before } => {
+                        if t >= not_before {
+                            let next = self.replicas[&id].attempt.map_or(0, |a| a + 1);
+                            self.launch(id, next, true)?;
+                        } else {
+                            wake = wake.min(not_before);
+                        }
+                    }
+                    Action::Stop(id) => self.stop(id, t),
+                }
+            }
+            if stopping_all {
+                let ids: Vec<ReplicaId> = self.replicas.keys().copied().collect();
+                for id in ids {
+                    self.stop(id, t);
+                }
+            }
+            self.escalate(t);
+
+            let live = self.replicas.values().any(|r| r.live.is_some());
+            if !live && (self.ended.is_some() || decision.phase == JobPhase::Suspended) {
+                if let Some(o) = self.ended.clone() {
+                    self.show(o.phase, &o.reason, &o.message, t)?;
+                }
+                self.store.release(self.job.name())?;
+                return Ok(self.ended.as_ref().map_or(decision.phase, |o| o.phase));
+            }
+            if let (Some(limit), Some(start)) = (
+                self.job.spec.run_policy.active_deadline_seconds,
+                self.started_at,
+            ) {
+                wake = wake.min(start + limit as f64);
+            }
+            let timeout = Duration::from_secs_f64((wake - now()).clamp(0.001, 1.0));
+            match self.exits.1.recv_timeout(timeout) {
+                Ok(exit) => self.record_exit(exit)?,
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            }
+            while let Ok(exit) = self.exits.1.try_recv() {
+                self.record_exit(exit)?;
+            }
+        }
+    }
+
+    fn observe(&self, t: f64) -> Observation {
+        Observation {
+            now: t,
+            admitted: self.admitted,
+            started_at: self.started_at,
+            restarts: self.restarts,
+            replicas: self
+                .replicas
+                .iter()
+                .map(|(id, r)| ReplicaObservation {
+                    id: *id,
+                    state: r.state,
+                    finished_at: r.finished_at,
+                })
+                .collect(),
+            ended: self.ended.clone(),
+        }
+    }
+
+    /// Records a phase change (and its event) once.
+    fn show(
+        &mut self,
+        phase: JobPhase,
+        reason: &str,
+        message: &str,
+        t: f64,
+    ) -> Result<(), EngineError> {
+        let key = (phase, reason.to_string());
+        if self.shown.as_ref() != Some(&key) {
+            self.store
+                .set_phase(self.job.name(), phase, reason, message, t)?;
+            if phase != JobPhase::Pending || reason != "Starting" {
+                self.event(phase == JobPhase::Failed, reason, message);
+            }
+            self.shown = Some(key);
+        }
+        Ok(())
+    }
+
+    fn reload_allocation(&mut self) -> Result<(), EngineError> {
+        for r in self.store.replicas(self.job.name())? {
+            if let Some(t) = self.replicas.get_mut(&r.replica) {
+                t.port = r.port;
+                t.gpus = r.gpus;
+            }
+        }
+        Ok(())
+    }
+
+    fn launch(&mut self, id: ReplicaId, attempt: u32, is_restart: bool) -> Result<(), EngineError> {
+        let name = self.name();
+        let ports: BTreeMap<ReplicaId, u16> =
+            self.replicas.iter().map(|(id, r)| (*id, r.port)).collect();
+        let checkpoint_dir = self.home.checkpoint_dir(&name);
+        let log_dir = self.home.tensorboard_dir(&name);
+        std::fs::create_dir_all(&checkpoint_dir)?;
+        std::fs::create_dir_all(&log_dir)?;
+        let mut env = replica_env(
+            &self.job,
+            id,
+            &Hosts::Local { ports: &ports },
+            &AttemptContext {
+                attempt,
+                checkpoint_dir: &checkpoint_dir.to_string_lossy(),
+                log_dir: &log_dir.to_string_lossy(),
+            },
+        );
+        let gpus = &self.replicas[&id].gpus;
+        env.insert(
+            "CUDA_VISIBLE_DEVICES".into(),
+            gpus.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        let argv = replica_argv(&self.job, id.role);
+        let log = self.home.attempt_log(&name, id, attempt);
+        let t = now();
+        let spawned = process::spawn(&Launch {
+            argv: &argv,
+            env: &env,
+            cwd: &self.workdir,
+            log: &log,
+        });
+        if is_restart {
+            self.restarts += 1;
+        }
+        self.started_at.get_or_insert(t);
+        let track = self.replicas.get_mut(&id).expect("known replica");
+        track.attempt = Some(attempt);
+        track.state = ReplicaState::Running;
+        track.finished_at = None;
+        match spawned {
+            Ok(sp) => {
+                let pid = sp.pid;
+                self.store.start_attempt(
+                    &name,
+                    id,
+                    attempt,
+                    pid,
+                    sp.start_ticks,
+                    &log,
+                    t,
+                    is_restart,
+                )?;
+                track.live = Some(LiveProcess {
+                    pgid: pid,
+                    stop_sent_at: None,
+                    killed: false,
+                });
+                let tx = self.exits.0.clone();
+                let mut child = sp.child;
+                std::thread::spawn(move || {
+                    process::wait_exited_unreaped(pid);
+                    // Like a container: when the main process exits, the rest of its
+                    // process group goes too.
+                    process::signal_group(pid, libc::SIGKILL);
+                    let code = child.wait().map(process::exit_code).unwrap_or(255);
+                    let _ = tx.send(Exit {
+                        id,
+                        attempt,
+                        code,
+                        at: now(),
+                    });
+                });
+                self.event(
+                    false,
+                    if is_restart { "Restarted" } else { "Started" },
+                    &format!("{id} attempt {attempt} started (pid {pid})"),
+                );
+            }
+            Err(e) => {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                {
+                    let _ = writeln!(f, "trainctl: {e}");
+                }
+                self.store
+                    .start_attempt(&name, id, attempt, 0, 0, &log, t, is_restart)?;
+                let _ = self.exits.0.send(Exit {
+                    id,
+                    attempt,
+                    code: 127,
+                    at: t,
+                });
+                track.live = None;
+                self.event(true, "FailedToStart", &format!("{id}: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn record_exit(&mut self, exit: Exit) -> Result<(), EngineError> {
+        let name = self.name();
+        let Some(track) = self.replicas.get_mut(&exit.id) else {
+            return Ok(());
+        };
+        if track.attempt != Some(exit.attempt) {
+            return Ok(());
+        }
+        let stopped = track
+            .live
+            .as_ref()
+            .is_some_and(|l| l.stop_sent_at.is_some());
+        track.live = None;
+        track.finished_at = Some(exit.at);
+        track.state = if stopped {
+            ReplicaState::Stopped
+        } else if exit.code == 0 {
+            ReplicaState::Succeeded
+        } else {
+            ReplicaState::Failed {
+                exit_code: exit.code,
+            }
+        };
+        let label = match track.state {
+            ReplicaState::Stopped => "Stopped",
+            ReplicaState::Succeeded => "Succeeded",
+            _ => "Failed",
+        };
+        self.store
+            .end_attempt(&name, exit.id, exit.attempt, label, exit.code, exit.at)?;
+        self.event(
+            label == "Failed",
+            &format!("Replica{label}"),
+            &format!(
+                "{} attempt {} exited with code {}",
+                exit.id, exit.attempt, exit.code
+            ),
+        );
+        Ok(())
+    }
+
+    /// Sends SIGTERM to a live replica's process group (once).
+    fn stop(&mut self, id: ReplicaId, t: f64) {
+        if let Some(live) = self.replicas.get_mut(&id).and_then(|r| r.live.as_mut()) {
+            if live.stop_sent_at.is_none() {
+                live.stop_sent_at = Some(t);
+                process::signal_group(live.pgid, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// SIGKILL for replicas that outlived their grace period.
+    fn escalate(&mut self, t: f64) {
+        for r in self.replicas.values_mut() {
+            if let Some(live) = r.live.as_mut() {
+                if let Some(sent) = live.stop_sent_at {
+                    if !live.killed && t - sent >= self.cfg.grace {
+                        live.killed = true;
+                        process::signal_group(live.pgid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The TrainingJob file: the Rust types that are the single source of truth for the format
+//! (and, later, the CRD schema), parsing with errors located at file:line:column, defaults
+//! and validation.
+//!
+//! Parse a job file with [`parse_job`]; the result is validated and ready for the engines.
+
+mod errors;
+mod locate;
+mod parse;
+mod quantity;
+mod types;
+mod validate;
+
+pub use errors::{SpecError, Violation};
+pub use parse::{parse_job, parse_job_str};
+pub use quantity::Quantity;
+pub use types::*;
+pub use validate::{is_dns1035_label, validate};

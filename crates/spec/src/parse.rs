@@ -1,0 +1,99 @@
+//! Reading a job file: YAML -> typed job (with the field path of any type error), then
+//! validation, with every error located at file:line:column.
+
+use std::path::Path;
+
+use crate::errors::SpecError;
+use crate::locate::Locations;
+use crate::types::TrainingJob;
+use crate::validate::validate;
+
+/// Reads, parses and validates the job file at `path`.
+pub fn parse_job(path: &Path) -> Result<TrainingJob, Vec<SpecError>> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![SpecError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the job file: {e}"),
+        }]
+    })?;
+    parse_job_str(&file, &text)
+}
+
+/// Parses and validates job file text; `file` is only used in messages.
+pub fn parse_job_str(file: &str, text: &str) -> Result<TrainingJob, Vec<SpecError>> {
+    let locations = Locations::index(text);
+    let at = |path: &str, message: String| {
+        let (line, column) = locations.find(path);
+        SpecError {
+            file: file.to_string(),
+            line,
+            column,
+            path: path.to_string(),
+            message,
+        }
+    };
+
+    if text.trim().is_empty() {
+        return Err(vec![at(
+            "",
+            "the file is empty; a job file starts with apiVersion: trainctl.dev/v1alpha1".into(),
+        )]);
+    }
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    let job: TrainingJob = match serde_path_to_error::deserialize(deserializer) {
+        Ok(job) => job,
+        Err(err) => {
+            let path = field_path(&err);
+            let inner = err.into_inner();
+            let (line, column) = match inner.location() {
+                Some(l) => (l.line(), l.column()),
+                None => locations.find(&path),
+            };
+            return Err(vec![SpecError {
+                file: file.to_string(),
+                line,
+                column,
+                path,
+                message: explain(&inner.to_string()),
+            }]);
+        }
+    };
+
+    let violations = validate(&job);
+    if violations.is_empty() {
+        Ok(job)
+    } else {
+        Err(violations
+            .into_iter()
+            .map(|v| at(&v.path, v.message))
+            .collect())
+    }
+}
+
+/// The field path of a deserialization error, without serde_path_to_error's `.` for "root".
+fn field_path(err: &serde_path_to_error::Error<serde_yaml_ng::Error>) -> String {
+    let p = err.path().to_string();
+    if p == "." {
+        String::new()
+    } else {
+        p
+    }
+}
+
+/// Drops serde_yaml's trailing "at line L column C" (we print the position up front) and
+/// turns serde's wording into advice.
+fn explain(message: &str) -> String {
+    let message = match message.rfind(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    let message = message.trim_end_matches(',').to_string();
+    if message.contains("expected u32") || message.contains("expected u64") {
+        return format!("{message}: use a whole number >= 0");
+    }
+    message
+}

@@ -1,0 +1,268 @@
+//! Rules a parsed job must satisfy beyond its types. Each rule names the field path and
+//! says what would be right.
+
+use std::collections::BTreeSet;
+
+use crate::errors::Violation;
+use crate::types::{Framework, ReplicaType, TrainingJob, API_VERSION, KIND};
+
+/// True for a DNS-1035 label: lower-case letters, digits and `-`, starting with a letter,
+/// ending with a letter or digit, at most 63 characters.
+pub fn is_dns1035_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1] != b'-'
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Every rule the job breaks; empty when it is valid.
+pub fn validate(job: &TrainingJob) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let spec = &job.spec;
+
+    if job.api_version != API_VERSION {
+        out.push(Violation::new(
+            "apiVersion",
+            format!(
+                "unsupported apiVersion {:?}; use {API_VERSION}",
+                job.api_version
+            ),
+        ));
+    }
+    if job.kind != KIND {
+        out.push(Violation::new(
+            "kind",
+            format!("unsupported kind {:?}; use {KIND}", job.kind),
+        ));
+    }
+    let name = &job.metadata.name;
+    if name.is_empty() {
+        out.push(Violation::new("metadata.name", "the job needs a name"));
+    } else if !is_dns1035_label(name) {
+        out.push(Violation::new(
+            "metadata.name",
+            format!(
+                "{name:?} is not a DNS-1035 label: use at most 63 lower-case letters, digits \
+                 and '-', starting with a letter and not ending with '-' (for example {:?})",
+                suggest_name(name)
+            ),
+        ));
+    }
+
+    check_replicas(job, &mut out);
+    check_env(&spec.env, "spec.env", &mut out);
+    for key in spec.hyperparameters.keys() {
+        if !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+            || key.is_empty()
+        {
+            out.push(Violation::new(
+                format!("spec.hyperparameters.{key}"),
+                "a hyperparameter name may only hold letters, digits, '_', '-' and '.'",
+            ));
+        }
+    }
+    check_volumes(job, &mut out);
+    if spec.run_policy.active_deadline_seconds == Some(0) {
+        out.push(Violation::new(
+            "spec.runPolicy.activeDeadlineSeconds",
+            "must be at least 1 second; leave it out for no deadline",
+        ));
+    }
+    out
+}
+
+fn suggest_name(name: &str) -> String {
+    let mut s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    s = s.trim_matches('-').to_string();
+    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        s = format!("job-{s}");
+    }
+    s.truncate(63);
+    s.trim_end_matches('-').to_string()
+}
+
+fn check_env(env: &std::collections::BTreeMap<String, String>, at: &str, out: &mut Vec<Violation>) {
+    for key in env.keys() {
+        if !is_env_name(key) {
+            out.push(Violation::new(
+                format!("{at}.{key}"),
+                "an environment variable name must match [A-Za-z_][A-Za-z0-9_]*",
+            ));
+        }
+    }
+}
+
+fn check_replicas(job: &TrainingJob, out: &mut Vec<Violation>) {
+    let spec = &job.spec;
+    let replicas = &spec.replicas;
+    if replicas.total() == 0 {
+        out.push(Violation::new(
+            "spec.replicas",
+            "the job has no replicas; add for example `worker: {count: 1}`",
+        ));
+    } else if replicas.count(ReplicaType::Chief)
+        + replicas.count(ReplicaType::Master)
+        + replicas.count(ReplicaType::Worker)
+        == 0
+    {
+        out.push(Violation::new(
+            "spec.replicas",
+            "nothing decides when this job succeeds: add a chief, master or worker",
+        ));
+    }
+    for role in [
+        ReplicaType::Master,
+        ReplicaType::Chief,
+        ReplicaType::Evaluator,
+    ] {
+        let n = replicas.count(role);
+        if n > 1 {
+            out.push(Violation::new(
+                format!("spec.replicas.{role}.count"),
+                format!("a job has at most one {role} (got {n}); set count: 1"),
+            ));
+        }
+    }
+    if replicas.count(ReplicaType::Master) > 0 && replicas.count(ReplicaType::Chief) > 0 {
+        out.push(Violation::new(
+            "spec.replicas.master",
+            "a job has a chief or a master, not both; keep one of them",
+        ));
+    }
+    match spec.framework {
+        Framework::Pytorch => {
+            if replicas.count(ReplicaType::Master) + replicas.count(ReplicaType::Worker) == 0 {
+                out.push(Violation::new(
+                    "spec.replicas",
+                    "a pytorch job needs a master or workers; add `master: {count: 1}`",
+                ));
+            }
+            for role in [ReplicaType::Chief, ReplicaType::Ps, ReplicaType::Evaluator] {
+                if replicas.count(role) > 0 {
+                    out.push(Violation::new(
+                        format!("spec.replicas.{role}"),
+                        format!("pytorch jobs have master and worker replicas, not {role}"),
+                    ));
+                }
+            }
+        }
+        Framework::Tensorflow | Framework::Generic => {}
+    }
+
+    for (role, r) in replicas.roles() {
+        let at = format!("spec.replicas.{role}");
+        if job.command_of(role).is_empty() {
+            out.push(Violation::new(
+                if spec.command.is_empty() && r.command.is_empty() {
+                    "spec.command".to_string()
+                } else {
+                    format!("{at}.command")
+                },
+                format!(
+                    "{role} replicas have no command; set spec.command (an argv list such as \
+                     [\"python3\", \"train.py\"]) or {at}.command"
+                ),
+            ));
+        }
+        if r.port == Some(0) {
+            out.push(Violation::new(
+                format!("{at}.port"),
+                "port must be between 1 and 65535",
+            ));
+        }
+        if let Some(g) = r.resources.gpu {
+            if g < 0.0 || g.fract() != 0.0 || !g.is_finite() {
+                out.push(Violation::new(
+                    format!("{at}.resources.gpu"),
+                    format!("GPUs are whole devices: use a whole number >= 0 (got {g})"),
+                ));
+            }
+        }
+        for (field, q) in [("cpu", &r.resources.cpu), ("memory", &r.resources.memory)] {
+            if let Some(q) = q {
+                if !q.is_valid() {
+                    out.push(Violation::new(
+                        format!("{at}.resources.{field}"),
+                        format!(
+                            "{:?} is not a Kubernetes quantity; use e.g. 1, 500m or 2Gi",
+                            q.0
+                        ),
+                    ));
+                }
+            }
+        }
+        check_env(&r.env, &format!("{at}.env"), out);
+    }
+}
+
+fn check_volumes(job: &TrainingJob, out: &mut Vec<Violation>) {
+    let mut names = BTreeSet::new();
+    for (i, v) in job.spec.volumes.iter().enumerate() {
+        let at = format!("spec.volumes[{i}]");
+        if !is_dns1123_label(&v.name) {
+            out.push(Violation::new(
+                format!("{at}.name"),
+                format!(
+                    "{:?} is not a DNS-1123 label (lower-case letters, digits, '-')",
+                    v.name
+                ),
+            ));
+        } else if !names.insert(v.name.as_str()) {
+            out.push(Violation::new(
+                format!("{at}.name"),
+                format!("volume name {:?} is used twice", v.name),
+            ));
+        }
+        if !v.mount_path.starts_with('/') {
+            out.push(Violation::new(
+                format!("{at}.mountPath"),
+                "mountPath must be an absolute path",
+            ));
+        }
+        let sources = [
+            v.nfs.is_some(),
+            v.persistent_volume_claim.is_some(),
+            v.host_path.is_some(),
+            v.empty_dir.is_some(),
+        ]
+        .into_iter()
+        .filter(|s| *s)
+        .count();
+        if sources != 1 {
+            out.push(Violation::new(
+                at,
+                format!(
+                    "a volume needs exactly one of nfs, persistentVolumeClaim, hostPath, emptyDir \
+                     (got {sources})"
+                ),
+            ));
+        }
+    }
+}
