@@ -45,16 +45,31 @@ fn every_attempt_is_readable_after_the_job_and_its_cli_are_gone() {
 #[test]
 fn tail_shows_the_last_lines() {
     let sb = Sandbox::new();
-    sb.write("count.sh", "i=1; while [ $i -le 500 ]; do echo line $i; i=$((i+1)); done\n");
+    sb.write(
+        "count.sh",
+        "i=1; while [ $i -le 500 ]; do echo line $i; i=$((i+1)); done\n",
+    );
     let file = sb.job(
         "count.yaml",
-        &job_yaml("count", "  command: [sh, count.sh]\n  replicas: {worker: {}}\n"),
+        &job_yaml(
+            "count",
+            "  command: [sh, count.sh]\n  replicas: {worker: {}}\n",
+        ),
     );
     sb.ok(&["submit", file.to_str().unwrap()]);
     sb.wait("count");
-    assert_eq!(sb.ok(&["logs", "count", "-r", "worker-0", "--tail", "3"]), "line 498\nline 499\nline 500\n");
-    assert_eq!(sb.ok(&["logs", "count", "-r", "worker-0", "--tail", "0"]), "");
-    assert_eq!(sb.ok(&["logs", "count", "-r", "worker-0"]).lines().count(), 500);
+    assert_eq!(
+        sb.ok(&["logs", "count", "-r", "worker-0", "--tail", "3"]),
+        "line 498\nline 499\nline 500\n"
+    );
+    assert_eq!(
+        sb.ok(&["logs", "count", "-r", "worker-0", "--tail", "0"]),
+        ""
+    );
+    assert_eq!(
+        sb.ok(&["logs", "count", "-r", "worker-0"]).lines().count(),
+        500
+    );
 }
 
 #[test]
@@ -83,12 +98,16 @@ fn follow_streams_until_the_job_ends_across_restarts() {
 #[test]
 fn unknown_replica_is_a_clear_error() {
     let sb = Sandbox::new();
-    let file = sb.job("one.yaml", &job_yaml("one", "  command: [\"true\"]\n  replicas: {worker: {}}\n"));
+    let file = sb.job(
+        "one.yaml",
+        &job_yaml("one", "  command: [\"true\"]\n  replicas: {worker: {}}\n"),
+    );
     sb.ok(&["submit", file.to_str().unwrap()]);
     sb.wait("one");
     let out = sb.tc(&["logs", "one", "--replica", "worker-7"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("job one has no replica worker-7; it has worker-0"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("job one has no replica worker-7; it has worker-0"));
     let out = sb.tc(&["logs", "one", "--replica", "banana"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a replica name"));
 }

@@ -36,10 +36,16 @@ fn a_submitted_job_outlives_the_cli_and_delete_leaves_no_process() {
     // 3 replicas, each a shell plus its sleeping grandchild.
     let start = std::time::Instant::now();
     while job_processes(&sb.home(), "doomed").len() < 6 {
-        assert!(start.elapsed() < Duration::from_secs(10), "grandchildren never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "grandchildren never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(sb.ok(&["delete", "doomed"]).trim(), "trainingjob/doomed deleted");
+    assert_eq!(
+        sb.ok(&["delete", "doomed"]).trim(),
+        "trainingjob/doomed deleted"
+    );
     assert_eq!(job_processes(&sb.home(), "doomed"), Vec::<i32>::new());
 
     let out = sb.tc(&["get", "doomed"]);
@@ -62,7 +68,10 @@ fn ctrl_c_on_run_stops_every_replica() {
     let mut run = sb.spawn(&["run", file.to_str().unwrap()]);
     let start = std::time::Instant::now();
     while job_processes(&sb.home(), "interrupt").len() < 4 {
-        assert!(start.elapsed() < Duration::from_secs(10), "replicas never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "replicas never started"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // SAFETY: plain kill(2) on our own child.
@@ -86,11 +95,24 @@ fn a_crashed_supervisor_takes_its_replicas_with_it() {
     };
     // Kill the detached supervisor (the parent of the replicas) outright.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let ppid: i32 = stat.rsplit(')').next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ppid: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     // SAFETY: plain kill(2).
     unsafe { libc::kill(ppid, libc::SIGKILL) };
     // The next CLI call notices, marks the job failed and kills what is left.
-    let s = sb.until("orphan-check", "supervisor loss noticed", |s| s["status"]["phase"] == "Failed");
+    let s = sb.until("orphan-check", "supervisor loss noticed", |s| {
+        s["status"]["phase"] == "Failed"
+    });
     assert_eq!(s["status"]["reason"], "SupervisorLost");
-    assert_eq!(processes_left_after(&sb.home(), "orphan-check", 5), Vec::<i32>::new());
+    assert_eq!(
+        processes_left_after(&sb.home(), "orphan-check", 5),
+        Vec::<i32>::new()
+    );
 }

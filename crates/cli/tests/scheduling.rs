@@ -30,7 +30,13 @@ fn concurrent_jobs_get_distinct_ports_and_tf_config_uses_them() {
         );
         sb.ok(&["submit", file.to_str().unwrap()]);
     }
-    let running = |s: &serde_json::Value| s["status"]["replicas"].as_array().unwrap().iter().all(|r| r["state"] == "Running");
+    let running = |s: &serde_json::Value| {
+        s["status"]["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "Running")
+    };
     let left = sb.until("left", "left running", running);
     let right = sb.until("right", "right running", running);
     let (l, r) = (ports(&left), ports(&right));
@@ -38,7 +44,8 @@ fn concurrent_jobs_get_distinct_ports_and_tf_config_uses_them() {
     assert_eq!(r.len(), 3);
     assert!(l.is_disjoint(&r), "{l:?} vs {r:?}");
 
-    let port = |s: &serde_json::Value, i: usize| s["status"]["replicas"][i]["port"].as_u64().unwrap();
+    let port =
+        |s: &serde_json::Value, i: usize| s["status"]["replicas"][i]["port"].as_u64().unwrap();
     let expected = format!(
         "{{\"cluster\":{{\"ps\":[\"127.0.0.1:{}\"],\"worker\":[\"127.0.0.1:{}\",\"127.0.0.1:{}\"]}},\"task\":{{\"type\":\"worker\",\"index\":1}},\"environment\":\"cloud\"}}",
         port(&left, 0),
@@ -49,7 +56,10 @@ fn concurrent_jobs_get_distinct_ports_and_tf_config_uses_them() {
     while sb.attempt_log("left", "worker-1", 0).is_empty() && start.elapsed().as_secs() < 10 {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    assert_eq!(sb.attempt_log("left", "worker-1", 0), format!("{expected}\n"));
+    assert_eq!(
+        sb.attempt_log("left", "worker-1", 0),
+        format!("{expected}\n")
+    );
     sb.ok(&["delete", "left", "right"]);
 }
 
@@ -57,7 +67,10 @@ fn concurrent_jobs_get_distinct_ports_and_tf_config_uses_them() {
 fn a_job_whose_gpus_are_taken_waits_then_starts_whole() {
     let mut sb = Sandbox::new();
     sb.gpus = Some("0,1".into());
-    sb.write("gpu.sh", "echo \"CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES\"\nsleep \"$HOLD\"\n");
+    sb.write(
+        "gpu.sh",
+        "echo \"CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES\"\nsleep \"$HOLD\"\n",
+    );
     let small = sb.job(
         "small.yaml",
         &job_yaml("small", "  command: [sh, gpu.sh]\n  env: {HOLD: \"1.5\"}\n  replicas: {worker: {resources: {gpu: 1}}}\n"),
@@ -67,7 +80,9 @@ fn a_job_whose_gpus_are_taken_waits_then_starts_whole() {
         &job_yaml("big", "  command: [sh, gpu.sh]\n  env: {HOLD: \"0\"}\n  replicas: {worker: {count: 2, resources: {gpu: 1}}}\n  runPolicy: {successPolicy: AllWorkers}\n"),
     );
     sb.ok(&["submit", small.to_str().unwrap()]);
-    sb.until("small", "small running", |s| s["status"]["phase"] == "Running");
+    sb.until("small", "small running", |s| {
+        s["status"]["phase"] == "Running"
+    });
     sb.ok(&["submit", big.to_str().unwrap()]);
 
     // While `small` holds GPU 0, `big` (2 GPUs) waits without starting any replica.
@@ -80,12 +95,24 @@ fn a_job_whose_gpus_are_taken_waits_then_starts_whole() {
     assert_eq!(sb.wait("big"), "Succeeded");
     let small_done = sb.status("small")["status"]["completionTime"].clone();
     assert_eq!(sb.phase("small"), "Succeeded");
-    assert_eq!(sb.attempt_log("small", "worker-0", 0), "CUDA_VISIBLE_DEVICES=0\n");
-    let mut seen = [sb.attempt_log("big", "worker-0", 0), sb.attempt_log("big", "worker-1", 0)];
+    assert_eq!(
+        sb.attempt_log("small", "worker-0", 0),
+        "CUDA_VISIBLE_DEVICES=0\n"
+    );
+    let mut seen = [
+        sb.attempt_log("big", "worker-0", 0),
+        sb.attempt_log("big", "worker-1", 0),
+    ];
     seen.sort();
-    assert_eq!(seen, ["CUDA_VISIBLE_DEVICES=0\n", "CUDA_VISIBLE_DEVICES=1\n"]);
+    assert_eq!(
+        seen,
+        ["CUDA_VISIBLE_DEVICES=0\n", "CUDA_VISIBLE_DEVICES=1\n"]
+    );
     let big_start = sb.status("big")["status"]["startTime"].clone();
-    assert!(big_start.as_str() >= small_done.as_str(), "{big_start} < {small_done}");
+    assert!(
+        big_start.as_str() >= small_done.as_str(),
+        "{big_start} < {small_done}"
+    );
 }
 
 #[test]
@@ -94,11 +121,17 @@ fn more_gpus_than_the_machine_has_is_refused_at_submit() {
     sb.gpus = Some("0".into());
     let file = sb.job(
         "huge.yaml",
-        &job_yaml("huge", "  command: [\"true\"]\n  replicas: {worker: {count: 2, resources: {gpu: 1}}}\n"),
+        &job_yaml(
+            "huge",
+            "  command: [\"true\"]\n  replicas: {worker: {count: 2, resources: {gpu: 1}}}\n",
+        ),
     );
     let out = sb.tc(&["submit", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs 2 GPUs at once but this machine has 1 (from TRAINCTL_GPUS)"), "{err}");
+    assert!(
+        err.contains("needs 2 GPUs at once but this machine has 1 (from TRAINCTL_GPUS)"),
+        "{err}"
+    );
     assert!(sb.tc(&["get", "huge"]).status.code() == Some(1));
 }

@@ -538,7 +538,11 @@ spec:
         assert_eq!(e["RANK"], rank, "{replica}");
         assert_eq!(e["PET_NODE_RANK"], rank, "{replica}");
     }
-    let p = ports(&[("worker-0", 38000), ("worker-1", 38001), ("worker-2", 38002)]);
+    let p = ports(&[
+        ("worker-0", 38000),
+        ("worker-1", 38001),
+        ("worker-2", 38002),
+    ]);
     let e = env(&j, "worker-2", &Hosts::Local { ports: &p });
     assert_eq!(e["MASTER_ADDR"], "127.0.0.1");
     assert_eq!(e["MASTER_PORT"], "38000");
@@ -761,7 +765,11 @@ spec:
 "#);
     assert_eq!(
         replica_argv(&j, ReplicaType::Worker),
-        strings(&["sh", "-c", "cd /src && python3 train.py --epochs=3 --lr=0.1"])
+        strings(&[
+            "sh",
+            "-c",
+            "cd /src && python3 train.py --epochs=3 --lr=0.1"
+        ])
     );
     // Without hyperparameters the script is the joined command.
     let j = job(r#"
@@ -792,7 +800,10 @@ fn object_names_and_default_ports() {
     assert_eq!(DEFAULT_TF_PORT, 2222);
     assert_eq!(DEFAULT_PYTORCH_PORT, 23456);
     assert_eq!(cluster_port(&j, ReplicaType::Worker), 2222);
-    assert_eq!(cluster_port(&job(MASTER_WORKERS), ReplicaType::Master), 23456);
+    assert_eq!(
+        cluster_port(&job(MASTER_WORKERS), ReplicaType::Master),
+        23456
+    );
     assert_eq!(
         CLUSTER.tf_address(&j, id("ps-1")),
         "mnist-ps-1.ns.svc:2222".to_string()
