@@ -327,7 +327,9 @@ fn success(job: &TrainingJob, obs: &Observation) -> Option<String> {
         .into_iter()
         .find(|r| replicas.count(*r) > 0);
     let all_workers = job.spec.run_policy.success_policy == SuccessPolicy::AllWorkers;
-    if all_workers && workers > 0 {
+    // As in Kubeflow v1, a chief or master always decides; AllWorkers only applies without
+    // one (otherwise the workers finishing would end the job and stop a running chief).
+    if all_workers && workers > 0 && leader.is_none() {
         let done = (0..workers).all(|i| {
             state_of(obs, ReplicaId::new(ReplicaType::Worker, i)) == Some(ReplicaState::Succeeded)
         });

@@ -211,18 +211,33 @@ pub fn hyperparameter_env_name(name: &str) -> String {
 }
 
 /// The argv of a replica: its command followed by one `--name=value` per hyperparameter.
-/// With `shell: true` the words are joined into one `sh -c` script.
+/// With `shell: true` the command words are joined into one `sh -c` script (the user asked
+/// for shell syntax there) and the hyperparameter arguments are appended shell-quoted, so a
+/// value is never interpreted by the shell.
 pub fn replica_argv(job: &TrainingJob, role: ReplicaType) -> Vec<String> {
-    let mut argv: Vec<String> = job.command_of(role).to_vec();
-    argv.extend(
-        job.spec
-            .hyperparameters
-            .iter()
-            .map(|(k, v)| format!("--{k}={v}")),
-    );
+    let args = job
+        .spec
+        .hyperparameters
+        .iter()
+        .map(|(k, v)| format!("--{k}={v}"));
+    let command = job.command_of(role);
     if job.spec.shell {
-        vec!["sh".into(), "-c".into(), argv.join(" ")]
+        let script = std::iter::once(command.join(" "))
+            .chain(args.map(|a| shell_quote(&a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        vec!["sh".into(), "-c".into(), script]
     } else {
-        argv
+        command.iter().cloned().chain(args).collect()
+    }
+}
+
+/// `word` as one POSIX shell word.
+fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_=.,/:@+%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }

@@ -788,6 +788,30 @@ spec:
     );
 }
 
+#[test]
+fn shell_scripts_quote_hyperparameter_values_and_floats_stay_floats() {
+    let j = job(r#"
+apiVersion: trainctl.dev/v1alpha1
+kind: TrainingJob
+metadata: {name: sh}
+spec:
+  command: ["python3 train.py"]
+  shell: true
+  hyperparameters: {note: "a b; rm -rf x", lr: 1.0, who: "it's"}
+  replicas:
+    worker: {count: 1}
+"#);
+    assert_eq!(
+        replica_argv(&j, ReplicaType::Worker),
+        strings(&[
+            "sh",
+            "-c",
+            "python3 train.py --lr=1.0 '--note=a b; rm -rf x' '--who=it'\\''s'"
+        ])
+    );
+    assert_eq!(env(&j, "worker-0", &CLUSTER)["HP_LR"], "1.0");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Names and defaults
 // ---------------------------------------------------------------------------------------------

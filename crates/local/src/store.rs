@@ -444,6 +444,16 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `delete` was asked for; None when the job is gone.
+    pub fn deleting(&self, job: &str) -> Result<Option<bool>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT deleting FROM jobs WHERE name = ?1", [job], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
     /// Asks the gang queue for the job's GPUs and picks a free port per replica, atomically
     /// with every other job's request, so no two jobs share a GPU or a port.
     pub fn try_admit(

@@ -173,7 +173,7 @@ impl Supervisor<'_> {
         let mut queued_noted = false;
         loop {
             let t = now();
-            let deleting = self.store.job(self.job.name())?.is_none_or(|j| j.deleting);
+            let deleting = self.store.deleting(self.job.name())?.unwrap_or(true);
             if (stop.load(Ordering::SeqCst) || deleting) && self.ended.is_none() {
                 self.ended = Some(Outcome {
                     phase: JobPhase::Failed,

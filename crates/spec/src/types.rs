@@ -132,6 +132,8 @@ impl fmt::Display for HyperValue {
         match self {
             HyperValue::Bool(b) => write!(f, "{b}"),
             HyperValue::Int(i) => write!(f, "{i}"),
+            // Keep `1.0` a float for the training code: `--lr=1.0`, not `--lr=1`.
+            HyperValue::Float(x) if x.is_finite() && x.fract() == 0.0 => write!(f, "{x:.1}"),
             HyperValue::Float(x) => write!(f, "{x}"),
             HyperValue::String(s) => f.write_str(s),
         }
@@ -465,7 +467,7 @@ pub enum SuccessPolicy {
     /// The chief (or master) when there is one, else worker 0.
     #[default]
     ChiefOrWorker0,
-    /// Every worker (and the chief or master, if any).
+    /// Every worker; a chief or master, when present, still decides (as in Kubeflow v1).
     AllWorkers,
 }
 
