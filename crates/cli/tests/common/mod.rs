@@ -183,7 +183,7 @@ pub fn job_processes(home: &Path, job: &str) -> Vec<i32> {
             .split(|b| *b == 0)
             .map(|v| String::from_utf8_lossy(v).into_owned())
             .collect();
-        let ours = vars.iter().any(|v| *v == marker)
+        let ours = vars.contains(&marker)
             && vars
                 .iter()
                 .any(|v| v.starts_with("TRAINCTL_CHECKPOINT_DIR=") && v.contains(&home));
