@@ -106,7 +106,19 @@ fn run(file: &Path) -> Result<ExitCode> {
             };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-            copy_logs(&store, &name, &sel, &mut out, true, &mut |_| {
+            // Phase changes go to stderr as they happen, so a queued or restarting job says so.
+            let mut shown = (String::new(), String::new());
+            copy_logs(&store, &name, &sel, &mut out, true, &mut |store| {
+                if let Some(j) = store.job(&name)? {
+                    let now_showing = (j.phase.as_str().to_string(), j.reason.clone());
+                    if now_showing != shown && !j.phase.is_terminal() {
+                        eprintln!(
+                            "job {name}: {} ({}): {}",
+                            now_showing.0, j.reason, j.message
+                        );
+                    }
+                    shown = now_showing;
+                }
                 Ok(done.load(Ordering::SeqCst))
             })?;
             Ok(())

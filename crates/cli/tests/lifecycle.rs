@@ -237,3 +237,18 @@ fn a_command_that_does_not_exist_fails_with_127_and_says_why() {
         "{log}"
     );
 }
+
+#[test]
+fn a_finished_job_is_removed_after_its_ttl() {
+    let sb = Sandbox::new();
+    submit(
+        &sb,
+        "short-lived",
+        "  command: [\"true\"]\n  replicas: {worker: {}}\n  runPolicy: {ttlSecondsAfterFinished: 1}\n",
+    );
+    assert_eq!(sb.wait("short-lived"), "Succeeded");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let out = sb.tc(&["get", "short-lived"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!sb.home().join("jobs/short-lived").exists());
+}
