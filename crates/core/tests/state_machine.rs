@@ -23,14 +23,14 @@ fn id(s: &str) -> ReplicaId {
     s.parse().unwrap()
 }
 
-/// A TensorFlow job with the given `replicas:` and `runPolicy:` bodies (flow mappings).
-fn tf_job(replicas: &str, run_policy: &str) -> TrainingJob {
+/// A job of `framework` with the given `replicas:` and `runPolicy:` bodies (flow mappings).
+fn job_of(framework: &str, replicas: &str, run_policy: &str) -> TrainingJob {
     let yaml = format!(
         "apiVersion: trainctl.dev/v1alpha1\n\
          kind: TrainingJob\n\
          metadata: {{name: j}}\n\
          spec:\n\
-         \x20 framework: tensorflow\n\
+         \x20 framework: {framework}\n\
          \x20 command: [python3, t.py]\n\
          \x20 replicas: {replicas}\n\
          \x20 runPolicy: {run_policy}\n"
@@ -38,18 +38,12 @@ fn tf_job(replicas: &str, run_policy: &str) -> TrainingJob {
     parse_job_str("test.yaml", &yaml).unwrap_or_else(|e| panic!("invalid test job: {e:?}"))
 }
 
+fn tf_job(replicas: &str, run_policy: &str) -> TrainingJob {
+    job_of("tensorflow", replicas, run_policy)
+}
+
 fn pytorch_job(replicas: &str, run_policy: &str) -> TrainingJob {
-    let yaml = format!(
-        "apiVersion: trainctl.dev/v1alpha1\n\
-         kind: TrainingJob\n\
-         metadata: {{name: j}}\n\
-         spec:\n\
-         \x20 framework: pytorch\n\
-         \x20 command: [python3, t.py]\n\
-         \x20 replicas: {replicas}\n\
-         \x20 runPolicy: {run_policy}\n"
-    );
-    parse_job_str("test.yaml", &yaml).unwrap_or_else(|e| panic!("invalid test job: {e:?}"))
+    job_of("pytorch", replicas, run_policy)
 }
 
 const PS_WORKERS: &str = "{ps: {count: 1}, worker: {count: 2}}";
