@@ -131,6 +131,7 @@ fn run(file: &Path) -> Result<ExitCode> {
         &signals::STOP,
     );
     done.store(true, Ordering::SeqCst);
+    follower.thread().unpark();
     let logs = follower
         .join()
         .map_err(|_| anyhow!("log streaming thread panicked"))?;

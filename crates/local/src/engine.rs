@@ -79,7 +79,12 @@ impl LocalEngine {
     /// run (more GPUs than it has) and a name that is taken; nothing is stored then.
     pub fn create(&mut self, job: &TrainingJob, workdir: &Path) -> Result<(), EngineError> {
         let need = job.total_gpus();
-        let have = gpus::inventory().len() as u32;
+        // Asking nvidia-smi takes a while on GPU hosts: only GPU jobs ask.
+        let have = if need > 0 {
+            gpus::inventory().len() as u32
+        } else {
+            0
+        };
         if need > have {
             return Err(EngineError::Invalid(format!(
                 "job {:?} needs {need} GPUs at once but this machine has {have} (from {}); \

@@ -64,6 +64,7 @@ struct Reader {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
+    staged: Vec<u8>,
 }
 
 impl Reader {
@@ -82,41 +83,58 @@ impl Reader {
                 self.emit(out, &buf[..n])?;
             }
         }
-        if finish && !self.partial.is_empty() {
-            let mut rest = std::mem::take(&mut self.partial);
-            rest.push(b'\n');
-            self.write_line(out, &rest)?;
+        if finish {
+            self.finish(out)?;
         }
         Ok(progressed)
     }
 
-    fn emit(&mut self, out: &mut dyn Write, mut data: &[u8]) -> io::Result<()> {
-        while let Some(i) = memchr::memchr(b'\n', data) {
-            let (line, rest) = data.split_at(i + 1);
-            if self.partial.is_empty() {
-                self.write_line(out, line)?;
-            } else {
-                let mut whole = std::mem::take(&mut self.partial);
-                whole.extend_from_slice(line);
-                self.write_line(out, &whole)?;
+    /// Writes the complete lines of `data` (after any partial line kept from before), each
+    /// with the label, in one write; keeps the unterminated tail for later.
+    fn emit(&mut self, out: &mut dyn Write, data: &[u8]) -> io::Result<()> {
+        let Some(last) = memchr::memrchr(b'\n', data) else {
+            self.partial.extend_from_slice(data);
+            return Ok(());
+        };
+        let (complete, rest) = data.split_at(last + 1);
+        if self.label.is_empty() {
+            out.write_all(&self.partial)?;
+            out.write_all(complete)?;
+        } else {
+            let label = self.label.as_bytes();
+            self.staged.clear();
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', complete) {
+                self.staged.extend_from_slice(label);
+                if start == 0 {
+                    self.staged.extend_from_slice(&self.partial);
+                }
+                self.staged.extend_from_slice(&complete[start..=end]);
+                start = end + 1;
             }
-            data = rest;
+            out.write_all(&self.staged)?;
         }
-        self.partial.extend_from_slice(data);
+        self.partial.clear();
+        self.partial.extend_from_slice(rest);
         Ok(())
     }
 
-    fn write_line(&self, out: &mut dyn Write, line: &[u8]) -> io::Result<()> {
-        if !self.label.is_empty() {
+    /// Writes what is left of an unterminated last line, with a newline.
+    fn finish(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        if !self.partial.is_empty() {
+            self.partial.push(b'\n');
             out.write_all(self.label.as_bytes())?;
+            out.write_all(&self.partial)?;
+            self.partial.clear();
         }
-        out.write_all(line)
+        Ok(())
     }
 }
 
 /// Prints the selected logs of `job` to `out`. With `follow`, keeps printing new output,
 /// moving on to each new attempt, until `finished()` says the job is over and everything
-/// written has been printed.
+/// written has been printed. While idle it polls every 20 ms; unparking the thread makes it
+/// look again at once.
 pub fn copy_logs(
     store: &Store,
     job: &str,
@@ -126,7 +144,7 @@ pub fn copy_logs(
     finished: &mut dyn FnMut(&Store) -> Result<bool, StoreError>,
 ) -> Result<(), StoreError> {
     let mut readers: BTreeMap<ReplicaId, (u32, Reader)> = BTreeMap::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 1024 * 1024];
     loop {
         // Decide before reading, so output written before the job ended is never missed.
         let done = !follow || finished(store)?;
@@ -151,6 +169,7 @@ pub fn copy_logs(
                 path: path.clone(),
                 offset,
                 partial: Vec::new(),
+                staged: Vec::new(),
             };
             match readers.get_mut(&id) {
                 Some((current, reader)) if *current == attempt => {
@@ -183,7 +202,8 @@ pub fn copy_logs(
         }
         out.flush()?;
         if !progressed {
-            std::thread::sleep(Duration::from_millis(20));
+            // Woken early by `Thread::unpark` when the caller knows the job has ended.
+            std::thread::park_timeout(Duration::from_millis(20));
         }
     }
 }

@@ -219,6 +219,12 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Short-lived CLI processes would otherwise checkpoint (and fsync) the WAL on every
+        // exit; SQLite still checkpoints automatically as the WAL grows.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )?;
         conn.execute_batch(SCHEMA)?;
         Ok(Store { conn })
     }

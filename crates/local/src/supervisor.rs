@@ -157,8 +157,12 @@ impl Supervisor<'_> {
     }
 
     fn run(&mut self, stop: &AtomicBool) -> Result<JobPhase, EngineError> {
-        let inventory = gpus::inventory();
         let need = self.job.total_gpus();
+        let inventory = if need > 0 {
+            gpus::inventory()
+        } else {
+            Vec::new()
+        };
         if need as usize > inventory.len() {
             self.ended = Some(Outcome {
                 phase: JobPhase::Failed,
