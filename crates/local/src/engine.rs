@@ -220,13 +220,14 @@ impl LocalEngine {
                 && job.supervisor_pid != 0
                 && !process::is_same_process(job.supervisor_pid, job.supervisor_start)
             {
-                self.kill_replicas(&job.name, Duration::from_secs(1))?;
                 let msg = "the supervising process exited unexpectedly; see supervisor.log";
-                self.store
-                    .set_phase(&job.name, JobPhase::Failed, "SupervisorLost", msg, t)?;
-                self.store
-                    .add_event(&job.name, t, true, "SupervisorLost", msg)?;
-                self.store.release(&job.name)?;
+                if self
+                    .store
+                    .fail_unless_ended(&job.name, "SupervisorLost", msg, t)?
+                {
+                    self.kill_replicas(&job.name, Duration::from_secs(1))?;
+                    self.store.release(&job.name)?;
+                }
             }
             if let (Some(ttl), Some(done)) = (
                 job.spec.spec.run_policy.ttl_seconds_after_finished,

@@ -434,6 +434,32 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a job that has not ended as Failed, with an event; returns false (and changes
+    /// nothing) when it had ended meanwhile. Atomic, so a supervisor that records success
+    /// and exits between a reader's two looks is never overruled.
+    pub fn fail_unless_ended(
+        &mut self,
+        job: &str,
+        reason: &str,
+        message: &str,
+        now: f64,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE jobs SET phase = 'Failed', reason = ?2, message = ?3, finished = ?4
+             WHERE name = ?1 AND phase NOT IN ('Succeeded', 'Failed')",
+            params![job, reason, message, now],
+        )?;
+        if changed > 0 {
+            tx.execute(
+                "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, 'Warning', ?3, ?4)",
+                params![job, now, reason, message],
+            )?;
+        }
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
     /// Records which process supervises the job.
     pub fn set_supervisor(&self, job: &str, pid: i32, start: u64) -> Result<(), StoreError> {
         self.conn.execute(
