@@ -188,22 +188,7 @@ impl Supervisor<'_> {
             let stopping_all = stop.load(Ordering::SeqCst) || deleting;
 
             if !self.admitted && self.ended.is_none() && !self.job.spec.run_policy.suspend {
-                if self.store.try_admit(&self.job, &inventory)? == Admission::Granted {
-                    self.admitted = true;
-                    self.reload_allocation()?;
-                    self.event(
-                        false,
-                        "Admitted",
-                        "resources granted; starting every replica",
-                    );
-                } else if !queued_noted {
-                    queued_noted = true;
-                    self.event(
-                        false,
-                        "Queued",
-                        &format!("waiting for {need} free GPUs to start the whole job"),
-                    );
-                }
+                self.try_admit(&inventory, &mut queued_noted)?;
             }
 
             let decision = decide(&self.job, &self.observe(t), self.cfg.backoff);
@@ -212,21 +197,7 @@ impl Supervisor<'_> {
             }
             self.show(decision.phase, &decision.reason, &decision.message, t)?;
 
-            let mut wake = t + self.cfg.poll.as_secs_f64();
-            for action in decision.actions {
-                match action {
-                    Action::Start(id) => self.launch(id, 0, false)?,
-                    Action::Restart { id, not_before } => {
-                        if t >= not_before {
-                            let next = self.replicas[&id].attempt.map_or(0, |a| a + 1);
-                            self.launch(id, next, true)?;
-                        } else {
-                            wake = wake.min(not_before);
-                        }
-                    }
-                    Action::Stop(id) => self.stop(id, t),
-                }
-            }
+            let mut wake = self.act(decision.actions, t)?;
             if stopping_all {
                 let ids: Vec<ReplicaId> = self.replicas.keys().copied().collect();
                 for id in ids {
@@ -258,6 +229,49 @@ impl Supervisor<'_> {
                 self.record_exit(exit)?;
             }
         }
+    }
+
+    /// Asks the gang queue for the job's resources; notes once that the job is queued.
+    fn try_admit(&mut self, inventory: &[u32], queued_noted: &mut bool) -> Result<(), EngineError> {
+        if self.store.try_admit(&self.job, inventory)? == Admission::Granted {
+            self.admitted = true;
+            self.reload_allocation()?;
+            self.event(
+                false,
+                "Admitted",
+                "resources granted; starting every replica",
+            );
+        } else if !*queued_noted {
+            *queued_noted = true;
+            let need = self.job.total_gpus();
+            self.event(
+                false,
+                "Queued",
+                &format!("waiting for {need} free GPUs to start the whole job"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Carries out the state machine's actions; returns when to look again at the latest
+    /// (a pending restart's time, else one poll from now).
+    fn act(&mut self, actions: Vec<Action>, t: f64) -> Result<f64, EngineError> {
+        let mut wake = t + self.cfg.poll.as_secs_f64();
+        for action in actions {
+            match action {
+                Action::Start(id) => self.launch(id, 0, false)?,
+                Action::Restart { id, not_before } => {
+                    if t >= not_before {
+                        let next = self.replicas[&id].attempt.map_or(0, |a| a + 1);
+                        self.launch(id, next, true)?;
+                    } else {
+                        wake = wake.min(not_before);
+                    }
+                }
+                Action::Stop(id) => self.stop(id, t),
+            }
+        }
+        Ok(wake)
     }
 
     fn observe(&self, t: f64) -> Observation {
