@@ -55,6 +55,28 @@ pub enum Command {
         #[arg(long, default_value_t = 10)]
         grace_period: u64,
     },
+    /// Print the Kubernetes objects of a job (lint runs first).
+    Render(crate::render_cmds::RenderArgs),
+    /// Report the mistakes that cost hours on GPU clusters, in a job file or a manifest.
+    Lint {
+        /// A job file, or Kubernetes manifests (multi-document YAML).
+        file: PathBuf,
+    },
+    /// Print the TrainingJob equivalent to a Kubeflow TFJob or PyTorchJob manifest.
+    Convert {
+        /// The TFJob or PyTorchJob manifest.
+        file: PathBuf,
+    },
+    /// Show a job's training metrics (per tag: last, min, max, step), or plot them.
+    Metrics(MetricsArgs),
+    /// Start TensorBoard on a job's event files.
+    Tensorboard {
+        /// The job.
+        job: String,
+        /// TensorBoard's port (its default when left out).
+        #[arg(long)]
+        port: Option<u16>,
+    },
     /// Internal: supervise a submitted job (started by `submit`).
     #[command(hide = true)]
     Supervise {
@@ -135,6 +157,26 @@ pub struct LogsArgs {
     /// Only the last N lines of each attempt.
     #[arg(long)]
     pub tail: Option<usize>,
+}
+
+/// `metrics` arguments.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// The job.
+    #[arg(required_unless_present = "logdir")]
+    pub job: Option<String>,
+    /// Read the event files of this directory (or this one file) instead of a job's.
+    #[arg(long, conflicts_with = "job")]
+    pub logdir: Option<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum)]
+    pub output: Option<Output>,
+    /// Draw a PNG chart of one metric, every run overlaid, to this file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// The metric to plot (default: loss, cost or accuracy, else the first).
+    #[arg(long, requires = "plot")]
+    pub tag: Option<String>,
 }
 
 /// Parses `90`, `90s`, `5m`, `1h`, `1.5h`.

@@ -3,6 +3,8 @@
 
 mod args;
 mod flag_job;
+mod metrics_cmds;
+mod render_cmds;
 mod signals;
 mod view;
 
@@ -49,7 +51,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Logs(a) => logs(&a),
         Command::Wait { job, timeout } => wait(&job, timeout),
         Command::Delete { jobs, grace_period } => delete(&jobs, grace_period),
+        Command::Metrics(a) => metrics_cmds::metrics(&a),
+        Command::Tensorboard { job, port } => metrics_cmds::tensorboard(&job, port),
         Command::Supervise { job } => supervise_detached(&job),
+        Command::Render(a) => render_cmds::render(&a),
+        Command::Lint { file } => render_cmds::lint(&file),
+        Command::Convert { file } => render_cmds::convert(&file),
     }
 }
 
@@ -83,6 +90,7 @@ fn exit_for(phase: JobPhase) -> ExitCode {
 
 fn run(file: &Path) -> Result<ExitCode> {
     let (job, workdir) = load(file)?;
+    render_cmds::lint_before_start(&job)?;
     let mut engine = engine()?;
     engine.create(&job, &workdir)?;
     let name = job.name().to_string();
@@ -124,12 +132,16 @@ fn run(file: &Path) -> Result<ExitCode> {
             Ok(())
         })
     };
+    let collecting = metrics_cmds::Collecting::start(engine.home(), &name);
     let result = supervise(
         engine.home(),
         &name,
         &SupervisorConfig::from_env(),
         &signals::STOP,
     );
+    if let Some(c) = collecting {
+        c.finish();
+    }
     done.store(true, Ordering::SeqCst);
     follower.thread().unpark();
     let logs = follower
@@ -162,6 +174,7 @@ fn submit(a: &SubmitArgs) -> Result<ExitCode> {
             (job, dir)
         }
     };
+    render_cmds::lint_before_start(&job)?;
     let mut engine = engine()?;
     engine.create(&job, &workdir)?;
     let exe = std::env::current_exe().context("cannot find the trainctl executable")?;
@@ -177,7 +190,12 @@ fn submit(a: &SubmitArgs) -> Result<ExitCode> {
 fn supervise_detached(name: &str) -> Result<ExitCode> {
     signals::install();
     let home = Home::from_env();
-    let phase = supervise(&home, name, &SupervisorConfig::from_env(), &signals::STOP)?;
+    let collecting = metrics_cmds::Collecting::start(&home, name);
+    let phase = supervise(&home, name, &SupervisorConfig::from_env(), &signals::STOP);
+    if let Some(c) = collecting {
+        c.finish();
+    }
+    let phase = phase?;
     Ok(exit_for(phase))
 }
 

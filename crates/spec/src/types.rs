@@ -85,6 +85,10 @@ pub struct TrainingJobSpec {
     /// Where TensorBoard reads the job's event files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tensorboard: Option<TensorBoard>,
+    /// How metrics are read from what the replicas print (event files in the log dir are
+    /// always read). Default: the built-in line formats.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsSpec>,
     /// Restart, success and cleanup rules.
     #[serde(default)]
     pub run_policy: RunPolicy,
@@ -347,6 +351,23 @@ pub struct Volume {
     /// Scratch space that lives as long as the replica.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub empty_dir: Option<EmptyDirSource>,
+    /// On Kubernetes, create the `nfs` share as a new PersistentVolume with labels plus a
+    /// PersistentVolumeClaim that selects it (the `alibaba-ack` profile does so by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume: Option<SharePersistentVolume>,
+}
+
+/// A new PersistentVolume (and its claim) for an NFS/NAS share.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SharePersistentVolume {
+    /// Size written on the volume and asked for by the claim (default `10Gi`; NFS does not
+    /// enforce it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Quantity>,
+    /// Labels of the volume, matched by the claim's selector (default `train: <job>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// An NFS export.
@@ -357,6 +378,10 @@ pub struct NfsSource {
     pub server: String,
     /// Exported path.
     pub path: String,
+    /// Mount through Alibaba Cloud's `alibaba/nas` flexVolume driver instead of the
+    /// kernel NFS client.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub nas_flex_volume: bool,
 }
 
 /// A PersistentVolumeClaim reference.
@@ -390,6 +415,63 @@ pub struct EmptyDirSource {
 pub struct TensorBoard {
     /// Directory holding the event files.
     pub log_dir: String,
+    /// How the TensorBoard Service is exposed on Kubernetes.
+    #[serde(default)]
+    pub service_type: ServiceType,
+    /// Image of the TensorBoard Deployment (default: the job's image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+/// How a Kubernetes Service is exposed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only (`kubectl port-forward` to view).
+    #[default]
+    ClusterIP,
+    /// A port on every node.
+    NodePort,
+    /// A cloud load balancer.
+    LoadBalancer,
+}
+
+impl ServiceType {
+    /// The Kubernetes spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+/// How trainctl reads metrics from the replicas' output.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricsSpec {
+    /// Which line formats are parsed.
+    #[serde(default)]
+    pub format: MetricsFormat,
+    /// A regular expression tried on every line. Each named group is a metric of that name,
+    /// except `step` (the step of the line) and the pair `name`/`value` (a metric named by
+    /// the line itself), e.g. `loss (?P<loss>[0-9.]+) at (?P<step>[0-9]+)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+}
+
+/// The line formats metrics are parsed from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsFormat {
+    /// Katib's `name=value` pairs, the `Step: 120, Epoch: 2, Cost: 0.53` progress form, and
+    /// `regex` when given.
+    #[default]
+    Auto,
+    /// Only `regex`.
+    Regex,
+    /// None: metrics come from event files only.
+    None,
 }
 
 /// What happens when replicas exit, fail or run too long.
@@ -484,6 +566,23 @@ pub struct Scheduling {
     /// Higher runs first.
     #[serde(default)]
     pub priority: i32,
+    /// Which cluster add-on gangs the replicas on Kubernetes (default: volcano, as in
+    /// Kubeflow's training operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gang_scheduler: Option<GangScheduler>,
+}
+
+/// The cluster add-ons that can start a job's replicas all together.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GangScheduler {
+    /// Volcano: a `scheduling.volcano.sh` PodGroup and schedulerName `volcano`.
+    #[default]
+    Volcano,
+    /// The scheduler-plugins coscheduling plugin: a `scheduling.x-k8s.io` PodGroup.
+    Coscheduling,
+    /// Kueue: the queue-name label; the workload is created suspended and Kueue admits it.
+    Kueue,
 }
 
 fn default_queue() -> String {
@@ -496,6 +595,7 @@ impl Default for Scheduling {
             gang: false,
             queue: default_queue(),
             priority: 0,
+            gang_scheduler: None,
         }
     }
 }
@@ -507,6 +607,25 @@ pub struct Cloud {
     /// Which cloud's GPU conventions apply.
     #[serde(default)]
     pub profile: CloudProfile,
+    /// alibaba-eci: also create an `ImageCache` of the job's images, so pods start without
+    /// pulling them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub image_cache: bool,
+    /// alibaba-eci: the ECS instance types to run on (`k8s.aliyun.com/eci-use-specs`),
+    /// such as `ecs.gn6i-c4g1.xlarge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// tencent-eks: pin the pod size with the cpu, mem and gpu-count annotations (taken
+    /// from the replica's resources) instead of letting EKS derive it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub pin_resources: bool,
+    /// Whether pods can reach the internet; the default is the profile's (serverless pods
+    /// on tencent-eks and alibaba-eci have none without a NAT gateway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<bool>,
+    /// The node label that carries the GPU model, overriding the profile's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_node_label: Option<String>,
 }
 
 /// Cloud profiles: each differs in annotations, node selectors and storage.

@@ -255,6 +255,13 @@ fn check_volumes(job: &TrainingJob, out: &mut Vec<Violation>) {
         .into_iter()
         .filter(|s| *s)
         .count();
+        if v.persistent_volume.is_some() && v.nfs.is_none() {
+            out.push(Violation::new(
+                format!("{at}.persistentVolume"),
+                "persistentVolume creates a volume for an NFS/NAS share: add `nfs: {server: ..., \
+                 path: ...}` to this volume, or use persistentVolumeClaim for an existing claim",
+            ));
+        }
         if sources != 1 {
             out.push(Violation::new(
                 at,

@@ -1,0 +1,40 @@
+//! Printing rendered objects: multi-document YAML, or a `v1` List in JSON. Keys are sorted
+//! so the output is the same whatever serde_json features the build enables.
+
+use serde_json::{json, Map, Value};
+
+/// `value` with every object's keys in sorted order.
+fn sorted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let mut out = Map::new();
+            for (k, v) in entries {
+                out.insert(k.clone(), sorted(v));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The objects as multi-document YAML (`---` between documents).
+pub fn to_yaml(objects: &[Value]) -> Result<String, serde_yaml_ng::Error> {
+    let docs = objects
+        .iter()
+        .map(|o| serde_yaml_ng::to_string(&sorted(o)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(docs.join("---\n"))
+}
+
+/// The objects as a pretty-printed `v1` List.
+pub fn to_json_list(objects: &[Value]) -> String {
+    let list = json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": objects.iter().map(sorted).collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&list).unwrap_or_default()
+}

@@ -1,0 +1,18 @@
+//! What can go wrong while collecting or reading metrics.
+
+/// A metrics error.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// A file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The metrics database failed.
+    #[error("metrics database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The job's `spec.metrics` cannot work.
+    #[error(transparent)]
+    Parser(#[from] crate::stdout::ParserError),
+    /// A chart could not be drawn or saved.
+    #[error("cannot draw the chart: {0}")]
+    Plot(String),
+}

@@ -1,0 +1,76 @@
+//! Every series of one job, in one place: the points collected from its output (the metrics
+//! database) and the event files its replicas write to the TensorBoard dir. Polling again
+//! reads only what is new, so a live view stays cheap.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::collect::{db_path, STDOUT_RUNS};
+use crate::db::{MetricsDb, TaggedPoint};
+use crate::error::MetricsError;
+use crate::event_file::Problem;
+use crate::run_reader::{discover_runs, RunReader};
+use crate::series::Run;
+
+/// The metrics of one job, by run.
+pub struct JobMetrics {
+    db_path: PathBuf,
+    tensorboard_dir: PathBuf,
+    last_id: i64,
+    collected: BTreeMap<String, Run>,
+    event_runs: BTreeMap<String, RunReader>,
+}
+
+impl JobMetrics {
+    /// The metrics of the job in `job_dir` with event files under `tensorboard_dir`; nothing
+    /// is read until [`poll`](Self::poll).
+    pub fn new(job_dir: &Path, tensorboard_dir: &Path) -> Self {
+        JobMetrics {
+            db_path: db_path(job_dir),
+            tensorboard_dir: tensorboard_dir.to_path_buf(),
+            last_id: 0,
+            collected: BTreeMap::new(),
+            event_runs: BTreeMap::new(),
+        }
+    }
+
+    /// Reads new points; returns the event-file records that had to be skipped.
+    pub fn poll(&mut self) -> Result<Vec<Problem>, MetricsError> {
+        if self.db_path.exists() {
+            for p in MetricsDb::open(&self.db_path)?.points_after(self.last_id)? {
+                let TaggedPoint { run, tag, point } = p.tagged;
+                self.collected.entry(run).or_default().push(&tag, point);
+                self.last_id = p.id;
+            }
+        }
+        let mut problems = Vec::new();
+        for (name, dir) in discover_runs(&self.tensorboard_dir)? {
+            // Those are copies of the collected points, already read from the database.
+            if name == STDOUT_RUNS || name.starts_with(&format!("{STDOUT_RUNS}/")) {
+                continue;
+            }
+            let reader = self
+                .event_runs
+                .entry(name)
+                .or_insert_with(|| RunReader::new(dir));
+            problems.extend(reader.poll()?);
+        }
+        Ok(problems)
+    }
+
+    /// Every run and its series, in name order.
+    pub fn runs(&self) -> Vec<(&str, &Run)> {
+        let mut runs: Vec<(&str, &Run)> = self
+            .collected
+            .iter()
+            .map(|(name, run)| (name.as_str(), run))
+            .chain(
+                self.event_runs
+                    .iter()
+                    .map(|(name, r)| (name.as_str(), r.run())),
+            )
+            .collect();
+        runs.sort_by(|a, b| a.0.cmp(b.0));
+        runs
+    }
+}
