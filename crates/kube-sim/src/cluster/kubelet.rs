@@ -1,0 +1,197 @@
+//! The simulated kubelet: bound pods start Running; they end Succeeded or Failed with an
+//! exit code when the test says so, or when their script annotation
+//! (`run 2s then exit 1`, `exit 0`) says so; pods of a killed node fail.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{builtin, write_pod, SCRIPT_ANNOTATION};
+use crate::store::{now, object_name, Store};
+
+/// A parsed pod script: run for `run`, then exit with `exit_code` (None: run until told).
+#[derive(Debug, PartialEq)]
+struct Script {
+    run: Duration,
+    exit_code: Option<i64>,
+}
+
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (number, unit) = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|i| text.split_at(i))?;
+    let n: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return None,
+    };
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// Parses `run 2s then exit 1`, `run 500ms`, `exit 0`; None when malformed.
+fn parse_script(text: &str) -> Option<Script> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let (run, rest) = match words.as_slice() {
+        ["run", duration, rest @ ..] => (parse_duration(duration)?, rest),
+        rest => (Duration::ZERO, rest),
+    };
+    let exit_code = match rest {
+        [] => None,
+        ["then", "exit", code] | ["exit", code] => Some(code.parse().ok()?),
+        _ => return None,
+    };
+    Some(Script { run, exit_code })
+}
+
+/// Sets the container statuses, phase and conditions of a pod whose containers are all in
+/// `state` (`{"running": ...}` or `{"terminated": ...}`).
+fn set_containers(pod: &mut Value, phase: &str, state: Value) {
+    let running = state.get("running").is_some();
+    let statuses: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            json!({"name": c["name"], "image": c["image"],
+                   "imageID": format!("sim://{}", c["image"].as_str().unwrap_or_default()),
+                   "containerID": format!("sim://{}", uuid::Uuid::new_v4().simple()),
+                   "ready": running, "started": running, "restartCount": 0, "state": state})
+        })
+        .collect();
+    let status = &mut pod["status"];
+    status["phase"] = json!(phase);
+    status["containerStatuses"] = json!(statuses);
+    status["conditions"] = json!([
+        condition("PodScheduled", true),
+        condition("Initialized", true),
+        condition("ContainersReady", running),
+        condition("Ready", running),
+    ]);
+}
+
+fn condition(kind: &str, status: bool) -> Value {
+    json!({"type": kind, "status": if status { "True" } else { "False" },
+           "lastTransitionTime": now()})
+}
+
+fn start(pod: &mut Value, index: usize) {
+    let started = now();
+    set_containers(pod, "Running", json!({"running": {"startedAt": started}}));
+    let status = &mut pod["status"];
+    status["startTime"] = json!(started);
+    status["hostIP"] = json!("10.0.0.1");
+    status["podIP"] = json!(format!("10.244.{}.{}", index / 250, index % 250 + 2));
+}
+
+/// Ends a pod's containers with `exit_code` (0: Succeeded, else Failed).
+pub(crate) fn terminate_pod(pod: &mut Value, exit_code: i64, reason: Option<&str>) {
+    let (phase, container_reason) = match exit_code {
+        0 => ("Succeeded", "Completed"),
+        _ => ("Failed", "Error"),
+    };
+    let terminated = json!({"terminated": {"exitCode": exit_code, "reason": container_reason,
+        "startedAt": pod["status"]["startTime"], "finishedAt": now()}});
+    set_containers(pod, phase, terminated);
+    if let Some(reason) = reason {
+        pod["status"]["reason"] = json!(reason);
+    }
+}
+
+/// Fails every pod still running or pending on `node`.
+pub(crate) fn fail_pods_on_node(store: &mut Store, node: &str) {
+    let pods = store.list(&builtin(store, "", "pods"), None);
+    for mut pod in pods {
+        let on_node = pod["spec"]["nodeName"].as_str() == Some(node);
+        let phase = pod["status"]["phase"].as_str().unwrap_or_default();
+        if on_node && (phase == "Running" || phase == "Pending") {
+            terminate_pod(&mut pod, 137, Some("NodeLost"));
+            pod["status"]["message"] = json!(format!("node {node} is not ready"));
+            write_pod(store, pod);
+        }
+    }
+}
+
+/// One kubelet pass: start bound pods, end scripted pods whose time is up.
+pub(super) fn step(store: &mut Store, started: &mut HashMap<String, Instant>) {
+    let pods = store.list(&builtin(store, "", "pods"), None);
+    let mut live = HashSet::new();
+    for (index, mut pod) in pods.into_iter().enumerate() {
+        let uid = pod["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        live.insert(uid.clone());
+        let bound = pod["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty());
+        let script = pod["metadata"]["annotations"][SCRIPT_ANNOTATION]
+            .as_str()
+            .map(|s| (s.to_string(), parse_script(s)));
+        match pod["status"]["phase"].as_str() {
+            Some("Pending") if bound => {
+                start(&mut pod, index);
+                started.insert(uid, Instant::now());
+                write_pod(store, pod);
+            }
+            Some("Running") => {
+                let since = *started.entry(uid).or_insert_with(Instant::now);
+                match script {
+                    Some((
+                        _,
+                        Some(Script {
+                            run,
+                            exit_code: Some(code),
+                        }),
+                    )) if since.elapsed() >= run => {
+                        terminate_pod(&mut pod, code, None);
+                        write_pod(store, pod);
+                    }
+                    Some((text, None)) => {
+                        let (ns, name) = object_name(&pod);
+                        eprintln!("kube-sim: pod {ns}/{name}: cannot read script {text:?} (try `run 2s then exit 1`)");
+                        terminate_pod(&mut pod, 128, Some("BadScript"));
+                        write_pod(store, pod);
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    started.retain(|uid, _| live.contains(uid));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_read_run_time_and_exit_code() {
+        let script = |s| parse_script(s);
+        assert_eq!(
+            script("run 2s then exit 1"),
+            Some(Script {
+                run: Duration::from_secs(2),
+                exit_code: Some(1)
+            })
+        );
+        assert_eq!(
+            script("exit 0"),
+            Some(Script {
+                run: Duration::ZERO,
+                exit_code: Some(0)
+            })
+        );
+        assert_eq!(
+            script("run 250ms"),
+            Some(Script {
+                run: Duration::from_millis(250),
+                exit_code: None
+            })
+        );
+        assert_eq!(script("sleep forever"), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! The simulated cluster: a scheduler and a kubelet running as a background task over the
+//! store, plus the pod logs the test supplies.
+
+mod kubelet;
+mod logs;
+mod scheduler;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::registry::ResourceType;
+use crate::server::Shared;
+use crate::store::{object_name, Change, EventType, Store};
+
+pub(crate) use kubelet::{fail_pods_on_node, terminate_pod};
+pub(crate) use logs::serve_logs;
+
+/// Annotation with a per-pod script for the kubelet, e.g. `run 2s then exit 1`.
+pub const SCRIPT_ANNOTATION: &str = "kube-sim.trainctl.dev/script";
+
+/// How often the simulated cluster looks at the store when nothing wakes it.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The namespaces every server starts with.
+pub(crate) fn seed(store: &mut Store) {
+    let namespaces = builtin(store, "", "namespaces");
+    for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        store
+            .create(&namespaces, "", json!({"metadata": {"name": name}}))
+            .expect("seeding an empty store cannot fail");
+    }
+}
+
+/// A built-in resource type (always registered).
+pub(crate) fn builtin(store: &Store, group: &str, plural: &str) -> ResourceType {
+    store
+        .registry
+        .find(group, "v1", plural)
+        .cloned()
+        .expect("built-in resources are always registered")
+}
+
+/// What the simulation remembers between passes.
+#[derive(Default)]
+struct Memory {
+    /// When each running pod (by uid) started, for scripts.
+    started: HashMap<String, Instant>,
+    /// Pods (by uid) already reported unschedulable.
+    reported: HashSet<String>,
+}
+
+/// Runs the scheduler and kubelet until the server stops.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut changes = shared.store().subscribe();
+    let mut memory = Memory::default();
+    let mut ticks = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shared.wake.notified() => {}
+            change = changes.recv() => {
+                let mut next = change;
+                loop {
+                    match next {
+                        Ok(change) => forget_logs_of_deleted_pod(&shared, &change),
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    }
+                    match changes.try_recv() {
+                        Ok(change) => next = Ok(change),
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        let gang = *shared
+            .gang_scheduling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut store = shared.store();
+        scheduler::schedule(&mut store, gang, &mut memory.reported);
+        kubelet::step(&mut store, &mut memory.started);
+    }
+}
+
+/// Drops the log lines of a deleted pod, so a new pod of the same name starts empty.
+fn forget_logs_of_deleted_pod(shared: &Shared, change: &Change) {
+    if change.event == EventType::Deleted && change.resource == "pods./v1" {
+        shared.logs().remove(&object_name(&change.object));
+    }
+}
+
+/// Writes a pod back with a new status (the simulation's writes skip validation).
+fn write_pod(store: &mut Store, pod: Value) {
+    let pods = builtin(store, "", "pods");
+    store.put(&pods, pod, EventType::Modified);
+}
+
+/// Records a core/v1 Event about `pod`.
+fn record_event(store: &mut Store, pod: &Value, reason: &str, message: &str, component: &str) {
+    let events = builtin(store, "", "events");
+    let (ns, name) = object_name(pod);
+    let now = crate::store::now();
+    let event = json!({
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": ns, "name": name,
+                            "uid": pod["metadata"]["uid"]},
+        "reason": reason, "message": message, "type": "Warning",
+        "source": {"component": component}, "reportingComponent": component,
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    });
+    if let Err(e) = store.create(&events, &ns, event) {
+        eprintln!(
+            "kube-sim: cannot record event {reason} for {ns}/{name}: {}",
+            e.message
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The test-facing control API: nodes, pod outcomes, logs, gang scheduling, faults.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::cluster::{builtin, fail_pods_on_node, terminate_pod};
+use crate::faults::FaultRule;
+use crate::server::{KubeSim, Shared};
+use crate::store::{now, EventType};
+
+/// A simulated node: capacity and labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSpec {
+    /// Node name.
+    pub name: String,
+    /// CPU capacity as a quantity, e.g. `8`.
+    #[serde(default = "default_cpu")]
+    pub cpu: String,
+    /// Memory capacity as a quantity, e.g. `32Gi`.
+    #[serde(default = "default_memory")]
+    pub memory: String,
+    /// Number of `nvidia.com/gpu`.
+    #[serde(default)]
+    pub gpus: u32,
+    /// Node labels (nodeSelector matches them).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_cpu() -> String {
+    "8".into()
+}
+
+fn default_memory() -> String {
+    "32Gi".into()
+}
+
+impl NodeSpec {
+    /// A node with 8 cpu, 32Gi memory, no GPU and no extra labels.
+    pub fn new(name: &str) -> Self {
+        NodeSpec {
+            name: name.into(),
+            cpu: default_cpu(),
+            memory: default_memory(),
+            gpus: 0,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// The Node object for this spec.
+    fn object(&self) -> Value {
+        let mut labels = self.labels.clone();
+        labels.insert("kubernetes.io/hostname".into(), self.name.clone());
+        let capacity = json!({"cpu": self.cpu, "memory": self.memory,
+            "nvidia.com/gpu": self.gpus.to_string(), "pods": "110"});
+        json!({
+            "metadata": {"name": self.name, "labels": labels},
+            "spec": {},
+            "status": {
+                "capacity": capacity, "allocatable": capacity,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                "message": "kubelet is posting ready status",
+                                "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
+                "nodeInfo": {"kubeletVersion": "v1.33.0-kube-sim", "operatingSystem": "linux",
+                             "architecture": "amd64", "containerRuntimeVersion": "sim://1"},
+            },
+        })
+    }
+}
+
+/// The outcome of a control call.
+pub type ControlResult = Result<(), crate::error::ApiError>;
+
+impl Shared {
+    /// See [`KubeSim::add_node`].
+    pub(crate) fn add_node(&self, node: &NodeSpec) -> ControlResult {
+        let mut store = self.store();
+        let nodes = builtin(&store, "", "nodes");
+        store.create(&nodes, "", node.object())?;
+        drop(store);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// See [`KubeSim::kill_node`].
+    pub(crate) fn kill_node(&self, name: &str) -> ControlResult {
+        let mut store = self.store();
+        let nodes = builtin(&store, "", "nodes");
+        let mut node = store.get(&nodes, "", name)?;
+        node["status"]["conditions"] = json!([{"type": "Ready", "status": "False",
+            "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.",
+            "lastHeartbeatTime": now(), "lastTransitionTime": now()}]);
+        store.put(&nodes, node, EventType::Modified);
+        fail_pods_on_node(&mut store, name);
+        Ok(())
+    }
+
+    /// See [`KubeSim::finish_pod`].
+    pub(crate) fn finish_pod(&self, ns: &str, name: &str, exit_code: i64) -> ControlResult {
+        let mut store = self.store();
+        let pods = builtin(&store, "", "pods");
+        let mut pod = store.get(&pods, ns, name)?;
+        if pod["status"]["phase"] != "Running" {
+            return Err(crate::error::ApiError::bad_request(format!(
+                "pod {ns}/{name} is {}, not Running",
+                pod["status"]["phase"].as_str().unwrap_or("unknown")
+            )));
+        }
+        terminate_pod(&mut pod, exit_code, None);
+        store.put(&pods, pod, EventType::Modified);
+        Ok(())
+    }
+
+    /// See [`KubeSim::append_log`].
+    pub(crate) fn append_log(&self, ns: &str, pod: &str, container: &str, lines: &[String]) {
+        self.logs()
+            .entry((ns.to_string(), pod.to_string()))
+            .or_default()
+            .entry(container.to_string())
+            .or_default()
+            .extend(lines.iter().cloned());
+    }
+
+    /// See [`KubeSim::set_gang_scheduling`].
+    pub(crate) fn set_gang_scheduling(&self, enabled: bool) {
+        *self
+            .gang_scheduling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = enabled;
+        self.wake.notify_one();
+    }
+
+    /// See [`KubeSim::drop_watches`].
+    pub(crate) fn drop_watches(&self) {
+        self.watch_epoch.send_modify(|epoch| *epoch += 1);
+    }
+}
+
+impl KubeSim {
+    /// Adds a Ready node with this capacity and labels.
+    pub fn add_node(&self, node: &NodeSpec) -> ControlResult {
+        self.shared.add_node(node)
+    }
+
+    /// Marks a node NotReady and fails every pod running or pending on it.
+    pub fn kill_node(&self, name: &str) -> ControlResult {
+        self.shared.kill_node(name)
+    }
+
+    /// Ends a running pod's containers with `exit_code` (0: Succeeded, else Failed).
+    pub fn finish_pod(&self, ns: &str, name: &str, exit_code: i64) -> ControlResult {
+        self.shared.finish_pod(ns, name, exit_code)
+    }
+
+    /// Appends log lines for a pod (for all its containers when `container` is "").
+    pub fn append_log(&self, ns: &str, pod: &str, container: &str, lines: &[&str]) {
+        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        self.shared.append_log(ns, pod, container, &lines);
+    }
+
+    /// Lets the gang-aware stand-in bind volcano/coscheduling pods a PodGroup at a time.
+    pub fn set_gang_scheduling(&self, enabled: bool) {
+        self.shared.set_gang_scheduling(enabled);
+    }
+
+    /// Adds a fault rule.
+    pub fn inject_fault(&self, rule: FaultRule) {
+        self.shared.faults().add(rule);
+    }
+
+    /// Adds `latency` to every resource request.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.faults().set_latency(latency);
+    }
+
+    /// Removes every fault rule and the added latency.
+    pub fn clear_faults(&self) {
+        self.shared.faults().clear();
+    }
+
+    /// Ends every open watch stream (clients see the connection close).
+    pub fn drop_watches(&self) {
+        self.shared.drop_watches();
+    }
+
+    /// The newest resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store().resource_version()
+    }
+}

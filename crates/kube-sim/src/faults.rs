@@ -1,0 +1,107 @@
+//! Fault injection for reliability tests: per verb/resource error rates (500, 429 with
+//! Retry-After, 409), added latency, and dropping every open watch stream.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// The error an injected fault answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InjectedError {
+    /// 500 InternalError.
+    ServerError,
+    /// 429 TooManyRequests with `Retry-After: seconds`.
+    TooManyRequests {
+        /// The Retry-After header value.
+        seconds: u64,
+    },
+    /// 409 Conflict.
+    Conflict,
+}
+
+/// One fault rule: requests matching `verb` and `resource` fail with `error` at `rate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultRule {
+    /// Verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
+    /// `deletecollection`); None matches all.
+    #[serde(default)]
+    pub verb: Option<String>,
+    /// Resource plural (`pods`); None matches all.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Probability in 0..=1 that a matching request fails.
+    pub rate: f64,
+    /// How it fails.
+    pub error: InjectedError,
+}
+
+/// The faults in force.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    rules: Vec<FaultRule>,
+    latency: Duration,
+}
+
+impl Faults {
+    /// Adds a rule (rules are tried in order; the first that fires wins).
+    pub fn add(&mut self, rule: FaultRule) {
+        self.rules.push(rule);
+    }
+
+    /// Removes every rule and the added latency.
+    pub fn clear(&mut self) {
+        *self = Faults::default();
+    }
+
+    /// Sets the latency added to every resource request.
+    pub fn set_latency(&mut self, latency: Duration) {
+        self.latency = latency;
+    }
+
+    /// The latency added to every resource request.
+    pub fn latency(&self) -> Duration {
+        self.latency
+    }
+
+    /// The injected error for a request, if a rule fires.
+    pub fn roll(&self, verb: &str, resource: &str) -> Option<ApiError> {
+        let applies = |rule: &&FaultRule| {
+            rule.verb.as_deref().is_none_or(|v| v == verb)
+                && rule.resource.as_deref().is_none_or(|r| r == resource)
+        };
+        let rule = self
+            .rules
+            .iter()
+            .filter(applies)
+            .find(|rule| fastrand::f64() < rule.rate)?;
+        Some(match rule.error {
+            InjectedError::ServerError => ApiError::internal("injected fault"),
+            InjectedError::TooManyRequests { seconds } => ApiError::too_many_requests(seconds),
+            InjectedError::Conflict => ApiError::conflict(resource, "injected-fault"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_fire_only_for_their_verb_and_resource() {
+        let mut faults = Faults::default();
+        faults.add(FaultRule {
+            verb: Some("create".into()),
+            resource: Some("pods".into()),
+            rate: 1.0,
+            error: InjectedError::TooManyRequests { seconds: 2 },
+        });
+        let err = faults.roll("create", "pods").unwrap();
+        assert_eq!((err.code, err.retry_after), (429, Some(2)));
+        assert!(faults.roll("get", "pods").is_none());
+        assert!(faults.roll("create", "services").is_none());
+    }
+}

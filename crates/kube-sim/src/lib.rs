@@ -1,0 +1,40 @@
+//! An in-memory Kubernetes API server for tests: real HTTP on 127.0.0.1, discovery,
+//! list/watch with resourceVersions, CRDs, garbage collection, schema validation, and a
+//! simulated scheduler and kubelet the test drives. kube-rs clients and `kubectl` talk to it
+//! through the kubeconfig it writes. It is test support: nothing in the product uses it.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! let sim = kube_sim::KubeSim::start().await?;
+//! sim.add_node(&kube_sim::NodeSpec { gpus: 4, ..kube_sim::NodeSpec::new("gpu-1") })?;
+//! sim.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"))?;
+//! # Ok(()) }
+//! ```
+//!
+#![doc = include_str!("../FIDELITY.md")]
+
+mod cluster;
+mod control;
+mod control_http;
+mod discovery;
+mod error;
+mod faults;
+mod gc;
+mod handlers;
+mod patch;
+mod quantity;
+mod registry;
+mod routes;
+mod selectors;
+mod server;
+mod store;
+mod validation;
+mod watch;
+mod writes;
+
+pub use cluster::SCRIPT_ANNOTATION;
+pub use control::{ControlResult, NodeSpec};
+pub use error::ApiError;
+pub use faults::{FaultRule, InjectedError};
+pub use server::{KubeSim, ServerConfig};
+pub use validation::{find_installed_schemas, SchemaSource, SCHEMA_VERSION};
