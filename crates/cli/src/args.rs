@@ -77,6 +77,12 @@ pub enum Command {
         #[arg(long)]
         port: Option<u16>,
     },
+    /// Serve the dashboard: jobs, logs and live training curves in the browser.
+    Ui(crate::ui_cmds::UiArgs),
+    /// Print the CustomResourceDefinition of trainingjobs.trainctl.dev (kubectl apply -f -).
+    Crd,
+    /// Run the operator: the controller that runs TrainingJobs on the cluster.
+    Operator(crate::kube_cmds::OperatorArgs),
     /// Internal: supervise a submitted job (started by `submit`).
     #[command(hide = true)]
     Supervise {

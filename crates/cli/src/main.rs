@@ -3,9 +3,12 @@
 
 mod args;
 mod flag_job;
+mod kube_cmds;
 mod metrics_cmds;
+mod progress;
 mod render_cmds;
 mod signals;
+mod ui_cmds;
 mod view;
 
 use std::io::Write;
@@ -54,6 +57,9 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Metrics(a) => metrics_cmds::metrics(&a),
         Command::Tensorboard { job, port } => metrics_cmds::tensorboard(&job, port),
         Command::Supervise { job } => supervise_detached(&job),
+        Command::Crd => kube_cmds::crd(),
+        Command::Operator(a) => kube_cmds::operator(&a),
+        Command::Ui(a) => ui_cmds::ui(&a),
         Command::Render(a) => render_cmds::render(&a),
         Command::Lint { file } => render_cmds::lint(&file),
         Command::Convert { file } => render_cmds::convert(&file),
@@ -106,6 +112,7 @@ fn run(file: &Path) -> Result<ExitCode> {
         let done = done.clone();
         let db = engine.home().db_path();
         let name = name.clone();
+        let job = job.clone();
         std::thread::spawn(move || -> Result<()> {
             let store = Store::open(&db)?;
             let sel = Selection {
@@ -113,7 +120,8 @@ fn run(file: &Path) -> Result<ExitCode> {
                 ..Selection::default()
             };
             let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+            let buffered = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+            let mut out = progress::wrap(buffered, &job, true);
             // Phase changes go to stderr as they happen, so a queued or restarting job says so.
             let mut shown = (String::new(), String::new());
             copy_logs(&store, &name, &sel, &mut out, true, &mut |store| {
@@ -383,7 +391,8 @@ fn logs(a: &LogsArgs) -> Result<ExitCode> {
     };
     let name = a.job.clone();
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let buffered = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut out = progress::wrap(buffered, &job.spec, a.follow);
     copy_logs(
         engine.store(),
         &a.job,

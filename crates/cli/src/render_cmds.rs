@@ -185,5 +185,7 @@ pub fn convert(file: &Path) -> Result<ExitCode> {
     for d in &converted.dropped {
         eprintln!("warning: not converted: {d}");
     }
-    emit(&serde_yaml_ng::to_string(&converted.job)?)
+    emit(&serde_yaml_ng::to_string(&trainctl_kube::job_document(
+        &converted.job,
+    ))?)
 }

@@ -10,6 +10,14 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Runs trainctl, which must exit with 1 and say `needle` on stderr.
+fn fails_with(sb: &Sandbox, args: &[&str], needle: &str) -> std::process::Output {
+    let out = sb.tc(args);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(needle), "{}", stderr(&out));
+    out
+}
+
 const GPU_JOB: &str = "  framework: tensorflow\n  image: tf:2.15-gpu\n  command: [python3, train.py]\n  replicas: {ps: {count: 1}, worker: {count: 2, resources: {gpu: 1, gpuType: T4}}}\n";
 
 #[test]
@@ -49,12 +57,10 @@ fn render_refuses_bad_input_with_a_clear_message() {
             "  command: [python3, t.py]\n  replicas: {worker: {}}\n",
         ),
     );
-    let out = sb.tc(&["render", no_image.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("need an image on Kubernetes; set spec.image"),
-        "{}",
-        stderr(&out)
+    let out = fails_with(
+        &sb,
+        &["render", no_image.to_str().unwrap()],
+        "need an image on Kubernetes; set spec.image",
     );
     assert!(out.stdout.is_empty());
 
@@ -65,12 +71,10 @@ fn render_refuses_bad_input_with_a_clear_message() {
             "  image: x:1\n  command: [prep, '&&', train]\n  replicas: {worker: {}}\n",
         ),
     );
-    let out = sb.tc(&["render", shell.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("error[shell-syntax]: spec.command[1]"),
-        "{}",
-        stderr(&out)
+    let out = fails_with(
+        &sb,
+        &["render", shell.to_str().unwrap()],
+        "error[shell-syntax]: spec.command[1]",
     );
     assert!(out.stdout.is_empty());
 
@@ -84,9 +88,7 @@ fn render_refuses_bad_input_with_a_clear_message() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(stderr(&out).contains("invalid value"), "{}", stderr(&out));
     }
-    let out = sb.tc(&["render", "missing.yaml"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot read the job file"));
+    fails_with(&sb, &["render", "missing.yaml"], "cannot read the job file");
 }
 
 #[test]
@@ -113,21 +115,17 @@ fn lint_reports_errors_and_warnings_with_the_exit_code() {
             "  framework: tensorflow\n  command: [a]\n  replicas: {chief: {}, ps: {count: 2}}\n",
         ),
     );
-    let out = sb.tc(&["lint", bad.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("error[ps-without-workers]: spec.replicas.ps"),
-        "{}",
-        stderr(&out)
+    fails_with(
+        &sb,
+        &["lint", bad.to_str().unwrap()],
+        "error[ps-without-workers]: spec.replicas.ps",
     );
 
     let invalid = sb.job(
         "invalid.yaml",
         &job_yaml("x", "  replicas: {worker: {count: -1}}\n"),
     );
-    let out = sb.tc(&["lint", invalid.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("invalid.yaml:6:"), "{}", stderr(&out));
+    fails_with(&sb, &["lint", invalid.to_str().unwrap()], "invalid.yaml:6:");
 }
 
 #[test]
@@ -137,9 +135,11 @@ fn lint_reads_plain_kubernetes_manifests_too() {
         "pod.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: train}\nspec:\n  containers:\n  - name: c\n    image: x:gpu\n    resources: {limits: {alpha.kubernetes.io/nvidia-gpu: 1}}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 80}]}\n",
     );
-    let out = sb.tc(&["lint", manifest.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = stderr(&fails_with(
+        &sb,
+        &["lint", manifest.to_str().unwrap()],
+        "error[legacy-gpu-resource]",
+    ));
     assert!(
         err.contains("error[legacy-gpu-resource]: pod/train: spec.containers[0].resources.limits"),
         "{err}"
@@ -149,27 +149,38 @@ fn lint_reads_plain_kubernetes_manifests_too() {
         "{err}"
     );
     let not_objects = sb.write("list.yaml", "- a\n- b\n");
-    let out = sb.tc(&["lint", not_objects.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("not a Kubernetes object"),
-        "{}",
-        stderr(&out)
+    fails_with(
+        &sb,
+        &["lint", not_objects.to_str().unwrap()],
+        "not a Kubernetes object",
     );
 }
 
 #[test]
-fn convert_prints_a_trainingjob_that_renders() {
+fn convert_prints_a_trainingjob_that_renders_and_converts_back_the_same() {
     let sb = Sandbox::new();
     let tfjob = sb.write(
         "tfjob.yaml",
-        "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: mnist}\nspec:\n  tfReplicaSpecs:\n    PS: {replicas: 1, template: {spec: {containers: [{name: tensorflow, image: 'tf:1-gpu', command: [python, m.py]}]}}}\n    Worker: {replicas: 2, restartPolicy: OnFailure, template: {spec: {containers: [{name: tensorflow, image: 'tf:1-gpu', command: [python, m.py], resources: {limits: {nvidia.com/gpu: 1}}}]}}}\n",
+        "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: mnist, namespace: team-a}\nspec:\n  tfReplicaSpecs:\n    PS: {replicas: 1, template: {spec: {containers: [{name: tensorflow, image: 'tf:1-gpu', command: [python, m.py], args: ['--batch_size=20', '--epochs=100', '--learning_rate=0.001']}]}}}\n    Worker: {replicas: 2, restartPolicy: OnFailure, template: {spec: {containers: [{name: tensorflow, image: 'tf:1-gpu', command: [python, m.py], args: ['--batch_size=20', '--epochs=100', '--learning_rate=0.001'], resources: {limits: {nvidia.com/gpu: 1}}}]}}}\n",
     );
     let out = sb.tc(&["convert", tfjob.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let yaml = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(yaml.contains("gpu: 1\n"), "GPUs as whole numbers:\n{yaml}");
+    assert!(!yaml.contains("gpu: 1.0"), "{yaml}");
     let job = trainctl_spec::parse_job_str("converted.yaml", &yaml).unwrap();
     assert_eq!(job.spec.replicas.total(), 3);
+    assert_eq!(job.spec.command, ["python", "m.py"]);
+    let hyper: Vec<String> = job
+        .spec
+        .hyperparameters
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(
+        hyper,
+        ["batch_size=20", "epochs=100", "learning_rate=0.001"]
+    );
     assert!(
         stderr(&out).contains("warning: not converted: per-replica restartPolicy"),
         "{}",
@@ -186,17 +197,24 @@ fn convert_prints_a_trainingjob_that_renders() {
         back.contains("kind: TFJob") && back.contains("replicas: 2"),
         "{back}"
     );
+    assert!(
+        back.contains("- m.py\n") && back.contains("- --batch_size=20\n"),
+        "the hyperparameters are argv words again:\n{back}"
+    );
+    // convert -> render -> convert gives the same job file.
+    let rendered = sb.write("rendered.yaml", &back);
+    let again = sb.tc(&["convert", rendered.to_str().unwrap()]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(String::from_utf8_lossy(&again.stdout), yaml);
 
     let not_kubeflow = sb.write(
         "job.yaml",
         "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n",
     );
-    let out = sb.tc(&["convert", not_kubeflow.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("expected a kubeflow.org/v1 TFJob or PyTorchJob"),
-        "{}",
-        stderr(&out)
+    fails_with(
+        &sb,
+        &["convert", not_kubeflow.to_str().unwrap()],
+        "expected a kubeflow.org/v1 TFJob or PyTorchJob",
     );
 }
 
@@ -210,13 +228,37 @@ fn submit_refuses_a_job_that_lint_finds_broken() {
             "  command: [python3, prep.py, '&&', python3, train.py]\n  replicas: {worker: {}}\n",
         ),
     );
-    let out = sb.tc(&["submit", file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("error[shell-syntax]: spec.command[2]"),
-        "{}",
-        stderr(&out)
+    fails_with(
+        &sb,
+        &["submit", file.to_str().unwrap()],
+        "error[shell-syntax]: spec.command[2]",
     );
     let out = sb.tc(&["get", "broken"]);
     assert!(!out.status.success(), "the refused job was created");
+}
+
+#[test]
+fn run_checks_only_the_rules_that_hold_on_this_machine() {
+    let sb = Sandbox::new();
+    // On a cluster: the checkpoints die with the pod and EKS pods cannot download.
+    let file = sb.job(
+        "job.yaml",
+        &job_yaml(
+            "here",
+            "  command: [python3, -c, 'print(1)', '--download=mnist']\n  replicas: {worker: {}}\n  checkpointDir: ckpt\n  cloud: {profile: tencent-eks}\n",
+        ),
+    );
+    let file = file.to_str().unwrap();
+    let lint = sb.tc(&["lint", file]);
+    assert!(lint.status.success(), "{}", stderr(&lint));
+    for rule in ["checkpoint-not-persistent", "download-without-egress"] {
+        assert!(
+            stderr(&lint).contains(&format!("warning[{rule}]")),
+            "{}",
+            stderr(&lint)
+        );
+    }
+    let run = sb.tc(&["run", file]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(!stderr(&run).contains("warning["), "{}", stderr(&run));
 }

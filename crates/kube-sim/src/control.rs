@@ -66,7 +66,10 @@ impl NodeSpec {
                                 "message": "kubelet is posting ready status",
                                 "lastHeartbeatTime": now(), "lastTransitionTime": now()}],
                 "nodeInfo": {"kubeletVersion": "v1.33.0-kube-sim", "operatingSystem": "linux",
-                             "architecture": "amd64", "containerRuntimeVersion": "sim://1"},
+                             "architecture": "amd64", "containerRuntimeVersion": "sim://1",
+                             "kubeProxyVersion": "v1.33.0-kube-sim", "kernelVersion": "6.1.0",
+                             "osImage": "kube-sim", "machineID": self.name,
+                             "systemUUID": self.name, "bootID": self.name},
             },
         })
     }

@@ -111,6 +111,15 @@ impl ApiError {
         .with_details(json!({"name": name, "kind": kind, "causes": causes}))
     }
 
+    /// 403: the caller may not do this (kube-sim has no authorization; only injected).
+    pub fn forbidden(verb: &str, resource: &str) -> Self {
+        Self::new(
+            403,
+            "Forbidden",
+            format!("{resource} is forbidden: User \"kube-sim\" cannot {verb} resource \"{resource}\""),
+        )
+    }
+
     /// 500: injected or unexpected server error.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)

@@ -20,6 +20,8 @@ pub enum InjectedError {
     },
     /// 409 Conflict.
     Conflict,
+    /// 403 Forbidden, as RBAC answers a request it does not allow.
+    Forbidden,
 }
 
 /// One fault rule: requests matching `verb` and `resource` fail with `error` at `rate`.
@@ -82,6 +84,7 @@ impl Faults {
             InjectedError::ServerError => ApiError::internal("injected fault"),
             InjectedError::TooManyRequests { seconds } => ApiError::too_many_requests(seconds),
             InjectedError::Conflict => ApiError::conflict(resource, "injected-fault"),
+            InjectedError::Forbidden => ApiError::forbidden(verb, resource),
         })
     }
 }
@@ -103,5 +106,19 @@ mod tests {
         assert_eq!((err.code, err.retry_after), (429, Some(2)));
         assert!(faults.roll("get", "pods").is_none());
         assert!(faults.roll("create", "services").is_none());
+    }
+
+    #[test]
+    fn a_forbidden_rule_answers_403_naming_verb_and_resource() {
+        let mut faults = Faults::default();
+        faults.add(FaultRule {
+            verb: Some("delete".into()),
+            resource: None,
+            rate: 1.0,
+            error: InjectedError::Forbidden,
+        });
+        let err = faults.roll("delete", "trainingjobs").unwrap();
+        assert_eq!((err.code, err.reason), (403, "Forbidden"));
+        assert!(err.message.contains("cannot delete resource \"trainingjobs\""));
     }
 }

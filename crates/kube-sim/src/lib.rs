@@ -29,6 +29,7 @@ mod selectors;
 mod server;
 mod store;
 mod validation;
+mod wait;
 mod watch;
 mod writes;
 
@@ -38,3 +39,4 @@ pub use error::ApiError;
 pub use faults::{FaultRule, InjectedError};
 pub use server::{KubeSim, ServerConfig};
 pub use validation::{find_installed_schemas, SchemaSource, SCHEMA_VERSION};
+pub use wait::eventually;

@@ -1,11 +1,14 @@
 //! Kubeflow `kubeflow.org/v1` TFJob and PyTorchJob manifests to TrainingJobs. What has a
 //! TrainingJob field carries over; what has none (sidecars, node selectors, env from
-//! secrets...) is reported, never dropped silently.
+//! secrets...) is reported, never dropped silently. The `--name=value` words that end
+//! every replica's argv become hyperparameters ([`hyperparameters`]).
+
+mod hyperparameters;
 
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use trainctl_core::wiring::cluster_port;
+use trainctl_core::wiring::{cluster_port, hyperparameter_env_name};
 use trainctl_spec::{
     validate, CleanPodPolicy, Framework, HostPathSource, NfsSource, ObjectMeta, PvcSource,
     Quantity, ReplicaSpec, ReplicaType, Resources, RestartPolicy, SuccessPolicy, TrainingJob,
@@ -14,6 +17,11 @@ use trainctl_spec::{
 
 use crate::lint::pods::array;
 use crate::render::kubeflow::kind_of;
+
+/// The prefix of the variables trainctl sets itself.
+const TRAINCTL_PREFIX: &str = "TRAINCTL_";
+/// The prefix of the labels trainctl puts on what it renders.
+const TRAINCTL_LABEL_PREFIX: &str = "trainctl.dev/";
 
 /// A converted job and what did not carry over.
 #[derive(Debug, Clone)]
@@ -88,6 +96,17 @@ pub fn convert(text: &str) -> Result<Converted, ConvertError> {
         },
     };
     job.spec.run_policy.restart_policy = restart_policy(&replicas, &mut dropped);
+    job.spec.hyperparameters =
+        hyperparameters::take_shared(replicas.iter_mut().map(|r| &mut r.argv).collect());
+    // trainctl sets HP_<NAME> from each hyperparameter again.
+    for (name, value) in &job.spec.hyperparameters {
+        let var = hyperparameter_env_name(name);
+        for r in replicas.iter_mut() {
+            if r.spec.env.get(&var) == Some(&value.to_string()) {
+                r.spec.env.remove(&var);
+            }
+        }
+    }
     hoist_shared(&mut job, &mut replicas);
     for r in replicas {
         for v in r.volumes {
@@ -132,10 +151,12 @@ fn metadata(meta: &Value) -> ObjectMeta {
             })
             .unwrap_or_default()
     };
+    let mut labels = map(&meta["labels"]);
+    labels.retain(|k, _| !k.starts_with(TRAINCTL_LABEL_PREFIX));
     ObjectMeta {
         name: meta["name"].as_str().unwrap_or_default().to_string(),
         namespace: meta["namespace"].as_str().map(str::to_string),
-        labels: map(&meta["labels"]),
+        labels,
         annotations: map(&meta["annotations"]),
     }
 }
@@ -211,6 +232,8 @@ fn replica(
             _ if name == "TF_CONFIG" => {
                 dropped.push(format!("{cat}.env[{i}] (TF_CONFIG): set by trainctl"))
             }
+            // What trainctl sets on every replica (a job rendered by trainctl has them).
+            _ if name.starts_with(TRAINCTL_PREFIX) => {}
             Some(value) => {
                 env.insert(name.to_string(), value.to_string());
             }

@@ -10,9 +10,10 @@ pub mod convert;
 pub mod lint;
 pub mod output;
 pub mod profiles;
+mod quantity;
 pub mod render;
 
 pub use convert::{convert, ConvertError, Converted};
 pub use lint::{lint_job, lint_local, lint_objects, Finding, Severity};
-pub use output::{to_json_list, to_yaml};
+pub use output::{job_document, to_json_list, to_yaml};
 pub use render::{render, RenderError, RenderOptions, Target};

@@ -1,7 +1,9 @@
 //! Printing rendered objects: multi-document YAML, or a `v1` List in JSON. Keys are sorted
-//! so the output is the same whatever serde_json features the build enables.
+//! so the output is the same whatever serde_json features the build enables. A TrainingJob
+//! keeps its fields' order.
 
 use serde_json::{json, Map, Value};
+use trainctl_spec::TrainingJob;
 
 /// `value` with every object's keys in sorted order.
 fn sorted(value: &Value) -> Value {
@@ -37,4 +39,25 @@ pub fn to_json_list(objects: &[Value]) -> String {
         "items": objects.iter().map(sorted).collect::<Vec<_>>(),
     });
     serde_json::to_string_pretty(&list).unwrap_or_default()
+}
+
+/// A TrainingJob as a YAML document in its fields' order, with GPU counts as the whole
+/// numbers they are (`gpu: 1`, not the `1.0` of their floating-point field).
+pub fn job_document(job: &TrainingJob) -> serde_yaml_ng::Value {
+    let mut doc = serde_yaml_ng::to_value(job).unwrap_or_default();
+    let replicas = doc
+        .get_mut("spec")
+        .and_then(|spec| spec.get_mut("replicas"))
+        .and_then(serde_yaml_ng::Value::as_mapping_mut);
+    for (_, replica) in replicas.into_iter().flatten() {
+        let gpu = replica
+            .get_mut("resources")
+            .and_then(|resources| resources.get_mut("gpu"));
+        if let Some(gpu) = gpu {
+            if let Some(whole) = gpu.as_f64().filter(|g| g.fract() == 0.0 && *g >= 0.0) {
+                *gpu = serde_yaml_ng::Value::from(whole as u64);
+            }
+        }
+    }
+    doc
 }

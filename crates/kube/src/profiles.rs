@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use trainctl_spec::{Cloud, CloudProfile, Resources};
+use trainctl_spec::{Cloud, CloudProfile, Quantity, Resources};
+
+use crate::quantity;
 
 /// Where a replica's GPU model (`resources.gpuType`) is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,9 +131,15 @@ pub fn pod_annotations(
         out.insert(key.to_string(), model.clone());
     }
     if let (Some(prefix), true) = (table.pin_annotation_prefix, cloud.pin_resources) {
+        // EKS reads cpu in cores and mem only in Gi ("16Gi"; "16G" is refused).
+        let amount = |q: &Option<Quantity>| q.as_ref().and_then(|q| quantity::amount(&q.0));
         let pinned = [
-            ("cpu", resources.cpu.as_ref().map(ToString::to_string)),
-            ("mem", resources.memory.as_ref().map(ToString::to_string)),
+            ("cpu", amount(&resources.cpu).map(quantity::decimal)),
+            (
+                "mem",
+                amount(&resources.memory)
+                    .map(|bytes| format!("{}Gi", quantity::decimal(bytes / quantity::GIB))),
+            ),
             ("gpu-count", (gpus > 0).then(|| gpus.to_string())),
         ];
         for (name, value) in pinned {

@@ -57,3 +57,8 @@ fn ack_distributed_job_as_tfjob() {
         "ack-mnist.kubeflow.yaml",
     );
 }
+
+#[test]
+fn eci_pytorch_master_and_worker_as_one_indexed_jobset_job() {
+    check("eci-nas.yaml", Target::Jobset, "eci-nas.jobset.yaml");
+}

@@ -186,7 +186,8 @@ fn essentials(kf: &Value) -> Value {
         argv.extend(c["args"].as_array().cloned().unwrap_or_default());
         let env: BTreeMap<String, String> = common::env_of(c)
             .into_iter()
-            .filter(|(k, _)| !k.starts_with("TRAINCTL_"))
+            // trainctl's own variables, and hyperparameters also given as HP_<NAME>.
+            .filter(|(k, _)| !k.starts_with("TRAINCTL_") && !k.starts_with("HP_"))
             .collect();
         let port_name = if kf["kind"] == "TFJob" {
             "tfjob-port"
@@ -277,5 +278,85 @@ fn convert_refuses_what_is_not_a_kubeflow_job() {
     ] {
         let err = convert(text).unwrap_err().to_string();
         assert!(err.contains(expected), "{text:?}: {err}");
+    }
+}
+
+/// A two-role TFJob whose PS and Worker run `ps_args` and `worker_args` after `python t.py`.
+fn tfjob_with_args(ps_args: &str, worker_args: &str) -> String {
+    let role = |name: &str, args: &str| {
+        format!("    {name}:\n      template: {{spec: {{containers: [{{name: tensorflow, image: 'tf:1', command: [python, t.py], args: {args}}}]}}}}\n")
+    };
+    format!(
+        "apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {{name: hp, namespace: ml}}\nspec:\n  tfReplicaSpecs:\n{}{}",
+        role("PS", ps_args),
+        role("Worker", worker_args)
+    )
+}
+
+#[test]
+fn convert_takes_trailing_shared_name_value_arguments_as_hyperparameters() {
+    // (PS args, Worker args, hyperparameters found, the command left)
+    let cases: [(&str, &str, &str, &str); 5] = [
+        (
+            "[--batch_size=32, '--data=/d', --lr=0.1, --use_amp=true]",
+            "[--batch_size=32, '--data=/d', --lr=0.1, --use_amp=true]",
+            "batch_size=32 data=/d lr=0.1 use_amp=true",
+            "python t.py",
+        ),
+        // Only the words every replica ends with.
+        (
+            "[--role_flag, --epochs=5]",
+            "[--other, --epochs=5]",
+            "epochs=5",
+            "",
+        ),
+        // Render writes hyperparameters sorted by name: an out-of-order word stays argv.
+        (
+            "[--lr=0.1, --epochs=5]",
+            "[--lr=0.1, --epochs=5]",
+            "epochs=5",
+            "python t.py --lr=0.1",
+        ),
+        // Values keep their exact text (1e-3 stays a string, 1.0 a float).
+        (
+            "[--decay=1e-3, --scale=1.0]",
+            "[--decay=1e-3, --scale=1.0]",
+            "decay=1e-3 scale=1.0",
+            "python t.py",
+        ),
+        // Not name=value words: nothing to take.
+        (
+            "[--verbose, data.csv]",
+            "[--verbose, data.csv]",
+            "",
+            "python t.py --verbose data.csv",
+        ),
+    ];
+    for (ps, worker, hyper, command) in cases {
+        let text = tfjob_with_args(ps, worker);
+        let job = convert(&text).unwrap_or_else(|e| panic!("{ps}: {e}")).job;
+        let found: Vec<String> = job
+            .spec
+            .hyperparameters
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(found.join(" "), hyper, "{ps} / {worker}");
+        assert_eq!(job.spec.command.join(" "), command, "{ps} / {worker}");
+        // Render gives back every replica's argv word for word.
+        let original: Value = serde_yaml_ng::from_str(&text).unwrap();
+        let back = kubeflow_render(&job);
+        for role in ["PS", "Worker"] {
+            let argv = |kf: &Value| {
+                let c = &kf["spec"]["tfReplicaSpecs"][role]["template"]["spec"]["containers"][0];
+                let mut words = c["command"].as_array().cloned().unwrap_or_default();
+                words.extend(c["args"].as_array().cloned().unwrap_or_default());
+                words
+            };
+            assert_eq!(argv(&back), argv(&original), "{role}: {ps} / {worker}");
+        }
+        // And converting the render gives the same job again.
+        let rendered = trainctl_kube::to_yaml(&[back]).unwrap();
+        assert_eq!(convert(&rendered).unwrap().job, job, "{ps} / {worker}");
     }
 }

@@ -343,3 +343,32 @@ fn the_seeds_lint_clean_and_findings_read_as_advice() {
         )
     );
 }
+
+/// Before a local `run`/`submit` only the rules that hold wherever the job runs apply:
+/// images, checkpoints lost with a pod and egress are cluster matters.
+#[test]
+fn local_lint_keeps_the_rules_that_hold_everywhere() {
+    let job = common::job(&format!(
+        "{HEAD}  image: tf:2.15\n  command: [python3, t.py, '--download=imagenet', '&&', echo]\n  replicas: {{chief: {{resources: {{gpu: 1}}}}, ps: {{count: 1}}}}\n  checkpointDir: /ckpt\n  cloud: {{profile: tencent-eks}}\n"
+    ));
+    let rules = |findings: Vec<Finding>| {
+        let mut rules: Vec<&'static str> = findings.iter().map(|f| f.rule).collect();
+        rules.sort_unstable();
+        rules.dedup();
+        rules
+    };
+    assert_eq!(
+        rules(trainctl_kube::lint_local(&job)),
+        ["ps-without-workers", "shell-syntax"]
+    );
+    assert_eq!(
+        rules(lint_job(&job)),
+        [
+            "checkpoint-not-persistent",
+            "download-without-egress",
+            "gpu-image",
+            "ps-without-workers",
+            "shell-syntax"
+        ]
+    );
+}

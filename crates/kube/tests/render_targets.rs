@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use trainctl_kube::{render, RenderError, RenderOptions, Target};
 use trainctl_spec::{CloudProfile, GangScheduler, TrainingJob};
@@ -127,6 +129,20 @@ fn pinned_eks_pods_get_cpu_mem_and_gpu_count_together() {
         pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"],
         "1"
     );
+    // EKS takes cpu in cores and mem only in Gi, whatever units the job uses.
+    let other_units = common::job(&format!(
+        "{}  cloud: {{profile: tencent-eks, pinResources: true}}\n",
+        PS_JOB.replace("cpu: '8', memory: 32Gi", "cpu: 2500m, memory: 16384Mi")
+    ));
+    let a = worker_pod(&objects(
+        &other_units,
+        Target::Plain,
+        CloudProfile::TencentEks,
+        None,
+    ))["metadata"]["annotations"]
+        .clone();
+    assert_eq!(a["eks.tke.cloud.tencent.com/cpu"], "2.5");
+    assert_eq!(a["eks.tke.cloud.tencent.com/mem"], "16Gi");
 }
 
 #[test]
@@ -218,7 +234,7 @@ fn jobset_gives_each_replica_the_plain_targets_env_through_its_index() {
             "metadata.annotations['jobset.sigs.k8s.io/job-index']"
         );
         for i in 0..rj["replicas"].as_u64().unwrap() {
-            let expanded: std::collections::BTreeMap<String, String> =
+            let expanded: BTreeMap<String, String> =
                 common::env_of(&rj["template"]["spec"]["template"]["spec"]["containers"][0])
                     .into_iter()
                     .map(|(k, v)| (k, v.replace("$(TRAINCTL_REPLICA_INDEX)", &i.to_string())))
@@ -261,23 +277,101 @@ fn jobset_restarts_the_gang_up_to_backoff_limit_and_fails_on_fatal_exit_codes() 
     assert_eq!(codes[0], 1);
 }
 
+const PT_JOB: &str = "apiVersion: trainctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: pt}\nspec:\n  framework: pytorch\n  image: pt:cuda\n  command: [torchrun, t.py]\n  hyperparameters: {lr: 0.1}\n";
+
 #[test]
-fn jobset_refuses_pytorch_ranks_it_cannot_express() {
-    let job = common::job("apiVersion: trainctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: pt}\nspec:\n  framework: pytorch\n  image: pt:cuda\n  command: [torchrun, t.py]\n  replicas: {master: {}, worker: {count: 2}}\n");
-    let err = render(
-        &job,
-        &RenderOptions {
-            target: Target::Jobset,
-            ..RenderOptions::default()
-        },
-    )
-    .unwrap_err();
-    assert!(matches!(err, RenderError::PerReplicaEnv { .. }), "{err}");
-    assert!(err
-        .to_string()
-        .contains("use --target plain or --target kubeflow"));
-    // Workers only: the rank is the index, which a JobSet can give.
-    let workers = common::job("apiVersion: trainctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: pt}\nspec:\n  framework: pytorch\n  image: pt:cuda\n  command: [torchrun, t.py]\n  replicas: {worker: {count: 2}}\n");
+fn jobset_runs_pytorch_master_and_workers_as_one_indexed_job_ranked_by_completion_index() {
+    let job = common::job(&format!(
+        "{PT_JOB}  replicas: {{master: {{port: 29500, resources: {{gpu: 1}}}}, worker: {{count: 2, resources: {{gpu: 1}}}}}}\n"
+    ));
+    let plain = objects(&job, Target::Plain, CloudProfile::Generic, None);
+    let objs = objects(&job, Target::Jobset, CloudProfile::Generic, None);
+    assert!(
+        of_kind(&objs, "Service").is_empty(),
+        "the JobSet's own headless Service names the pods"
+    );
+    let js = of_kind(&objs, "JobSet")[0];
+    assert_eq!(js["spec"]["network"]["enableDNSHostnames"], true);
+    assert_eq!(
+        js["spec"]["successPolicy"]["targetReplicatedJobs"][0],
+        "node"
+    );
+    let rjobs = js["spec"]["replicatedJobs"].as_array().unwrap();
+    assert_eq!(rjobs.len(), 1);
+    assert_eq!(rjobs[0]["name"], "node");
+    assert_eq!(rjobs[0]["replicas"], 1);
+    let job_spec = &rjobs[0]["template"]["spec"];
+    assert_eq!(job_spec["completionMode"], "Indexed");
+    assert_eq!(job_spec["completions"], 3);
+    assert_eq!(job_spec["parallelism"], 3);
+    let c = &job_spec["template"]["spec"]["containers"][0];
+    assert_eq!(c["env"][0]["name"], "RANK");
+    assert_eq!(
+        c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    );
+    assert_eq!(c["ports"][0]["containerPort"], 29500);
+    // Rank r sees the plain target's env of the replica with rank r, but for the host name
+    // of rank 0 and the role, which the shared template names by the JobSet's conventions.
+    for (rank, replica) in ["pt-master-0", "pt-worker-0", "pt-worker-1"]
+        .iter()
+        .enumerate()
+    {
+        // RANK itself is read from the pod's annotation.
+        let mut got: BTreeMap<String, String> = common::env_of(c)
+            .into_iter()
+            .map(|(k, v)| (k, v.replace("$(RANK)", &rank.to_string())))
+            .collect();
+        let plain_job = of_kind(&plain, "Job")
+            .into_iter()
+            .find(|j| j["metadata"]["name"] == *replica)
+            .unwrap();
+        let mut want = common::env_of(&plain_job["spec"]["template"]["spec"]["containers"][0]);
+        want.insert("RANK".into(), rank.to_string());
+        for var in ["MASTER_ADDR", "PET_MASTER_ADDR"] {
+            assert_eq!(want[var], "pt-master-0");
+            want.insert(var.into(), "pt-node-0-0.pt".into());
+        }
+        want.insert("TRAINCTL_REPLICA_TYPE".into(), "node".into());
+        want.insert("TRAINCTL_REPLICA_INDEX".into(), rank.to_string());
+        got.insert("RANK".into(), rank.to_string());
+        assert_eq!(got, want, "{replica}");
+    }
+}
+
+#[test]
+fn jobset_refuses_pytorch_master_and_workers_that_run_differently() {
+    for (replicas, what) in [
+        (
+            "{master: {resources: {cpu: '2'}}, worker: {count: 2, resources: {gpu: 1}}}",
+            "resources",
+        ),
+        (
+            "{master: {command: [python3, serve.py]}, worker: {count: 2}}",
+            "commands",
+        ),
+        ("{master: {image: other:1}, worker: {count: 2}}", "images"),
+        ("{master: {env: {A: '1'}}, worker: {count: 2}}", "env"),
+    ] {
+        let job = common::job(&format!("{PT_JOB}  replicas: {replicas}\n"));
+        let err = render(
+            &job,
+            &RenderOptions {
+                target: Target::Jobset,
+                ..RenderOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, RenderError::RanksDiffer { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&format!("their {what} differ")), "{text}");
+        assert!(
+            text.contains("use --target plain or --target kubeflow"),
+            "{text}"
+        );
+    }
+    // Workers only: the rank is the index, which a per-role replicated job gives.
+    let workers = common::job(&format!("{PT_JOB}  replicas: {{worker: {{count: 2}}}}\n"));
     let objs = objects(&workers, Target::Jobset, CloudProfile::Generic, None);
     let env = common::env_of(
         &of_kind(&objs, "JobSet")[0]["spec"]["replicatedJobs"][0]["template"]["spec"]["template"]

@@ -13,6 +13,6 @@ mod validate;
 
 pub use errors::{SpecError, Violation};
 pub use parse::{parse_job, parse_job_str};
-pub use quantity::Quantity;
+pub use quantity::{quantity_amount, Quantity};
 pub use types::*;
 pub use validate::{is_dns1035_label, validate};

@@ -10,9 +10,39 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[serde(transparent)]
 pub struct Quantity(pub String);
 
-const SUFFIXES: [&str; 14] = [
-    "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+/// Binary and decimal suffixes and the factor each stands for.
+const FACTORS: [(&str, f64); 15] = [
+    ("Ki", 1024.0),
+    ("Mi", 1_048_576.0),
+    ("Gi", 1_073_741_824.0),
+    ("Ti", 1_099_511_627_776.0),
+    ("Pi", 1_125_899_906_842_624.0),
+    ("Ei", 1_152_921_504_606_846_976.0),
+    ("n", 1e-9),
+    ("u", 1e-6),
+    ("m", 1e-3),
+    ("k", 1e3),
+    ("M", 1e6),
+    ("G", 1e9),
+    ("T", 1e12),
+    ("P", 1e15),
+    ("E", 1e18),
 ];
+
+/// The amount a quantity's text stands for (`500m` is 0.5, `1Ki` 1024, `1e3` 1000), if it
+/// is one.
+pub fn quantity_amount(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let (number, factor) = FACTORS
+        .iter()
+        .find_map(|(suffix, factor)| text.strip_suffix(suffix).map(|n| (n, *factor)))
+        .unwrap_or((text, 1.0));
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .map(|n| n * factor)
+}
 
 impl Quantity {
     /// True when the text follows Kubernetes quantity syntax (sign, decimal, suffix or exponent).
@@ -27,7 +57,12 @@ impl Quantity {
             let e = e.trim_start_matches(['+', '-']);
             !e.is_empty() && e.chars().all(|c| c.is_ascii_digit())
         });
-        number_ok && (SUFFIXES.contains(&suffix) || exponent_ok)
+        number_ok && (suffix.is_empty() || FACTORS.iter().any(|(f, _)| *f == suffix) || exponent_ok)
+    }
+
+    /// The amount this quantity stands for, such as 0.5 for `500m`.
+    pub fn amount(&self) -> Option<f64> {
+        quantity_amount(&self.0)
     }
 }
 
@@ -69,5 +104,14 @@ mod tests {
         for bad in ["", "abc", "2GB", "1..2", "m", "1e", "2 Gi"] {
             assert!(!Quantity(bad.into()).is_valid(), "{bad}");
         }
+    }
+
+    #[test]
+    fn amounts_apply_the_suffix() {
+        assert_eq!(Quantity("500m".into()).amount(), Some(0.5));
+        assert_eq!(quantity_amount("2Gi"), Some(2.0 * 1024f64.powi(3)));
+        assert_eq!(quantity_amount("1e3"), Some(1000.0));
+        assert_eq!(quantity_amount(" 4 "), Some(4.0));
+        assert_eq!(quantity_amount("lots"), None);
     }
 }

@@ -33,22 +33,12 @@ pub async fn start() -> Sim {
 }
 
 /// Polls `check` every 20ms until it returns Some, failing after 10s.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    kube_sim::eventually(what, Duration::from_secs(10), check).await
 }
 
 /// The toy CRD the tests serve: `widgets.example.com`, namespaced, with status.

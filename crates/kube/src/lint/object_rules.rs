@@ -5,6 +5,7 @@ use serde_json::Value;
 use super::pods::{array, PodSite, BATCH_KINDS};
 use super::{Finding, Severity};
 use crate::profiles::TENCENT_EKS;
+use crate::quantity;
 
 /// The device plugin's GPU resource.
 const GPU: &str = "nvidia.com/gpu";
@@ -63,10 +64,7 @@ fn containers<'a>(site: &PodSite<'a>) -> Vec<(String, &'a Value)> {
 fn amount(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => match s.strip_suffix('m') {
-            Some(milli) => milli.parse::<f64>().ok().map(|m| m / 1000.0),
-            None => s.parse().ok(),
-        },
+        Value::String(s) => quantity::amount(s),
         _ => None,
     }
 }

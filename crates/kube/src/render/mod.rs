@@ -11,6 +11,8 @@ pub(crate) mod kubeflow;
 mod meta;
 mod plain;
 mod pod;
+mod ranked;
+mod replica;
 mod retry;
 mod tensorboard;
 mod volumes;
@@ -21,7 +23,9 @@ use trainctl_spec::{CloudProfile, GangScheduler, TrainingJob};
 
 use crate::profiles::{self, ProfileTable};
 
+pub use meta::{JOB_NAME, REPLICA_INDEX, REPLICA_TYPE};
 pub use pod::{container_name, port_name};
+pub use replica::{pod_group, replica_objects, ReplicaObjects};
 pub use tensorboard::is_under;
 
 /// What kind of objects to render.
@@ -74,6 +78,19 @@ pub enum RenderError {
         variable: String,
         /// The role.
         role: String,
+    },
+    /// A target runs a PyTorch master and its workers from one template, and they differ.
+    #[error(
+        "--target {target} runs the PyTorch master and workers as one indexed job (RANK from \
+         the completion index), so they need the same command, image, env and resources, but \
+         their {what} differ; make spec.replicas.master and spec.replicas.worker alike, or use \
+         --target plain or --target kubeflow for this job"
+    )]
+    RanksDiffer {
+        /// The target.
+        target: &'static str,
+        /// What differs.
+        what: String,
     },
 }
 
@@ -144,7 +161,7 @@ fn objects(ctx: &Ctx, target: Target) -> Result<Vec<Value>, RenderError> {
         Target::Plain => Ok(plain::objects(ctx)),
         Target::Jobset => jobset::objects(ctx),
         Target::Kubeflow => kubeflow::objects(ctx),
-        Target::Trainingjob => Ok(vec![to_value(&ctx.job)]),
+        Target::Trainingjob => Ok(vec![to_value(&crate::output::job_document(&ctx.job))]),
     }
 }
 

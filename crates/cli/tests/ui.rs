@@ -1,0 +1,392 @@
+//! `trainctl ui` end to end: the real binary serves jobs that really ran (finished, failed and
+//! still running), and headless Chromium (Debian's `chromium` driven through `chromedriver`)
+//! looks at them as a user would. Screenshots go to `target/ui-screenshots/`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{job_yaml, Sandbox};
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+
+/// Twelve progress lines with a loss (a little higher on each next replica), then an exit
+/// code from argv.
+const FINISHED_PY: &str = r#"
+import os, sys
+extra = 0.3 * int(os.environ["TRAINCTL_REPLICA_INDEX"])
+for i in range(1, 13):
+    print(f"Step: {i}, Epoch: {(i - 1) // 4 + 1}, Batch: {(i - 1) % 4 + 1} of 4, Loss: {2.0 / i + extra:.4f}", flush=True)
+sys.exit(int(sys.argv[1]))
+"#;
+
+/// A loss every 0.2 s for a minute.
+const LIVE_PY: &str = r#"
+import time
+for i in range(1, 301):
+    print(f"Step: {i}, Loss: {1.0 / i:.5f}", flush=True)
+    time.sleep(0.2)
+"#;
+
+/// Kills a child process when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("ui-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `trainctl ui` on a free port; returns it and the URL it prints.
+fn start_ui(sb: &Sandbox) -> (Killed, String) {
+    let mut child = sb
+        .command(&["ui", "--address", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start trainctl ui");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("trainctl dashboard on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (Killed(child), url)
+}
+
+/// chromedriver on a free port, and a headless Chromium session through it.
+async fn browser() -> (Killed, Client) {
+    for program in ["chromium", "chromedriver"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
+            .output()
+            .unwrap();
+        assert!(
+            found.status.success(),
+            "{program} is not installed: run scripts/test (it installs Debian's chromium and chromium-driver)"
+        );
+    }
+    let port = free_port();
+    let driver = Killed(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1000",
+        &format!("--user-data-dir={}", profile.keep().display()),
+    ];
+    let caps = json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}});
+    let caps = caps.as_object().unwrap().clone();
+    let start = Instant::now();
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return (driver, client),
+            Err(e) if start.elapsed() < Duration::from_secs(30) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot start a Chromium session: {e}"),
+        }
+    }
+}
+
+/// Evaluates `script` in the page until `cond` holds on its value (at most 30 s).
+async fn until(client: &Client, what: &str, script: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let value = client.execute(script, vec![]).await.unwrap();
+        if cond(&value) {
+            return value;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}; last value {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(name), png).unwrap();
+}
+
+/// Points drawn in the chart of `tag` (-1 while there is none).
+fn chart_points(tag: &str) -> String {
+    format!(
+        "const c = document.querySelector('.chart[data-tag=\"{tag}\"] canvas'); \
+         return c && c.dataset.points ? Number(c.dataset.points) : -1;"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_shows_jobs_logs_and_charts_that_grow() {
+    let sb = Sandbox::new();
+    sb.write("finished.py", FINISHED_PY);
+    sb.write("live.py", LIVE_PY);
+    for (name, code) in [("done-job", "0"), ("broken-job", "3")] {
+        let spec = format!(
+            "  command: [python3, finished.py, \"{code}\"]\n  replicas:\n    worker: {{count: 2}}\n  \
+             runPolicy: {{successPolicy: AllWorkers}}\n"
+        );
+        let file = sb.job(&format!("{name}.yaml"), &job_yaml(name, &spec));
+        sb.tc(&["run", file.to_str().unwrap()]);
+    }
+    assert_eq!(sb.phase("done-job"), "Succeeded");
+    assert_eq!(sb.phase("broken-job"), "Failed");
+    let spec = "  command: [python3, live.py]\n  replicas:\n    worker: {count: 1}\n";
+    let file = sb.job("live-job.yaml", &job_yaml("live-job", spec));
+    sb.ok(&["submit", file.to_str().unwrap()]);
+
+    let (_ui, url) = start_ui(&sb);
+    let (_driver, client) = browser().await;
+
+    // The list: every job, with its phase.
+    client.goto(&url).await.unwrap();
+    let rows = until(
+        &client,
+        "three jobs in the list",
+        "return [...document.querySelectorAll('#jobs tbody tr')].map(r => r.innerText);",
+        |v| v.as_array().is_some_and(|a| a.len() == 3),
+    )
+    .await;
+    let rows: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        rows[0].starts_with("live-job") && rows[0].contains("Running"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].starts_with("broken-job") && rows[1].contains("Failed"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[2].starts_with("done-job") && rows[2].contains("Succeeded"),
+        "{rows:?}"
+    );
+    assert!(rows[2].contains("0/2"), "replicas column: {rows:?}");
+    screenshot(&client, "list.png").await;
+
+    // The phase filter narrows the list.
+    client
+        .execute(
+            "const s = document.getElementById('filter-phase'); s.value = 'Failed'; \
+             s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until(
+        &client,
+        "only the failed job",
+        "return [...document.querySelectorAll('#jobs tbody tr')].map(r => r.innerText.split('\\t')[0]);",
+        |v| v == &json!(["broken-job"]),
+    )
+    .await;
+
+    // A finished job: replicas with exit codes, its log, and a chart with every point of
+    // both replicas' runs overlaid.
+    client.goto(&format!("{url}#/jobs/done-job")).await.unwrap();
+    until(
+        &client,
+        "24 loss points (12 per replica)",
+        &chart_points("loss"),
+        |v| v == &json!(24),
+    )
+    .await;
+    let log = until(
+        &client,
+        "the log",
+        "return document.getElementById('log').textContent;",
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.contains("[worker-1] Step: 12,"))
+        },
+    )
+    .await;
+    assert!(log
+        .as_str()
+        .unwrap()
+        .contains("[worker-0] Step: 1, Epoch: 1"));
+    let replicas = client
+        .execute(
+            "return document.getElementById('replicas').innerText;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        replicas
+            .as_str()
+            .unwrap()
+            .contains("worker-1\tSucceeded\t0\t0"),
+        "{replicas}"
+    );
+    let legend = client
+        .execute(
+            "return document.querySelector('.chart[data-tag=\"loss\"] .legend').innerText;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let legend = legend.as_str().unwrap();
+    assert!(
+        legend.contains("stdout/worker-0 · 12 points")
+            && legend.contains("stdout/worker-1 · 12 points"),
+        "{legend}"
+    );
+    screenshot(&client, "finished-job.png").await;
+
+    // One replica's log only.
+    client
+        .execute(
+            "document.querySelector('#log-tabs [data-replica=\"worker-1\"]').click();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until(
+        &client,
+        "worker-1's log alone",
+        "return document.getElementById('log').textContent;",
+        |v| {
+            v.as_str().is_some_and(|t| {
+                t.starts_with("Step: 1, Epoch: 1") && t.contains("Step: 12,") && !t.contains('[')
+            })
+        },
+    )
+    .await;
+
+    // A running job: its chart grows while we watch, and so does its log.
+    client.goto(&format!("{url}#/jobs/live-job")).await.unwrap();
+    let first = until(
+        &client,
+        "the live job's first points",
+        &chart_points("loss"),
+        |v| v.as_i64().is_some_and(|n| n > 0),
+    )
+    .await;
+    let first = first.as_i64().unwrap();
+    let grown = until(
+        &client,
+        "the live chart to grow",
+        &chart_points("loss"),
+        |v| v.as_i64().is_some_and(|n| n >= first + 5),
+    )
+    .await;
+    until(
+        &client,
+        "the live log",
+        "return document.getElementById('log').textContent;",
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.contains(&format!("Step: {}, Loss", grown.as_i64().unwrap())))
+        },
+    )
+    .await;
+    screenshot(&client, "live-job.png").await;
+
+    client.close().await.unwrap();
+    sb.ok(&["delete", "live-job", "--grace-period", "1"]);
+}
+
+#[test]
+fn a_reachable_address_needs_a_token_and_every_request_must_carry_it() {
+    let sb = Sandbox::new();
+    let out = sb.tc(&["ui", "--address", "0.0.0.0:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs a token") && err.contains("--token"),
+        "{err}"
+    );
+
+    let out = sb.tc(&["ui", "--address", "not-an-address"]);
+    assert_eq!(out.status.code(), Some(2), "clap rejects it");
+
+    let mut child = sb
+        .command(&["ui", "--address", "0.0.0.0:0", "--token", "s3cret"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ui = Killed(child);
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let status = |path: &str, header: Option<&str>| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut req = agent.get(&format!("{base}{path}"));
+        if let Some(h) = header {
+            req = req.header("Authorization", h);
+        }
+        req.call().unwrap().status().as_u16()
+    };
+    assert_eq!(status("/", None), 401);
+    assert_eq!(status("/api/jobs", None), 401);
+    assert_eq!(status("/assets/app.js", Some("Bearer wrong")), 401);
+    assert_eq!(status("/api/jobs", Some("Bearer s3cret")), 200);
+    assert_eq!(status("/?token=s3cret", None), 200);
+    assert_eq!(status("/api/jobs/nope", Some("Bearer s3cret")), 404);
+}

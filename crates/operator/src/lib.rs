@@ -1,0 +1,124 @@
+//! The trainctl operator: a kube-runtime controller that runs TrainingJobs as Pods and
+//! headless Services, driven by the same pure state machine as the local engine
+//! (`trainctl_core::state_machine::decide`), with status, Events, archived logs, and
+//! Prometheus metrics on `/metrics` and health on `/healthz` ([`http`]).
+
+pub mod archive;
+pub mod crd;
+pub mod events;
+pub mod http;
+pub mod metrics;
+pub mod names;
+pub mod observe;
+pub mod reconcile;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::{Action as Requeue, Controller};
+use kube::runtime::watcher;
+use kube::Api;
+use trainctl_core::state_machine::Backoff;
+
+pub use crd::{crd, ResourceSpec, TrainingJobResource};
+pub use status::JobStatus;
+
+/// Why a reconcile failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or could not be reached.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// An object could not be converted.
+    #[error("cannot convert an object: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A rendered object made no sense.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Settings of the operator.
+#[derive(Debug, Clone)]
+pub struct OperatorConfig {
+    /// Restart delays (`TRAINCTL_RESTART_BACKOFF_SECONDS` sets the base; default 1s doubling
+    /// to 60s, as the local engine).
+    pub backoff: Backoff,
+    /// Delay before a failed reconcile is retried.
+    pub retry: Duration,
+    /// Only this namespace, else all.
+    pub namespace: Option<String>,
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        OperatorConfig {
+            backoff: Backoff::default(),
+            retry: Duration::from_millis(500),
+            namespace: None,
+        }
+    }
+}
+
+impl OperatorConfig {
+    /// Defaults, with the restart backoff base from `TRAINCTL_RESTART_BACKOFF_SECONDS`.
+    pub fn from_env() -> Self {
+        let mut config = OperatorConfig::default();
+        if let Some(base) = std::env::var("TRAINCTL_RESTART_BACKOFF_SECONDS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+        {
+            config.backoff = Backoff {
+                base,
+                max: 60f64.max(base),
+            };
+        }
+        config
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: kube::Client,
+    /// Settings.
+    pub config: OperatorConfig,
+    /// Metrics.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+fn error_policy(_job: Arc<TrainingJobResource>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    eprintln!("trainctl-operator: reconcile failed, retrying: {error}");
+    Requeue::requeue(ctx.config.retry)
+}
+
+/// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
+pub async fn run_controller(
+    client: kube::Client,
+    config: OperatorConfig,
+    metrics: Arc<metrics::Metrics>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (jobs, pods): (Api<TrainingJobResource>, Api<Pod>) = match &config.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let ctx = Arc::new(Context {
+        client,
+        config,
+        metrics,
+    });
+    let pod_filter = watcher::Config::default().labels(trainctl_kube::render::JOB_NAME);
+    Controller::new(jobs, watcher::Config::default())
+        .owns(pods, pod_filter)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

@@ -1,0 +1,101 @@
+//! Prometheus metrics of the operator: reconciles, errors, reconcile durations, jobs by
+//! phase.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use trainctl_core::state_machine::JobPhase;
+
+/// The `phase` label of the jobs gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabel {
+    phase: String,
+}
+
+/// The operator's metrics.
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Counter,
+    errors: Counter,
+    durations: Histogram,
+    jobs: Family<PhaseLabel, Gauge>,
+    phases: Mutex<HashMap<(String, String), JobPhase>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("trainctl_operator");
+        let reconciles = Counter::default();
+        let errors = Counter::default();
+        let durations = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let jobs = Family::<PhaseLabel, Gauge>::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        registry.register("reconcile_errors", "Reconciles that failed", errors.clone());
+        registry.register(
+            "reconcile_duration_seconds",
+            "How long reconciles took",
+            durations.clone(),
+        );
+        registry.register("jobs", "TrainingJobs by phase", jobs.clone());
+        Metrics {
+            registry,
+            reconciles,
+            errors,
+            durations,
+            jobs,
+            phases: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts one reconcile.
+    pub fn observe_reconcile(&self, took: Duration, failed: bool) {
+        self.reconciles.inc();
+        if failed {
+            self.errors.inc();
+        }
+        self.durations.observe(took.as_secs_f64());
+    }
+
+    /// Records the phase of a job.
+    pub fn set_phase(&self, name: &str, ns: &str, phase: JobPhase) {
+        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = phases.insert((ns.into(), name.into()), phase) {
+            self.gauge(old).dec();
+        }
+        self.gauge(phase).inc();
+    }
+
+    /// Forgets a deleted job.
+    pub fn forget(&self, name: &str, ns: &str) {
+        let mut phases = self.phases.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = phases.remove(&(ns.into(), name.into())) {
+            self.gauge(old).dec();
+        }
+    }
+
+    fn gauge(&self, phase: JobPhase) -> Gauge {
+        self.jobs
+            .get_or_create(&PhaseLabel {
+                phase: phase.as_str().into(),
+            })
+            .clone()
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

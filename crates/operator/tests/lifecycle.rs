@@ -1,0 +1,240 @@
+//! Job lifecycles on kube-sim, mirroring Kubeflow's TFJob status cases: the operator runs
+//! in-process against the server over HTTP, the test plays the kubelet.
+
+mod common;
+
+use common::{condition, job_yaml, Cluster, NS};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::ResourceExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chief_success_ends_the_job_and_stops_the_parameter_servers() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "tf",
+        "{chief: {count: 1}, ps: {count: 1}, worker: {count: 2}}",
+        "{}",
+    ))
+    .await;
+    for pod in ["tf-chief-0", "tf-ps-0", "tf-worker-0", "tf-worker-1"] {
+        c.running_pod(pod, 0).await;
+    }
+    assert_eq!(
+        c.services("tf").await.len(),
+        4,
+        "one headless service per replica"
+    );
+    c.sim.finish_pod(NS, "tf-chief-0", 0).unwrap();
+    let status = c.wait_phase("tf", "Succeeded").await;
+    assert_eq!(condition(&status, "Succeeded").unwrap().status, "True");
+    assert!(status.completion_time.is_some());
+    c.gone("tf-ps-0").await;
+    c.gone("tf-worker-0").await;
+    let chief = c.pods_api().get("tf-chief-0").await.unwrap();
+    assert_eq!(chief.status.unwrap().phase.as_deref(), Some("Succeeded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_chief_worker_0_decides() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml("w0", "{worker: {count: 2}}", "{}"))
+        .await;
+    c.running_pod("w0-worker-1", 0).await;
+    c.finish("w0-worker-0", 0, 0).await;
+    let status = c.wait_phase("w0", "Succeeded").await;
+    assert_eq!(status.reason.as_deref(), Some("Succeeded"));
+    assert_eq!(status.replica_statuses["worker"].succeeded, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_workers_waits_for_every_worker() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "aw",
+        "{worker: {count: 2}}",
+        "{successPolicy: AllWorkers}",
+    ))
+    .await;
+    c.finish("aw-worker-0", 0, 0).await;
+    c.running_pod("aw-worker-1", 0).await;
+    common::eventually("worker-0 counted", || async {
+        let s = c.status("aw").await?;
+        (s.replica_statuses.get("worker")?.succeeded == 1).then_some(())
+    })
+    .await;
+    assert_eq!(
+        c.status("aw").await.unwrap().phase.as_deref(),
+        Some("Running")
+    );
+    c.sim.finish_pod(NS, "aw-worker-1", 0).unwrap();
+    c.wait_phase("aw", "Succeeded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_parameter_server_fails_the_job() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "psf",
+        "{ps: {count: 1}, worker: {count: 1}}",
+        "{}",
+    ))
+    .await;
+    c.finish("psf-ps-0", 0, 1).await;
+    let status = c.wait_phase("psf", "Failed").await;
+    assert_eq!(status.reason.as_deref(), Some("ReplicaFailed"));
+    assert!(status.message.unwrap().contains("ps-0 exited with code 1"));
+    c.gone("psf-worker-0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_code_130_restarts_the_pod_and_exit_1_fails_the_job() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "ec",
+        "{worker: {count: 2}}",
+        "{restartPolicy: ExitCode, backoffLimit: 5}",
+    ))
+    .await;
+    let first = c.running_pod("ec-worker-1", 0).await;
+    c.sim.finish_pod(NS, "ec-worker-1", 130).unwrap();
+    let second = c.running_pod("ec-worker-1", 1).await;
+    assert_ne!(
+        first.uid(),
+        second.uid(),
+        "a new pod replaced the failed one"
+    );
+    let env = &second.spec.unwrap().containers[0].env.clone().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e.name == "TRAINCTL_ATTEMPT" && e.value.as_deref() == Some("1")));
+    let status = c.status("ec").await.unwrap();
+    assert_eq!(status.restarts, 1);
+    assert!(
+        condition(&status, "Restarting").is_some(),
+        "the job went through Restarting: {status:?}"
+    );
+    c.sim.finish_pod(NS, "ec-worker-1", 1).unwrap();
+    let status = c.wait_phase("ec", "Failed").await;
+    assert_eq!(status.reason.as_deref(), Some("ReplicaFailed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exceeding_the_backoff_limit_fails_the_job() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "bl",
+        "{worker: {count: 1}}",
+        "{restartPolicy: OnFailure, backoffLimit: 1}",
+    ))
+    .await;
+    c.finish("bl-worker-0", 0, 2).await;
+    c.finish("bl-worker-0", 1, 2).await;
+    let status = c.wait_phase("bl", "Failed").await;
+    assert_eq!(status.reason.as_deref(), Some("BackoffLimitExceeded"));
+    assert_eq!(status.restarts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_fails_the_job_and_stops_its_pods() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "dl",
+        "{worker: {count: 1}}",
+        "{activeDeadlineSeconds: 1}",
+    ))
+    .await;
+    c.running_pod("dl-worker-0", 0).await;
+    let status = c.wait_phase("dl", "Failed").await;
+    assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
+    c.gone("dl-worker-0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_stops_every_pod_and_resume_starts_them_again() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "sr",
+        "{ps: {count: 1}, worker: {count: 1}}",
+        "{}",
+    ))
+    .await;
+    c.running_pod("sr-worker-0", 0).await;
+    let set = |suspend: bool| serde_json::json!({"spec": {"runPolicy": {"suspend": suspend}}});
+    c.jobs()
+        .patch("sr", &PatchParams::default(), &Patch::Merge(set(true)))
+        .await
+        .unwrap();
+    let status = c.wait_phase("sr", "Suspended").await;
+    assert_eq!(condition(&status, "Suspended").unwrap().status, "True");
+    c.gone("sr-worker-0").await;
+    c.gone("sr-ps-0").await;
+    c.jobs()
+        .patch("sr", &PatchParams::default(), &Patch::Merge(set(false)))
+        .await
+        .unwrap();
+    c.running_pod("sr-ps-0", 0).await;
+    c.running_pod("sr-worker-0", 0).await;
+    let status = c.wait_phase("sr", "Running").await;
+    assert_eq!(condition(&status, "Suspended").unwrap().status, "False");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_deletes_the_finished_job_and_its_objects() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "ttl",
+        "{worker: {count: 1}}",
+        "{ttlSecondsAfterFinished: 1}",
+    ))
+    .await;
+    c.finish("ttl-worker-0", 0, 0).await;
+    c.wait_phase("ttl", "Succeeded").await;
+    common::eventually("the job to be deleted", || async {
+        c.jobs()
+            .get_opt("ttl")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(c.pods("ttl").await.is_empty());
+    assert!(c.services("ttl").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_deleted_from_outside_is_recreated() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml("ext", "{worker: {count: 2}}", "{}"))
+        .await;
+    let before = c.running_pod("ext-worker-1", 0).await;
+    c.pods_api()
+        .delete("ext-worker-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let after = common::eventually("a new ext-worker-1", || async {
+        let pod = c.pods_api().get_opt("ext-worker-1").await.ok()??;
+        (pod.uid() != before.uid()).then_some(pod)
+    })
+    .await;
+    assert_eq!(after.labels()["trainctl.dev/attempt"], "0");
+    c.finish("ext-worker-0", 0, 0).await;
+    c.wait_phase("ext", "Succeeded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_of_a_lost_node_are_recreated_elsewhere() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "nl",
+        "{worker: {count: 1}}",
+        "{restartPolicy: ExitCode, backoffLimit: 3}",
+    ))
+    .await;
+    let pod = c.running_pod("nl-worker-0", 0).await;
+    let node = pod.spec.unwrap().node_name.unwrap();
+    c.sim.kill_node(&node).unwrap();
+    let again = c.running_pod("nl-worker-0", 1).await;
+    assert_ne!(again.spec.unwrap().node_name.unwrap(), node);
+    assert_eq!(c.status("nl").await.unwrap().restarts, 1);
+}

@@ -1,0 +1,194 @@
+//! Live views over Server-Sent Events: a job's log (one replica, or all with a `[replica]`
+//! prefix per line) and its metrics. Each stream sends `end` when the job is over and all of
+//! it has been sent, so the browser closes it instead of reconnecting.
+
+use std::convert::Infallible;
+use std::io::{self, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use trainctl_core::ReplicaId;
+use trainctl_local::logs::{copy_logs, Selection};
+use trainctl_local::process::is_same_process;
+
+use crate::jobs::MetricsQuery;
+use crate::server::{blocking, ApiError};
+use crate::Dashboard;
+
+/// Lines of each attempt a log stream starts with when the request does not say.
+pub const DEFAULT_TAIL: usize = 1000;
+/// How often the metrics stream looks for new points.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
+
+/// An event stream, as axum serves it.
+type Events = Sse<KeepAliveStream<Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>>>;
+
+/// `GET /api/jobs/{name}/logs/live` parameters.
+#[derive(Debug, Default, Deserialize)]
+pub struct LogsQuery {
+    /// Only this replica, such as `worker-1` (all, prefixed, when left out).
+    pub replica: Option<String>,
+    /// Start with the last N lines of each attempt ([`DEFAULT_TAIL`] when left out).
+    pub tail: Option<usize>,
+}
+
+/// Sends each write as a `log` event `{"text": ...}` (the log reader writes whole lines).
+struct EventWriter {
+    tx: mpsc::Sender<Event>,
+}
+
+impl Write for EventWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let event = log_event(&text);
+        self.tx
+            .blocking_send(event)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the viewer went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn log_event(text: &str) -> Event {
+    Event::default()
+        .event("log")
+        .data(json!({"text": text}).to_string())
+}
+
+fn end_event() -> Event {
+    Event::default().event("end").data("{}")
+}
+
+fn events(rx: mpsc::Receiver<Event>) -> Events {
+    let stream: Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
+        Box::pin(ReceiverStream::new(rx).map(Ok));
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `GET /api/jobs/{name}/logs/live`: the replica's latest attempt (and each new one as it
+/// starts), following until the job's supervisor is gone.
+pub async fn logs(
+    State(d): State<Arc<Dashboard>>,
+    Path(name): Path<String>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Events, ApiError> {
+    let selection = {
+        let d = d.clone();
+        let name = name.clone();
+        blocking(move || {
+            let job = d.engine()?.job(&name)?;
+            let replica = match query.replica.as_deref() {
+                None | Some("") => None,
+                Some(text) => {
+                    let id: ReplicaId = text.parse().map_err(ApiError::BadRequest)?;
+                    if !ReplicaId::all_of(&job.spec).contains(&id) {
+                        return Err(ApiError::NotFound(format!(
+                            "job {name} has no replica {id}"
+                        )));
+                    }
+                    Some(id)
+                }
+            };
+            Ok(Selection {
+                prefix: replica.is_none(),
+                replica,
+                attempt: None,
+                tail: Some(query.tail.unwrap_or(DEFAULT_TAIL)),
+            })
+        })
+        .await?
+    };
+    let (tx, rx) = mpsc::channel(64);
+    std::thread::spawn(move || {
+        let engine = match d.engine() {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = tx.blocking_send(log_event(&format!("cannot read the log: {e}\n")));
+                return;
+            }
+        };
+        let mut out = EventWriter { tx: tx.clone() };
+        let result = copy_logs(
+            engine.store(),
+            &name,
+            &selection,
+            &mut out,
+            true,
+            &mut |s| {
+                let supervised = s
+                    .job(&name)?
+                    .is_some_and(|j| is_same_process(j.supervisor_pid, j.supervisor_start));
+                Ok(tx.is_closed() || !supervised)
+            },
+        );
+        if let Err(e) = result {
+            let _ = tx.blocking_send(log_event(&format!("log streaming stopped: {e}\n")));
+        }
+        let _ = tx.blocking_send(end_event());
+    });
+    Ok(events(rx))
+}
+
+/// `GET /api/jobs/{name}/metrics/live`: the job's series (as `GET .../metrics` answers) now
+/// and whenever they change, until the job has ended.
+pub async fn metrics(
+    State(d): State<Arc<Dashboard>>,
+    Path(name): Path<String>,
+    Query(query): Query<MetricsQuery>,
+) -> Result<Events, ApiError> {
+    let snapshot = move |d: Arc<Dashboard>, name: String| {
+        blocking(move || {
+            let job = d.engine()?.job(&name)?;
+            let ended = job.phase.is_terminal();
+            Ok((d.charts.snapshot(&d.home, &job, query.points)?, ended))
+        })
+    };
+    // Unknown jobs and bad parameters are answered before the stream starts.
+    let first = snapshot(d.clone(), name.clone()).await?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut next: Result<_, ApiError> = Ok(first);
+        let mut sent = None;
+        let mut closing = false;
+        loop {
+            let (data, ended) = match next {
+                Ok(x) => x,
+                Err(e) => {
+                    let error = json!({"error": e.to_string()}).to_string();
+                    let _ = tx.send(Event::default().event("error").data(error)).await;
+                    return;
+                }
+            };
+            if sent.as_ref() != Some(&data) {
+                let event = Event::default().event("metrics").data(data.to_string());
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+                sent = Some(data);
+            }
+            // The job's last output is collected just after it ends: look once more.
+            if ended && closing {
+                let _ = tx.send(end_event()).await;
+                return;
+            }
+            closing = ended;
+            tokio::time::sleep(METRICS_EVERY).await;
+            if tx.is_closed() {
+                return;
+            }
+            next = snapshot(d.clone(), name.clone()).await;
+        }
+    });
+    Ok(events(rx))
+}
