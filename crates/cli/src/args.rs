@@ -30,11 +30,17 @@ pub enum Command {
         /// Output format.
         #[arg(short, long, value_enum)]
         output: Option<Output>,
+        /// This machine or a cluster.
+        #[command(flatten)]
+        target: crate::backend::Target,
     },
     /// Show a job's replicas, attempts, exit codes and events.
     Describe {
         /// The job.
         job: String,
+        /// This machine or a cluster.
+        #[command(flatten)]
+        target: crate::backend::Target,
     },
     /// Print a job's logs.
     Logs(LogsArgs),
@@ -45,6 +51,9 @@ pub enum Command {
         /// Give up after this long (e.g. 90s, 5m, 1h; a bare number is seconds).
         #[arg(long, value_parser = parse_duration)]
         timeout: Option<std::time::Duration>,
+        /// This machine or a cluster.
+        #[command(flatten)]
+        target: crate::backend::Target,
     },
     /// Stop every process of a job and remove it.
     Delete {
@@ -54,7 +63,14 @@ pub enum Command {
         /// Seconds between SIGTERM and SIGKILL.
         #[arg(long, default_value_t = 10)]
         grace_period: u64,
+        /// This machine or a cluster.
+        #[command(flatten)]
+        target: crate::backend::Target,
     },
+    /// Stop every replica of a job and keep it, to resume later (on a cluster).
+    Suspend(crate::backend::JobOnTarget),
+    /// Start the replicas of a suspended job again (on a cluster).
+    Resume(crate::backend::JobOnTarget),
     /// Print the Kubernetes objects of a job (lint runs first).
     Render(crate::render_cmds::RenderArgs),
     /// Report the mistakes that cost hours on GPU clusters, in a job file or a manifest.
@@ -144,6 +160,9 @@ pub struct SubmitArgs {
     /// The command of every replica (flag form), after `--`.
     #[arg(last = true)]
     pub command: Vec<String>,
+    /// This machine or a cluster.
+    #[command(flatten)]
+    pub target: crate::backend::Target,
 }
 
 /// `logs` arguments.
@@ -163,6 +182,9 @@ pub struct LogsArgs {
     /// Only the last N lines of each attempt.
     #[arg(long)]
     pub tail: Option<usize>,
+    /// This machine or a cluster.
+    #[command(flatten)]
+    pub target: crate::backend::Target,
 }
 
 /// `metrics` arguments.

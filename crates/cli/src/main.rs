@@ -2,8 +2,12 @@
 //! in `trainctl-core` and the local engine in `trainctl-local`.
 
 mod args;
+mod backend;
 mod flag_job;
 mod kube_cmds;
+mod kube_describe;
+mod kube_logs;
+mod kube_verbs;
 mod metrics_cmds;
 mod progress;
 mod render_cmds;
@@ -46,18 +50,25 @@ fn engine() -> Result<LocalEngine> {
 }
 
 fn dispatch(command: Command) -> Result<ExitCode> {
+    let command = match kube_verbs::route(command)? {
+        kube_verbs::Routed::Done(code) => return Ok(code),
+        kube_verbs::Routed::Local(command) => *command,
+    };
     match command {
         Command::Run { file } => run(&file),
         Command::Submit(a) => submit(&a),
-        Command::Get { job, output } => get(job.as_deref(), output),
-        Command::Describe { job } => describe(&job),
+        Command::Get { job, output, .. } => get(job.as_deref(), output),
+        Command::Describe { job, .. } => describe(&job),
         Command::Logs(a) => logs(&a),
-        Command::Wait { job, timeout } => wait(&job, timeout),
-        Command::Delete { jobs, grace_period } => delete(&jobs, grace_period),
+        Command::Wait { job, timeout, .. } => wait(&job, timeout),
+        Command::Delete {
+            jobs, grace_period, ..
+        } => delete(&jobs, grace_period),
         Command::Metrics(a) => metrics_cmds::metrics(&a),
         Command::Tensorboard { job, port } => metrics_cmds::tensorboard(&job, port),
         Command::Supervise { job } => supervise_detached(&job),
         Command::Crd => kube_cmds::crd(),
+        Command::Suspend(_) | Command::Resume(_) => kube_verbs::not_local(),
         Command::Operator(a) => kube_cmds::operator(&a),
         Command::Ui(a) => ui_cmds::ui(&a),
         Command::Render(a) => render_cmds::render(&a),

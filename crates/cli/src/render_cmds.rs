@@ -94,6 +94,12 @@ pub fn lint_before_start(job: &TrainingJob) -> Result<()> {
     report(&trainctl_kube::lint_local(job))
 }
 
+/// Runs lint on a job before it is submitted to a cluster: every rule applies, warnings are
+/// printed, errors refuse it.
+pub fn lint_before_cluster(job: &TrainingJob) -> Result<()> {
+    report(&trainctl_kube::lint_job(job))
+}
+
 /// `trainctl render`.
 pub fn render(a: &RenderArgs) -> Result<ExitCode> {
     let mut job = load_job(&a.file)?;

@@ -2,6 +2,8 @@
 //! the command prints is accepted by the server, the operator runs a job to success, serves
 //! `/metrics` and `/healthz`, and stops cleanly on SIGTERM.
 
+mod kube_support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -10,7 +12,6 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DynamicObject, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::discovery::ApiResource;
 use kube::Api;
 use kube_sim::{KubeSim, NodeSpec};
@@ -40,13 +41,7 @@ async fn the_printed_crd_installs_and_the_operator_process_runs_a_job() {
     sim.add_node(&NodeSpec::new("node-1")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = sim.write_kubeconfig(&dir.path().join("config")).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::from_yaml(&sim.kubeconfig()).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    let client = kube::Client::try_from(config).unwrap();
+    let client = kube_support::client_for(&sim).await;
 
     let out = Command::new(env!("CARGO_BIN_EXE_trainctl"))
         .arg("crd")

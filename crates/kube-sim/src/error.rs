@@ -116,7 +116,9 @@ impl ApiError {
         Self::new(
             403,
             "Forbidden",
-            format!("{resource} is forbidden: User \"kube-sim\" cannot {verb} resource \"{resource}\""),
+            format!(
+                "{resource} is forbidden: User \"kube-sim\" cannot {verb} resource \"{resource}\""
+            ),
         )
     }
 

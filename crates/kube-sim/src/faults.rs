@@ -119,6 +119,8 @@ mod tests {
         });
         let err = faults.roll("delete", "trainingjobs").unwrap();
         assert_eq!((err.code, err.reason), (403, "Forbidden"));
-        assert!(err.message.contains("cannot delete resource \"trainingjobs\""));
+        assert!(err
+            .message
+            .contains("cannot delete resource \"trainingjobs\""));
     }
 }

@@ -4,6 +4,7 @@
 //! Prometheus metrics on `/metrics` and health on `/healthz` ([`http`]).
 
 pub mod archive;
+pub mod client;
 pub mod crd;
 pub mod events;
 pub mod http;

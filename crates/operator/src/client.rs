@@ -1,0 +1,300 @@
+//! The CLI's Kubernetes client: a connection from the kubeconfig, and the TrainingJob calls
+//! behind `submit`, `get`, `describe`, `logs`, `wait`, `delete`, `suspend` and `resume`.
+//! Every failure is turned into a message that says what to do: no kubeconfig, an
+//! unreachable server, the CRD not installed, RBAC forbidding the call.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Context as _, Result};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::config::KubeConfigOptions;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use trainctl_core::ReplicaId;
+use trainctl_spec::TrainingJob;
+
+use crate::crd::TrainingJobResource;
+use crate::names::{job_selector, log_archive_name};
+use crate::observe::pod_attempt;
+
+/// The group/version the TrainingJob CRD serves.
+const GROUP_VERSION: &str = "trainctl.dev/v1alpha1";
+
+/// A client bound to one namespace of one cluster.
+pub struct Cluster {
+    client: kube::Client,
+    /// The namespace the verbs act in.
+    pub namespace: String,
+    /// The API server's URL, for messages.
+    pub url: String,
+}
+
+/// Where one attempt's log is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    /// Archived by the operator when the pod was deleted.
+    Archived(String),
+    /// The pod still exists: read (or follow) it live.
+    Live(String),
+}
+
+/// One attempt of one replica, and where its log is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptLog {
+    /// The replica.
+    pub replica: ReplicaId,
+    /// The attempt (0 is the first run).
+    pub attempt: u32,
+    /// Where its log is.
+    pub source: LogSource,
+}
+
+impl Cluster {
+    /// Connects with the kubeconfig (`context`, else its current context; else the
+    /// in-cluster config); the namespace defaults to the context's.
+    pub async fn connect(context: Option<&str>, namespace: Option<&str>) -> Result<Cluster> {
+        let mut config = match context {
+            Some(name) => {
+                let options = KubeConfigOptions {
+                    context: Some(name.into()),
+                    ..KubeConfigOptions::default()
+                };
+                kube::Config::from_kubeconfig(&options)
+                    .await
+                    .with_context(|| format!("cannot use kubeconfig context {name:?}"))?
+            }
+            None => kube::Config::infer().await.context(
+                "no Kubernetes configuration found: set KUBECONFIG, create ~/.kube/config, \
+                 or run inside a cluster",
+            )?,
+        };
+        config.connect_timeout = Some(std::time::Duration::from_secs(10));
+        let url = config.cluster_url.to_string();
+        let namespace = namespace.map_or(config.default_namespace.clone(), str::to_string);
+        let client = kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
+        Ok(Cluster {
+            client,
+            namespace,
+            url,
+        })
+    }
+
+    fn jobs(&self) -> Api<TrainingJobResource> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Creates the TrainingJob of a job file (in its own namespace if it names one, which
+    /// must then agree with the connection's).
+    pub async fn create(&self, job: &TrainingJob) -> Result<TrainingJobResource> {
+        if let Some(ns) = job
+            .metadata
+            .namespace
+            .as_deref()
+            .filter(|ns| *ns != self.namespace)
+        {
+            anyhow::bail!(
+                "the job file's namespace {ns:?} does not match the namespace {:?}; \
+                 drop metadata.namespace or pass -n {ns}",
+                self.namespace
+            );
+        }
+        let resource = TrainingJobResource::from_job(job, &self.namespace);
+        match self.jobs().create(&PostParams::default(), &resource).await {
+            Ok(created) => Ok(created),
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(anyhow!(
+                "trainingjob {} already exists in namespace {}; delete it first or pick another name",
+                job.name(),
+                self.namespace
+            )),
+            Err(e) => Err(self.explain(e, "create trainingjobs").await),
+        }
+    }
+
+    /// Every TrainingJob of the namespace, by name.
+    pub async fn list(&self) -> Result<Vec<TrainingJobResource>> {
+        let mut items = match self.jobs().list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(e) => return Err(self.explain(e, "list trainingjobs").await),
+        };
+        items.sort_by_key(|j| j.name_any());
+        Ok(items)
+    }
+
+    /// One TrainingJob.
+    pub async fn get(&self, name: &str) -> Result<TrainingJobResource> {
+        match self.jobs().get(name).await {
+            Ok(job) => Ok(job),
+            Err(e) => Err(self.explain_named(e, name, "get trainingjobs").await),
+        }
+    }
+
+    /// Deletes a TrainingJob; its pods, services and archived logs go with it.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        match self.jobs().delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.explain_named(e, name, "delete trainingjobs").await),
+        }
+    }
+
+    /// Sets `spec.runPolicy.suspend`: the operator stops (or starts again) every pod.
+    pub async fn set_suspended(&self, name: &str, suspended: bool) -> Result<()> {
+        let patch = json!({"spec": {"runPolicy": {"suspend": suspended}}});
+        match self
+            .jobs()
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.explain_named(e, name, "patch trainingjobs").await),
+        }
+    }
+
+    /// The job's pods, by name.
+    pub async fn job_pods(&self, name: &str) -> Result<Vec<Pod>> {
+        let params = ListParams::default().labels(&job_selector(name));
+        match self.pods().list(&params).await {
+            Ok(list) => {
+                let mut pods = list.items;
+                pods.sort_by_key(|p| p.name_any());
+                Ok(pods)
+            }
+            Err(e) => Err(self.explain(e, "list pods").await),
+        }
+    }
+
+    /// The Events about the job and its pods, oldest first.
+    pub async fn job_events(&self, name: &str, pods: &[Pod]) -> Result<Vec<Event>> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.namespace);
+        let list = match events.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(e) => return Err(self.explain(e, "list events").await),
+        };
+        let pod_names: Vec<String> = pods.iter().map(ResourceExt::name_any).collect();
+        let mut about: Vec<Event> = list
+            .into_iter()
+            .filter(|e| {
+                let involved = e.involved_object.name.clone().unwrap_or_default();
+                involved == name || pod_names.contains(&involved)
+            })
+            .collect();
+        about.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
+        Ok(about)
+    }
+
+    /// The attempts whose logs exist (archived ones, then the live pod), for one replica or
+    /// all, one attempt or all.
+    pub async fn log_sources(
+        &self,
+        job: &TrainingJobResource,
+        replica: Option<ReplicaId>,
+        attempt: Option<u32>,
+    ) -> Result<Vec<AttemptLog>> {
+        let name = job.name_any();
+        let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
+        let archive = match maps.get_opt(&log_archive_name(&name)).await {
+            Ok(map) => map.and_then(|m| m.data).unwrap_or_default(),
+            Err(e) => return Err(self.explain(e, "get configmaps").await),
+        };
+        let pods = self.job_pods(&name).await?;
+        let wanted = |id: ReplicaId, n: u32| {
+            replica.is_none_or(|r| r == id) && attempt.is_none_or(|a| a == n)
+        };
+        let mut out = Vec::new();
+        let spec = job.to_job();
+        for id in ReplicaId::all_of(&spec) {
+            let prefix = format!("{id}.attempt-");
+            let mut found: BTreeMap<u32, LogSource> = archive
+                .iter()
+                .filter_map(|(key, text)| {
+                    let n = key
+                        .strip_prefix(&prefix)?
+                        .strip_suffix(".log")?
+                        .parse()
+                        .ok()?;
+                    Some((n, LogSource::Archived(text.clone())))
+                })
+                .collect();
+            if let Some(pod) = pods
+                .iter()
+                .find(|p| p.name_any() == trainctl_core::wiring::replica_object_name(&spec, id))
+            {
+                found.insert(pod_attempt(pod), LogSource::Live(pod.name_any()));
+            }
+            out.extend(found.into_iter().filter(|(n, _)| wanted(id, *n)).map(
+                |(attempt, source)| AttemptLog {
+                    replica: id,
+                    attempt,
+                    source,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A live pod's log so far.
+    pub async fn pod_log(&self, pod: &str) -> Result<String> {
+        match self.pods().logs(pod, &LogParams::default()).await {
+            Ok(text) => Ok(text),
+            Err(e) => Err(self.explain(e, "get pods/log").await),
+        }
+    }
+
+    /// A live pod's log, streamed until the pod ends.
+    pub async fn follow_pod_log(&self, pod: &str) -> Result<impl futures::AsyncBufRead + use<>> {
+        let params = LogParams {
+            follow: true,
+            ..LogParams::default()
+        };
+        match self.pods().log_stream(pod, &params).await {
+            Ok(stream) => Ok(stream),
+            Err(e) => Err(self.explain(e, "get pods/log").await),
+        }
+    }
+
+    /// An error about a named job: a 404 means the job, or the whole CRD, is missing.
+    async fn explain_named(&self, error: kube::Error, name: &str, action: &str) -> anyhow::Error {
+        match &error {
+            kube::Error::Api(e) if e.code == 404 && self.crd_installed().await => anyhow!(
+                "trainingjob {name:?} not found in namespace {}",
+                self.namespace
+            ),
+            _ => self.explain(error, action).await,
+        }
+    }
+
+    /// A message that says what went wrong and what to do.
+    async fn explain(&self, error: kube::Error, action: &str) -> anyhow::Error {
+        match &error {
+            kube::Error::Api(e) if e.code == 403 => anyhow!(
+                "forbidden: you may not {action} in namespace {} ({}); ask a cluster admin \
+                 for a Role that allows it (charts/trainctl has one)",
+                self.namespace,
+                e.message
+            ),
+            kube::Error::Api(e) if e.code == 404 && !self.crd_installed().await => anyhow!(
+                "the TrainingJob CRD is not installed on {}: run `trainctl crd | kubectl apply -f -` \
+                 and install the operator (helm install trainctl charts/trainctl)",
+                self.url
+            ),
+            kube::Error::Api(e) => anyhow!("the API server refused to {action}: {}", e.message),
+            _ => anyhow!(
+                "cannot reach the Kubernetes API server at {}: {error}; check the kubeconfig \
+                 context and that the cluster is up",
+                self.url
+            ),
+        }
+    }
+
+    /// Whether the API server serves trainingjobs.trainctl.dev.
+    async fn crd_installed(&self) -> bool {
+        self.client
+            .list_api_group_resources(GROUP_VERSION)
+            .await
+            .is_ok_and(|list| list.resources.iter().any(|r| r.name == "trainingjobs"))
+    }
+}
