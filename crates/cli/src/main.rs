@@ -158,9 +158,7 @@ fn run(file: &Path) -> Result<ExitCode> {
         &SupervisorConfig::from_env(),
         &signals::STOP,
     );
-    if let Some(c) = collecting {
-        c.finish();
-    }
+    collecting.finish();
     done.store(true, Ordering::SeqCst);
     follower.thread().unpark();
     let logs = follower
@@ -211,9 +209,7 @@ fn supervise_detached(name: &str) -> Result<ExitCode> {
     let home = Home::from_env();
     let collecting = metrics_cmds::Collecting::start(&home, name);
     let phase = supervise(&home, name, &SupervisorConfig::from_env(), &signals::STOP);
-    if let Some(c) = collecting {
-        c.finish();
-    }
+    collecting.finish();
     let phase = phase?;
     Ok(exit_for(phase))
 }

@@ -242,31 +242,34 @@ pub struct Collecting {
 }
 
 impl Collecting {
-    /// Starts collecting for the job (a warning, and no collecting, when its
-    /// `spec.metrics` cannot work).
-    pub fn start(home: &Home, name: &str) -> Option<Collecting> {
-        let (mut c, _) = match collector(home, name) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("warning: metrics of job {name} are not collected: {e:#}");
-                return None;
-            }
-        };
+    /// Starts collecting for the job in the background, once a second; a warning, and no
+    /// collecting, when its `spec.metrics` cannot work. Opening the collector happens on the
+    /// collecting thread, off the path that starts the replicas.
+    pub fn start(home: &Home, name: &str) -> Collecting {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let name = name.to_string();
-        let thread = std::thread::spawn(move || loop {
-            let last = stopping.load(Ordering::SeqCst);
-            if let Err(e) = c.collect(last) {
-                eprintln!("warning: collecting the metrics of job {name}: {e:#}");
-                return;
+        let (home, name) = (home.clone(), name.to_string());
+        let thread = std::thread::spawn(move || {
+            let mut c = match collector(&home, &name) {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    eprintln!("warning: metrics of job {name} are not collected: {e:#}");
+                    return;
+                }
+            };
+            loop {
+                std::thread::park_timeout(Duration::from_secs(1));
+                let last = stopping.load(Ordering::SeqCst);
+                if let Err(e) = c.collect(last) {
+                    eprintln!("warning: collecting the metrics of job {name}: {e:#}");
+                    return;
+                }
+                if last {
+                    return;
+                }
             }
-            if last {
-                return;
-            }
-            std::thread::park_timeout(Duration::from_secs(1));
         });
-        Some(Collecting { stop, thread })
+        Collecting { stop, thread }
     }
 
     /// Reads the job's output one last time (it has ended) and stops.
