@@ -1,5 +1,6 @@
 //! The Kubernetes commands of the CLI: `crd` prints the TrainingJob CRD, `operator` runs the
-//! controller (with `/metrics` and `/healthz`) until SIGINT or SIGTERM.
+//! controller (with `/metrics` and `/healthz`, leading through a Lease) until SIGINT or
+//! SIGTERM.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -8,8 +9,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use trainctl_operator::leader::{run_as_leader, LeaseConfig};
 use trainctl_operator::metrics::Metrics;
-use trainctl_operator::{http, run_controller, OperatorConfig};
+use trainctl_operator::{http, OperatorConfig};
 
 /// `operator` arguments.
 #[derive(Debug, Args)]
@@ -56,15 +58,29 @@ pub fn operator(args: &OperatorArgs) -> Result<ExitCode> {
             }))
         };
         let mut stopped = stop.subscribe();
-        let controller = tokio::spawn(run_controller(client, config, metrics, async move {
-            let _ = stopped.recv().await;
-        }));
-        shutdown_signal().await?;
-        eprintln!("trainctl operator: shutting down");
+        let lease = LeaseConfig::from_env();
+        let mut controller =
+            tokio::spawn(run_as_leader(client, config, metrics, lease, async move {
+                let _ = stopped.recv().await;
+            }));
+        let outcome = tokio::select! {
+            signal = shutdown_signal() => {
+                signal?;
+                eprintln!("trainctl operator: shutting down");
+                let _ = stop.send(());
+                controller.await
+            }
+            ended = &mut controller => ended,
+        };
         let _ = stop.send(());
-        let _ = controller.await;
         let _ = server.await;
-        Ok(ExitCode::SUCCESS)
+        match outcome.context("the controller task failed")? {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(lost) => {
+                eprintln!("trainctl operator: {lost}; exiting so that a new instance can lead");
+                Ok(ExitCode::FAILURE)
+            }
+        }
     })
 }
 

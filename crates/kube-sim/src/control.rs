@@ -190,6 +190,12 @@ impl KubeSim {
         self.shared.drop_watches();
     }
 
+    /// How many resource requests of each kind the server has answered (injected faults
+    /// included: a request is counted when it arrives).
+    pub fn requests(&self) -> crate::requests::RequestCounts {
+        self.shared.requests().clone()
+    }
+
     /// The newest resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.store().resource_version()

@@ -151,6 +151,22 @@ fn verb(method: &Method, target: &Target, watch: bool) -> &'static str {
 
 async fn resource(shared: &Arc<Shared>, target: Target, request: Request) -> ApiResult<Response> {
     let verb = verb(&request.method, &target, request.flag("watch"));
+    let resource_name = match &target.subresource {
+        Some(sub) => format!("{}/{sub}", target.rt.plural),
+        None => target.rt.plural.clone(),
+    };
+    let user = request
+        .headers
+        .get("impersonate-user")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    crate::requests::record(
+        &mut shared.requests(),
+        user,
+        verb,
+        &target.rt.group,
+        resource_name,
+    );
     let (latency, fault) = {
         let faults = shared.faults();
         (faults.latency(), faults.roll(verb, &target.rt.plural))

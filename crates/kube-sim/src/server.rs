@@ -10,6 +10,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::faults::Faults;
+use crate::requests::RequestCounts;
 use crate::store::Store;
 use crate::validation::{SchemaSource, Validator};
 
@@ -52,6 +53,8 @@ pub(crate) struct Shared {
     pub gang_scheduling: Mutex<bool>,
     /// Wakes the simulated cluster after a control call.
     pub wake: Notify,
+    /// The resource requests answered so far, counted by kind.
+    pub requests: Mutex<RequestCounts>,
 }
 
 impl Shared {
@@ -64,6 +67,11 @@ impl Shared {
     /// The fault rules, locked.
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The request tally, locked.
+    pub fn requests(&self) -> MutexGuard<'_, RequestCounts> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The pod logs, locked.
@@ -99,6 +107,7 @@ impl KubeSim {
             watch_epoch: watch::channel(0).0,
             gang_scheduling: Mutex::new(false),
             wake: Notify::new(),
+            requests: Mutex::new(RequestCounts::new()),
         });
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;

@@ -279,3 +279,29 @@ async fn faults_inject_errors_with_retry_after_and_latency() {
     let slow = raw_request(s.sim.addr(), "GET", "/api/v1/namespaces").await;
     assert!(slow.starts_with("HTTP/1.1 200") && started.elapsed() >= Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn requests_are_tallied_by_verb_group_and_subresource() {
+    let s = common::start().await;
+    raw_request(s.sim.addr(), "GET", "/api/v1/namespaces/default/pods").await;
+    raw_request(s.sim.addr(), "GET", "/api/v1/namespaces/default/pods").await;
+    raw_request(s.sim.addr(), "GET", "/api/v1/namespaces/default/pods/p/log").await;
+    raw_request(
+        s.sim.addr(),
+        "DELETE",
+        "/apis/coordination.k8s.io/v1/namespaces/default/leases/l",
+    )
+    .await;
+    let kind = |verb: &str, group: &str, resource: &str| kube_sim::RequestKind {
+        user: String::new(),
+        verb: verb.into(),
+        group: group.into(),
+        resource: resource.into(),
+    };
+    let counts = s.sim.requests();
+    assert_eq!(counts.get(&kind("list", "", "pods")), Some(&2));
+    assert_eq!(counts.get(&kind("get", "", "pods/log")), Some(&1));
+    let delete = kind("delete", "coordination.k8s.io", "leases");
+    assert_eq!(counts.get(&delete), Some(&1), "a 404 is still a request");
+    assert!(delete.is_write() && !kind("watch", "", "pods").is_write());
+}

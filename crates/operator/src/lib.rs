@@ -1,13 +1,15 @@
 //! The trainctl operator: a kube-runtime controller that runs TrainingJobs as Pods and
 //! headless Services, driven by the same pure state machine as the local engine
 //! (`trainctl_core::state_machine::decide`), with status, Events, archived logs, and
-//! Prometheus metrics on `/metrics` and health on `/healthz` ([`http`]).
+//! Prometheus metrics on `/metrics` and health on `/healthz` ([`http`]), one active
+//! replica at a time through a Lease ([`leader`]).
 
 pub mod archive;
 pub mod client;
 pub mod crd;
 pub mod events;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod observe;

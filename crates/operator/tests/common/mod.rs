@@ -2,6 +2,8 @@
 //! the operator running in this process against it (stoppable and restartable).
 #![allow(dead_code)]
 
+pub mod chart;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +40,13 @@ pub async fn client_for(sim: &KubeSim) -> kube::Client {
 impl Cluster {
     /// kube-sim with nodes node-1 and node-2, the CRD, and the operator started.
     pub async fn start() -> Cluster {
+        let mut cluster = Cluster::without_operator().await;
+        cluster.start_operator();
+        cluster
+    }
+
+    /// kube-sim with nodes node-1 and node-2 and the CRD, no operator.
+    pub async fn without_operator() -> Cluster {
         let sim = KubeSim::start().await.expect("kube-sim starts");
         for name in ["node-1", "node-2"] {
             sim.add_node(&NodeSpec {
@@ -52,25 +61,16 @@ impl Cluster {
         crds.create(&PostParams::default(), &crd())
             .await
             .expect("the CRD is accepted");
-        let mut cluster = Cluster {
+        Cluster {
             sim,
             client,
             operator: None,
-        };
-        cluster.start_operator();
-        cluster
+        }
     }
 
     /// Starts the operator (restart backoff 50ms).
     pub fn start_operator(&mut self) {
-        let config = OperatorConfig {
-            backoff: Backoff {
-                base: 0.05,
-                max: 1.0,
-            },
-            retry: Duration::from_millis(50),
-            namespace: None,
-        };
+        let config = test_config();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(run_controller(
             self.client.clone(),
@@ -170,6 +170,18 @@ impl Cluster {
                 .and_then(|p| p.is_none().then_some(()))
         })
         .await
+    }
+}
+
+/// Operator settings for tests: restart backoff 50ms doubling to 1s, retries after 50ms.
+pub fn test_config() -> OperatorConfig {
+    OperatorConfig {
+        backoff: Backoff {
+            base: 0.05,
+            max: 1.0,
+        },
+        retry: Duration::from_millis(50),
+        namespace: None,
     }
 }
 
