@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 
+from benchutil import loadavg
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_OVERHEAD_MS = 50.0
 TARGET_RATIO = 1.5
@@ -45,14 +47,6 @@ def percentile(values, p):
     s = sorted(values)
     k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
     return s[k]
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def snapshot_binary(path, workdir):

@@ -42,6 +42,8 @@ import sys
 import tempfile
 import time
 
+from benchutil import loadavg
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_RATIO = 0.8
 MIB = 1024 * 1024
@@ -191,14 +193,6 @@ def attempt_times(home, job):
             con.close()
     except Exception:
         return None
-
-
-def loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "?"
 
 
 def main():

@@ -71,6 +71,11 @@ fn obs(replicas: &[(&str, ReplicaState)]) -> Observation {
     }
 }
 
+/// The decision for `job` on a fresh observation of `replicas` (see [`obs`]).
+fn decide_on(job: &TrainingJob, replicas: &[(&str, ReplicaState)]) -> Decision {
+    decide(job, &obs(replicas), BACKOFF)
+}
+
 fn stops(replicas: &[&str]) -> Vec<Action> {
     replicas.iter().map(|r| Action::Stop(id(r))).collect()
 }
@@ -131,25 +136,23 @@ fn admitted_fresh_job_starts_every_replica() {
 #[test]
 fn running_job_is_running_and_starts_the_rest() {
     let job = tf_job(PS_WORKERS, "{}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Running),
             ("worker-1", Running),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Running, "Running", vec![]);
 
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Running),
             ("worker-1", NotStarted),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
@@ -166,15 +169,14 @@ fn running_job_is_running_and_starts_the_rest() {
 #[test]
 fn chief_success_ends_the_job_and_stops_running_replicas() {
     let job = tf_job(CHIEF_PS_WORKERS, "{}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("chief-0", Succeeded),
             ("ps-0", Running),
             ("worker-0", Running),
             ("worker-1", Succeeded),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
@@ -196,15 +198,14 @@ fn chief_success_ends_the_job_and_stops_running_replicas() {
 #[test]
 fn with_a_chief_worker_0_does_not_decide() {
     let job = tf_job(CHIEF_PS_WORKERS, "{}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("chief-0", Running),
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Succeeded),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Running, "Running", vec![]);
 }
@@ -212,14 +213,13 @@ fn with_a_chief_worker_0_does_not_decide() {
 #[test]
 fn master_success_ends_a_pytorch_job() {
     let job = pytorch_job("{master: {}, worker: {count: 2}}", "{}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("master-0", Succeeded),
             ("worker-0", Running),
             ("worker-1", Running),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
@@ -233,14 +233,13 @@ fn master_success_ends_a_pytorch_job() {
 #[test]
 fn worker_0_success_ends_a_ps_job_and_stops_the_ps() {
     let job = tf_job(PS_WORKERS, "{cleanPodPolicy: Running}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Succeeded),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Succeeded, "Succeeded", stops(&["ps-0"]));
     assert_eq!(d.message, "worker-0 succeeded");
@@ -249,14 +248,13 @@ fn worker_0_success_ends_a_ps_job_and_stops_the_ps() {
 #[test]
 fn default_clean_pod_policy_is_running() {
     let job = tf_job(PS_WORKERS, "{}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Running),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
@@ -269,14 +267,13 @@ fn default_clean_pod_policy_is_running() {
 #[test]
 fn clean_pod_policy_none_leaves_the_ps_running() {
     let job = tf_job(PS_WORKERS, "{cleanPodPolicy: None}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Running),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Succeeded, "Succeeded", vec![]);
 }
@@ -284,14 +281,13 @@ fn clean_pod_policy_none_leaves_the_ps_running() {
 #[test]
 fn clean_pod_policy_all_stops_the_running_ones() {
     let job = tf_job(PS_WORKERS, "{cleanPodPolicy: All}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Stopped),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Succeeded, "Succeeded", stops(&["ps-0"]));
 }
@@ -299,14 +295,13 @@ fn clean_pod_policy_all_stops_the_running_ones() {
 #[test]
 fn worker_1_alone_does_not_end_a_chief_or_worker0_job() {
     let job = tf_job(PS_WORKERS, "{successPolicy: ChiefOrWorker0}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Running),
             ("worker-1", Succeeded),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Running, "Running", vec![]);
 }
@@ -317,27 +312,25 @@ fn all_workers_needs_every_worker() {
         "{ps: {count: 1}, worker: {count: 3}}",
         "{successPolicy: AllWorkers}",
     );
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Succeeded),
             ("worker-2", Running),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Running, "Running", vec![]);
 
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Succeeded),
             ("worker-2", Succeeded),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Succeeded, "Succeeded", stops(&["ps-0"]));
     assert_eq!(d.message, "all 3 workers succeeded");
@@ -349,27 +342,25 @@ fn all_workers_needs_every_worker() {
 #[test]
 fn all_workers_with_a_chief_still_waits_for_the_chief() {
     let job = tf_job(CHIEF_PS_WORKERS, "{successPolicy: AllWorkers}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("chief-0", Running),
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Succeeded),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Running, "Running", vec![]);
 
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("chief-0", Succeeded),
             ("ps-0", Running),
             ("worker-0", Succeeded),
             ("worker-1", Succeeded),
-        ]),
-        BACKOFF,
+        ],
     );
     check(&d, JobPhase::Succeeded, "Succeeded", stops(&["ps-0"]));
     assert_eq!(d.message, "chief-0 succeeded");
@@ -382,14 +373,13 @@ fn all_workers_with_a_chief_still_waits_for_the_chief() {
 #[test]
 fn never_policy_fails_the_job_and_stops_the_running_ones() {
     let job = tf_job(PS_WORKERS, "{restartPolicy: Never}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Running),
             ("worker-1", failed(1)),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
@@ -407,14 +397,13 @@ fn never_policy_fails_the_job_and_stops_the_running_ones() {
 #[test]
 fn never_is_the_default_and_does_not_retry_signals() {
     let job = tf_job(PS_WORKERS, "{}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", failed(137)),
             ("worker-0", Running),
             ("worker-1", Running),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
@@ -494,14 +483,13 @@ fn restart_delay_is_capped() {
 #[test]
 fn restarting_also_starts_replicas_not_started_yet() {
     let job = tf_job(PS_WORKERS, "{restartPolicy: OnFailure}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", failed(1)),
             ("worker-1", NotStarted),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
@@ -521,14 +509,13 @@ fn restarting_also_starts_replicas_not_started_yet() {
 fn exit_code_policy_retries_130_and_137() {
     let job = tf_job(PS_WORKERS, "{restartPolicy: ExitCode}");
     for code in [130, 137, 128, 143, 255] {
-        let d = decide(
+        let d = decide_on(
             &job,
-            &obs(&[
+            &[
                 ("ps-0", Running),
                 ("worker-0", Running),
                 ("worker-1", failed(code)),
-            ]),
-            BACKOFF,
+            ],
         );
         check(
             &d,
@@ -546,14 +533,13 @@ fn exit_code_policy_retries_130_and_137() {
 fn exit_code_policy_fails_on_1() {
     let job = tf_job(PS_WORKERS, "{restartPolicy: ExitCode}");
     for code in [1, 2, 127] {
-        let d = decide(
+        let d = decide_on(
             &job,
-            &obs(&[
+            &[
                 ("ps-0", Running),
                 ("worker-0", Running),
                 ("worker-1", failed(code)),
-            ]),
-            BACKOFF,
+            ],
         );
         check(
             &d,
@@ -598,14 +584,13 @@ fn backoff_limit_exhausted_fails_the_job() {
 #[test]
 fn backoff_limit_zero_allows_no_restart() {
     let job = tf_job(PS_WORKERS, "{restartPolicy: ExitCode, backoffLimit: 0}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", failed(137)),
             ("worker-1", Running),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
@@ -689,14 +674,13 @@ fn active_deadline_passed_fails_the_job() {
 #[test]
 fn suspend_stops_running_replicas_and_starts_none() {
     let job = tf_job(PS_WORKERS, "{suspend: true}");
-    let d = decide(
+    let d = decide_on(
         &job,
-        &obs(&[
+        &[
             ("ps-0", Running),
             ("worker-0", Running),
             ("worker-1", NotStarted),
-        ]),
-        BACKOFF,
+        ],
     );
     check(
         &d,
