@@ -189,12 +189,18 @@ fn bad_requests_fail_with_a_clear_message() {
         &["metrics", "--logdir", "/nonexistent"],
         "cannot read /nonexistent",
     );
-    run_job(
-        &sb,
-        "bad",
-        "  command: [sh, -c, 'echo step=1 loss=2']\n  replicas:\n    worker: {count: 1}\n  metrics: {regex: '(unclosed'}\n",
+    let bad = sb.job(
+        "bad.yaml",
+        &job_yaml(
+            "bad",
+            "  command: [sh, -c, 'echo step=1 loss=2']\n  replicas:\n    worker: {count: 1}\n  metrics: {regex: '(unclosed'}\n",
+        ),
     );
-    fails(&["metrics", "bad"], "spec.metrics.regex");
+    fails(
+        &["run", bad.to_str().unwrap()],
+        "bad.yaml:9:13: spec.metrics.regex:",
+    );
+    fails(&["metrics", "bad"], "job \"bad\" not found");
     run_one_loss_job(&sb, "ok");
     let png = sb.dir.path().join("x.png");
     fails(

@@ -10,7 +10,7 @@ pub enum MetricsError {
     #[error("metrics database: {0}")]
     Sql(#[from] rusqlite::Error),
     /// The job's `spec.metrics` cannot work.
-    #[error(transparent)]
+    #[error("{}: {}", .0.path(), .0)]
     Parser(#[from] crate::stdout::ParserError),
     /// A chart could not be drawn or saved.
     #[error("cannot draw the chart: {0}")]

@@ -65,18 +65,7 @@ pub struct Line {
 }
 
 /// The job file asks for something that cannot work.
-#[derive(Debug, thiserror::Error)]
-pub enum ParserError {
-    /// `spec.metrics.regex` does not compile.
-    #[error("spec.metrics.regex: {0}")]
-    Regex(#[from] regex::Error),
-    /// It names no metric.
-    #[error("spec.metrics.regex has no named group to take a metric from; name one, e.g. (?P<loss>[0-9.]+), or use the pair (?P<name>...) and (?P<value>...)")]
-    NoGroups,
-    /// `format: regex` without a regex.
-    #[error("spec.metrics.format is regex but spec.metrics.regex is not set")]
-    MissingRegex,
-}
+pub use trainctl_spec::MetricsRegexError as ParserError;
 
 /// Parses lines by the formats a job asks for.
 #[derive(Debug, Clone)]
@@ -90,23 +79,8 @@ impl StdoutParser {
     pub fn for_spec(spec: Option<&MetricsSpec>) -> Result<Self, ParserError> {
         let default = MetricsSpec::default();
         let spec = spec.unwrap_or(&default);
-        let custom = match &spec.regex {
-            Some(text) => {
-                let re = Regex::new(text)?;
-                if !re.capture_names().flatten().any(|n| n != "step") {
-                    return Err(ParserError::NoGroups);
-                }
-                Some(re)
-            }
-            None if spec.format == MetricsFormat::Regex => return Err(ParserError::MissingRegex),
-            None => None,
-        };
+        let custom = spec.compiled_regex()?;
         let builtin = spec.format == MetricsFormat::Auto;
-        let custom = if spec.format == MetricsFormat::None {
-            None
-        } else {
-            custom
-        };
         Ok(StdoutParser { builtin, custom })
     }
 

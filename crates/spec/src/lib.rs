@@ -6,12 +6,14 @@
 
 mod errors;
 mod locate;
+mod metrics_regex;
 mod parse;
 mod quantity;
 mod types;
 mod validate;
 
 pub use errors::{SpecError, Violation};
+pub use metrics_regex::MetricsRegexError;
 pub use parse::{parse_job, parse_job_str};
 pub use quantity::{quantity_amount, Quantity};
 pub use types::*;

@@ -85,6 +85,9 @@ pub fn validate(job: &TrainingJob) -> Vec<Violation> {
         }
     }
     check_volumes(job, &mut out);
+    if let Some(Err(e)) = spec.metrics.as_ref().map(|m| m.compiled_regex()) {
+        out.push(Violation::new(e.path(), e.to_string()));
+    }
     if spec.run_policy.active_deadline_seconds == Some(0) {
         out.push(Violation::new(
             "spec.runPolicy.activeDeadlineSeconds",

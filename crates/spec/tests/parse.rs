@@ -282,3 +282,32 @@ fn schema_is_generated_from_the_types() {
         assert!(text.contains(field), "schema lacks {field}");
     }
 }
+
+#[test]
+fn a_metrics_regex_that_does_not_compile_is_located() {
+    let text = with_spec("  command: [a]\n  replicas: {worker: {}}\n  metrics:\n    regex: 'loss (?P<loss>[0-9.]+'\n");
+    let msg = error(&text);
+    assert!(
+        msg.starts_with("job.yaml:9:5: spec.metrics.regex: "),
+        "{msg}"
+    );
+    assert!(msg.contains("unclosed group"), "{msg}");
+}
+
+#[test]
+fn a_metrics_regex_must_name_a_metric() {
+    let text = with_spec("  command: [a]\n  replicas: {worker: {}}\n  metrics:\n    regex: 'step (?P<step>[0-9]+)'\n");
+    let msg = error(&text);
+    assert!(
+        msg.starts_with("job.yaml:9:5: spec.metrics.regex: "),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("no named group to take a metric from"),
+        "{msg}"
+    );
+    let missing =
+        with_spec("  command: [a]\n  replicas: {worker: {}}\n  metrics: {format: regex}\n");
+    assert!(error(&missing)
+        .starts_with("job.yaml:8:13: spec.metrics.format: format is regex but no regex"));
+}
