@@ -85,6 +85,9 @@ pub enum Command {
     },
     /// Show a job's training metrics (per tag: last, min, max, step), or plot them.
     Metrics(MetricsArgs),
+    /// Follow a cluster job's replica logs until it ends, recording its metrics under
+    /// --logdir as metrics.db and TensorBoard event files.
+    Collect(CollectArgs),
     /// Start TensorBoard on a job's event files.
     Tensorboard {
         /// The job.
@@ -205,6 +208,26 @@ pub struct MetricsArgs {
     /// The metric to plot (default: loss, cost or accuracy, else the first).
     #[arg(long, requires = "plot")]
     pub tag: Option<String>,
+    /// This machine or a cluster (a cluster job's metrics are read from its pods' logs).
+    #[command(flatten)]
+    pub target: crate::backend::Target,
+}
+
+/// `collect` arguments.
+#[derive(Debug, Args)]
+pub struct CollectArgs {
+    /// The job.
+    pub job: String,
+    /// Where to write metrics.db, the event files (TensorBoard reads them) and log copies.
+    #[arg(long)]
+    pub logdir: PathBuf,
+    /// Once the job has ended and its last points are written, wait until terminated
+    /// instead of exiting (the collector beside a job's TensorBoard on the cluster).
+    #[arg(long)]
+    pub keep_running: bool,
+    /// This machine or a cluster.
+    #[command(flatten)]
+    pub target: crate::backend::Target,
 }
 
 /// Parses `90`, `90s`, `5m`, `1h`, `1.5h`.

@@ -35,6 +35,9 @@ pub fn route(command: Command) -> Result<Routed> {
         | Command::Wait { target, .. }
         | Command::Delete { target, .. } => target,
         Command::Logs(a) => &a.target,
+        // `--logdir` reads event files on this machine, whatever the backend.
+        Command::Metrics(a) if a.logdir.is_none() => &a.target,
+        Command::Collect(a) => &a.target,
         Command::Suspend(a) | Command::Resume(a) => &a.target,
         _ => return Ok(Routed::Local(Box::new(command))),
     };
@@ -49,6 +52,8 @@ pub fn route(command: Command) -> Result<Routed> {
             Command::Get { job, output, .. } => get(&cluster, job.as_deref(), output).await,
             Command::Describe { job, .. } => crate::kube_describe::describe(&cluster, &job).await,
             Command::Logs(a) => crate::kube_logs::logs(&cluster, &a).await,
+            Command::Metrics(a) => crate::metrics_cmds::cluster_metrics(&cluster, &a).await,
+            Command::Collect(a) => crate::metrics_cmds::collect(&cluster, &a).await,
             Command::Wait { job, timeout, .. } => wait(&cluster, &job, timeout).await,
             Command::Delete { jobs, .. } => delete(&cluster, &jobs).await,
             Command::Suspend(a) => set_suspended(&cluster, &a.job, true).await,

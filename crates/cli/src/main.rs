@@ -66,6 +66,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         } => delete(&jobs, grace_period),
         Command::Metrics(a) => metrics_cmds::metrics(&a),
         Command::Tensorboard { job, port } => metrics_cmds::tensorboard(&job, port),
+        Command::Collect(_) => metrics_cmds::collect_local(),
         Command::Supervise { job } => supervise_detached(&job),
         Command::Crd => kube_cmds::crd(),
         Command::Suspend(_) | Command::Resume(_) => kube_verbs::not_local(),

@@ -1,6 +1,7 @@
-//! `trainctl metrics` (a job's training curves as a table, JSON or a PNG), `trainctl
-//! tensorboard` (TensorBoard on the job's event files), and the collector that records a
-//! job's metrics while it runs.
+//! `trainctl metrics` (a job's training curves as a table, JSON or a PNG, for local and
+//! cluster jobs), `trainctl tensorboard` (TensorBoard on the job's event files), the
+//! collector that records a local job's metrics while it runs, and `trainctl collect`, which
+//! does the same for a cluster job into a log directory.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,10 @@ use trainctl_metrics::run_reader::{discover_runs, RunReader};
 use trainctl_metrics::series::Run;
 use trainctl_metrics::stdout::StdoutParser;
 
-use crate::args::{MetricsArgs, Output};
+use trainctl_operator::client::Cluster;
+use trainctl_operator::job_metrics::{collect_job, job_metrics};
+
+use crate::args::{CollectArgs, MetricsArgs, Output};
 use crate::view;
 
 /// Size of `--plot` charts in pixels.
@@ -57,12 +61,59 @@ pub fn metrics(a: &MetricsArgs) -> Result<ExitCode> {
         (None, Some(path)) => (path.display().to_string(), read_logdir(path)?),
         _ => bail!("give a job name or --logdir PATH"),
     };
+    report(a, &source, &owned)
+}
+
+/// `trainctl metrics JOB --kube`: the same report, parsed from the logs of every attempt
+/// of the cluster job's replicas.
+pub async fn cluster_metrics(cluster: &Cluster, a: &MetricsArgs) -> Result<ExitCode> {
+    let Some(name) = &a.job else {
+        bail!("give the name of a job on the cluster");
+    };
+    let runs = job_metrics(cluster, name).await?;
+    report(a, &format!("job {name}"), &runs)
+}
+
+/// Prints the stats of `runs`, or plots them with `--plot`.
+fn report(a: &MetricsArgs, source: &str, owned: &[(String, Run)]) -> Result<ExitCode> {
     let runs: Vec<(&str, &Run)> = owned.iter().map(|(n, r)| (n.as_str(), r)).collect();
     if let Some(png) = &a.plot {
-        return plot(&runs, a.tag.as_deref(), png, &source);
+        return plot(&runs, a.tag.as_deref(), png, source);
     }
-    print_stats(&runs, a.output, &source)?;
+    print_stats(&runs, a.output, source)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often `collect` reads the cluster job's logs.
+const COLLECT_EVERY: Duration = Duration::from_secs(1);
+
+/// `trainctl collect JOB --kube --logdir DIR`: records a cluster job's metrics under DIR
+/// until the job ends (then, with `--keep-running`, waits until terminated).
+pub async fn collect(cluster: &Cluster, a: &CollectArgs) -> Result<ExitCode> {
+    let mut points = 0;
+    collect_job(cluster, &a.job, &a.logdir, COLLECT_EVERY, &mut |n| {
+        points += n
+    })
+    .await?;
+    println!(
+        "job {} ended: {points} points collected into {}",
+        a.job,
+        a.logdir.display()
+    );
+    if a.keep_running {
+        std::io::stdout().flush()?;
+        // A Deployment restarts a container that exits: stay until the pod is stopped.
+        std::future::pending::<()>().await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `collect` without a cluster: local jobs are collected while they run.
+pub fn collect_local() -> Result<ExitCode> {
+    bail!(
+        "trainctl records the metrics of local jobs while they run (see `trainctl metrics JOB`); \
+         collect is for cluster jobs: use --kube (or -n/--context)"
+    )
 }
 
 /// The runs of an event file, or of every directory under `path` that holds event files.

@@ -7,16 +7,11 @@
 mod kube_support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::PostParams;
 use kube::Api;
 use kube_sim::{FaultRule, InjectedError, KubeSim, NodeSpec};
-use trainctl_operator::metrics::Metrics;
-use trainctl_operator::{run_controller, OperatorConfig};
 
 /// kube-sim, a kubeconfig for it, a HOME with no other config, and (optionally) the CRD and
 /// the operator.
@@ -43,22 +38,10 @@ impl Env {
             .unwrap();
         let client = kube_support::client_for(&sim).await;
         if crd {
-            Api::<CustomResourceDefinition>::all(client.clone())
-                .create(&PostParams::default(), &trainctl_operator::crd())
-                .await
-                .unwrap();
+            kube_support::install_crd(&client).await;
         }
         if operator {
-            let config = OperatorConfig {
-                retry: Duration::from_millis(50),
-                ..OperatorConfig::default()
-            };
-            tokio::spawn(run_controller(
-                client.clone(),
-                config,
-                Arc::new(Metrics::default()),
-                std::future::pending(),
-            ));
+            kube_support::spawn_operator(&client);
         }
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         Env {
@@ -67,6 +50,20 @@ impl Env {
             dir,
             kubeconfig,
         }
+    }
+
+    /// A cluster with the operator running job `name`: one worker, restarted on failure.
+    async fn with_one_worker(name: &str) -> Env {
+        let env = Env::start(true, true).await;
+        let file = env.write(
+            "job.yaml",
+            &kube_support::job_yaml(name, "{worker: {count: 1}}"),
+        );
+        let run = env
+            .trainctl(&["submit", file.to_str().unwrap(), "--kube"])
+            .await;
+        assert_ok(&run, "submit");
+        env
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -133,15 +130,6 @@ impl Env {
     }
 }
 
-fn job_yaml(name: &str, replicas: &str) -> String {
-    format!(
-        "apiVersion: trainctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {{name: {name}}}\n\
-         spec:\n  framework: tensorflow\n  image: registry.example.com/train:1\n  \
-         command: [python3, train.py]\n  replicas: {replicas}\n  \
-         runPolicy: {{restartPolicy: OnFailure, backoffLimit: 3}}\n"
-    )
-}
-
 fn assert_ok(run: &Run, what: &str) {
     assert_eq!(
         run.code, 0,
@@ -168,7 +156,7 @@ async fn every_verb_works_against_the_cluster_and_logs_outlive_their_pods() {
     let env = Env::start(true, true).await;
     let file = env.write(
         "job.yaml",
-        &job_yaml("mnist", "{ps: {count: 1}, worker: {count: 1}}"),
+        &kube_support::job_yaml("mnist", "{ps: {count: 1}, worker: {count: 1}}"),
     );
     let run = env
         .trainctl(&["submit", file.to_str().unwrap(), "--kube"])
@@ -196,10 +184,18 @@ async fn every_verb_works_against_the_cluster_and_logs_outlive_their_pods() {
     env.sim
         .append_log("default", "mnist-worker-0", "", &["epoch 2 loss 0.5"]);
 
-    let run = env.trainctl(&["get", "--kube"]).await;
-    assert_ok(&run, "get");
-    let lines: Vec<Vec<&str>> = run
-        .stdout
+    // The operator records the new attempt's Running after its debounce: poll like a user.
+    let table = kube_sim::eventually(
+        "get to show the job running again",
+        Duration::from_secs(20),
+        || async {
+            let run = env.trainctl(&["get", "--kube"]).await;
+            assert_ok(&run, "get");
+            run.stdout.contains(" Running ").then_some(run.stdout)
+        },
+    )
+    .await;
+    let lines: Vec<Vec<&str>> = table
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
@@ -299,7 +295,10 @@ async fn every_verb_works_against_the_cluster_and_logs_outlive_their_pods() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suspend_and_resume_stop_and_restart_the_pods_and_the_config_file_selects_the_cluster() {
     let env = Env::start(true, true).await;
-    let file = env.write("job.yaml", &job_yaml("pause", "{worker: {count: 2}}"));
+    let file = env.write(
+        "job.yaml",
+        &kube_support::job_yaml("pause", "{worker: {count: 2}}"),
+    );
     // -n alone picks the cluster.
     let run = env
         .trainctl(&["submit", file.to_str().unwrap(), "-n", "default"])
@@ -337,7 +336,10 @@ async fn suspend_and_resume_stop_and_restart_the_pods_and_the_config_file_select
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_errors_say_what_to_do() {
     let env = Env::start(false, false).await;
-    let file = env.write("job.yaml", &job_yaml("lonely", "{worker: {count: 1}}"));
+    let file = env.write(
+        "job.yaml",
+        &kube_support::job_yaml("lonely", "{worker: {count: 1}}"),
+    );
     let path = file.to_str().unwrap();
 
     let run = env
@@ -363,13 +365,11 @@ async fn cluster_errors_say_what_to_do() {
     let run = env.trainctl(&["submit", path, "--kube"]).await;
     assert_fails(&run, 1, "trainctl crd | kubectl apply -f -");
 
-    Api::<CustomResourceDefinition>::all(env.client.clone())
-        .create(&PostParams::default(), &trainctl_operator::crd())
-        .await
-        .unwrap();
+    kube_support::install_crd(&env.client).await;
     let bad = env.write(
         "bad.yaml",
-        &job_yaml("bad", "{worker: {count: 1}}").replace("train.py]", "train.py, '|', tee]"),
+        &kube_support::job_yaml("bad", "{worker: {count: 1}}")
+            .replace("train.py]", "train.py, '|', tee]"),
     );
     let run = env
         .trainctl(&["submit", bad.to_str().unwrap(), "--kube"])
@@ -404,4 +404,222 @@ async fn cluster_errors_say_what_to_do() {
         1,
         "forbidden: you may not delete trainingjobs in namespace default",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_a_replica_across_its_attempts_until_the_job_ends() {
+    let env = Env::with_one_worker("relay").await;
+    env.running("relay-worker-0", 0).await;
+    env.sim
+        .append_log("default", "relay-worker-0", "", &["step 1", "step 2"]);
+
+    let one = env.trainctl(&["logs", "relay", "-f", "--kube", "--replica", "worker-0"]);
+    let all = env.trainctl(&["logs", "relay", "-f", "--kube", "--tail", "1"]);
+    let cluster = async {
+        // Let both followers attach to the first pod before it prints more and dies.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        env.sim
+            .append_log("default", "relay-worker-0", "", &["step 3", "oom"]);
+        env.sim
+            .finish_pod("default", "relay-worker-0", 137)
+            .unwrap();
+        env.running("relay-worker-0", 1).await;
+        env.sim
+            .append_log("default", "relay-worker-0", "", &["resumed at 3"]);
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        env.sim
+            .append_log("default", "relay-worker-0", "", &["step 4", "done"]);
+        env.sim.finish_pod("default", "relay-worker-0", 0).unwrap();
+    };
+    let (one, all, ()) = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures::future::join3(one, all, cluster),
+    )
+    .await
+    .expect("logs -f ends when the job ends");
+    assert_ok(&one, "logs -f --replica");
+    assert_eq!(
+        one.stdout,
+        "step 1\nstep 2\nstep 3\noom\n--- worker-0 attempt 1 ---\nresumed at 3\nstep 4\ndone\n"
+    );
+    assert_ok(&all, "logs -f --tail 1");
+    assert_eq!(
+        all.stdout,
+        "[worker-0] step 2\n[worker-0] step 3\n[worker-0] oom\n\
+         [worker-0] --- worker-0 attempt 1 ---\n[worker-0] resumed at 3\n\
+         [worker-0] step 4\n[worker-0] done\n"
+    );
+
+    // The finished job: -f prints what is there and ends; an archived attempt alone.
+    let run = env
+        .trainctl(&["logs", "relay", "-f", "--kube", "--attempt", "0"])
+        .await;
+    assert_ok(&run, "logs -f --attempt 0 of a finished job");
+    assert_eq!(
+        run.stdout,
+        "[worker-0] step 1\n[worker-0] step 2\n[worker-0] step 3\n[worker-0] oom\n"
+    );
+    let run = env
+        .trainctl(&["logs", "relay", "--kube", "--attempt", "7"])
+        .await;
+    assert_fails(&run, 1, "job relay has no log for attempt 7");
+}
+
+/// The `series` of `metrics -o json`, by tag: (points, step, last, min, max).
+fn series_by_tag(run: &Run) -> Vec<(String, String, serde_json::Value)> {
+    kube_support::series_by_tag(&run.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_of_a_cluster_job_come_from_every_attempt_and_collect_writes_event_files() {
+    let env = Env::with_one_worker("curves").await;
+    let logdir = env.dir.path().join("tb");
+    let collect_args = [
+        "collect",
+        "curves",
+        "--kube",
+        "--logdir",
+        logdir.to_str().unwrap(),
+    ];
+    let collect = env.trainctl(&collect_args);
+    let cluster = async {
+        env.running("curves-worker-0", 0).await;
+        env.sim.append_log(
+            "default",
+            "curves-worker-0",
+            "",
+            &["Step: 1, Epoch: 1, Cost: 0.9", "loss=0.8 accuracy=0.5"],
+        );
+        // Collect reads the live pod before the restart.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        env.sim.append_log(
+            "default",
+            "curves-worker-0",
+            "",
+            &["Step: 2, Epoch: 1, Cost: 0.7", "oom"],
+        );
+        env.sim
+            .finish_pod("default", "curves-worker-0", 137)
+            .unwrap();
+        env.running("curves-worker-0", 1).await;
+        // The restart resumes from step 2: the first attempt's step 2 is replaced.
+        env.sim.append_log(
+            "default",
+            "curves-worker-0",
+            "",
+            &[
+                "Step: 2, Epoch: 1, Cost: 0.65",
+                "loss=0.4",
+                "Step: 3, Epoch: 2, Cost: 0.3",
+            ],
+        );
+        let run = env.trainctl(&["metrics", "curves", "--kube"]).await;
+        assert_ok(&run, "metrics of a running job");
+        assert!(run.stdout.starts_with("RUN"), "{}", run.stdout);
+        assert!(run.stdout.contains("stdout/worker-0"), "{}", run.stdout);
+        env.sim.finish_pod("default", "curves-worker-0", 0).unwrap();
+    };
+    let (collected, ()) = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures::future::join(collect, cluster),
+    )
+    .await
+    .expect("collect ends when the job ends");
+    assert_ok(&collected, "collect");
+    assert!(
+        collected
+            .stdout
+            .starts_with("job curves ended: 7 points collected into"),
+        "{}",
+        collected.stdout
+    );
+
+    let run = env
+        .trainctl(&["metrics", "curves", "--kube", "-o", "json"])
+        .await;
+    assert_ok(&run, "metrics -o json");
+    let from_cluster = series_by_tag(&run);
+    let worker = "stdout/worker-0".to_string();
+    assert_eq!(
+        from_cluster,
+        [
+            (
+                worker.clone(),
+                "accuracy".into(),
+                serde_json::json!([1, 1, 0.5, 0.5, 0.5])
+            ),
+            (
+                worker.clone(),
+                "cost".into(),
+                serde_json::json!([3, 3, 0.3, 0.3, 0.9])
+            ),
+            (
+                worker.clone(),
+                "loss".into(),
+                serde_json::json!([2, 2, 0.4, 0.4, 0.8])
+            ),
+        ]
+    );
+
+    // The event files collect wrote hold the same series (our reader, as TensorBoard's).
+    let run = env
+        .trainctl(&[
+            "metrics",
+            "--logdir",
+            logdir.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .await;
+    assert_ok(&run, "metrics --logdir of the collected event files");
+    let from_files: Vec<_> = series_by_tag(&run)
+        .into_iter()
+        .map(|(_, tag, stats)| (tag, stats))
+        .collect();
+    let expected: Vec<_> = from_cluster
+        .into_iter()
+        .map(|(_, tag, stats)| {
+            // Event files store float32 values.
+            let rounded: Vec<f64> = stats
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32 as f64)
+                .collect();
+            (tag, serde_json::json!(rounded))
+        })
+        .collect();
+    let from_files: Vec<_> = from_files
+        .into_iter()
+        .map(|(tag, stats)| {
+            let values: Vec<f64> = stats
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            (tag, serde_json::json!(values))
+        })
+        .collect();
+    assert_eq!(from_files, expected);
+    assert!(logdir.join("metrics.db").is_file());
+
+    let png = env.dir.path().join("loss.png");
+    let run = env
+        .trainctl(&[
+            "metrics",
+            "curves",
+            "--kube",
+            "--plot",
+            png.to_str().unwrap(),
+        ])
+        .await;
+    assert_ok(&run, "metrics --plot");
+    assert!(run.stdout.contains("(loss, 1 run(s))"), "{}", run.stdout);
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+
+    let run = env
+        .trainctl(&["collect", "curves", "--logdir", logdir.to_str().unwrap()])
+        .await;
+    assert_fails(&run, 1, "collect is for cluster jobs");
 }

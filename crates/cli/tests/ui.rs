@@ -3,16 +3,11 @@
 //! looks at them as a user would. Screenshots go to `target/ui-screenshots/`.
 
 mod common;
-
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod ui_support;
 
 use common::{job_yaml, Sandbox};
-use fantoccini::{Client, ClientBuilder};
-use serde_json::{json, Value};
+use serde_json::json;
+use ui_support::{browser, chart_points, screenshot, start_ui, until};
 
 /// Twelve progress lines with a loss (a little higher on each next replica), then an exit
 /// code from argv.
@@ -31,136 +26,6 @@ for i in range(1, 301):
     print(f"Step: {i}, Loss: {1.0 / i:.5f}", flush=True)
     time.sleep(0.2)
 "#;
-
-/// Kills a child process when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn screenshots() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("ui-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// `trainctl ui` on a free port; returns it and the URL it prints.
-fn start_ui(sb: &Sandbox) -> (Killed, String) {
-    let mut child = sb
-        .command(&["ui", "--address", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start trainctl ui");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("trainctl dashboard on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (Killed(child), url)
-}
-
-/// chromedriver on a free port, and a headless Chromium session through it.
-async fn browser() -> (Killed, Client) {
-    for program in ["chromium", "chromedriver"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {program}")])
-            .output()
-            .unwrap();
-        assert!(
-            found.status.success(),
-            "{program} is not installed: run scripts/test (it installs Debian's chromium and chromium-driver)"
-        );
-    }
-    let port = free_port();
-    let driver = Killed(
-        Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1000",
-        &format!("--user-data-dir={}", profile.keep().display()),
-    ];
-    let caps = json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}});
-    let caps = caps.as_object().unwrap().clone();
-    let start = Instant::now();
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(client) => return (driver, client),
-            Err(e) if start.elapsed() < Duration::from_secs(30) => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("cannot start a Chromium session: {e}"),
-        }
-    }
-}
-
-/// Evaluates `script` in the page until `cond` holds on its value (at most 30 s).
-async fn until(client: &Client, what: &str, script: &str, cond: impl Fn(&Value) -> bool) -> Value {
-    let start = Instant::now();
-    loop {
-        let value = client.execute(script, vec![]).await.unwrap();
-        if cond(&value) {
-            return value;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}; last value {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn screenshot(client: &Client, name: &str) {
-    let png = client.screenshot().await.unwrap();
-    std::fs::write(screenshots().join(name), png).unwrap();
-}
-
-/// Points drawn in the chart of `tag` (-1 while there is none).
-fn chart_points(tag: &str) -> String {
-    format!(
-        "const c = document.querySelector('.chart[data-tag=\"{tag}\"] canvas'); \
-         return c && c.dataset.points ? Number(c.dataset.points) : -1;"
-    )
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_shows_jobs_logs_and_charts_that_grow() {
@@ -181,11 +46,11 @@ async fn the_dashboard_shows_jobs_logs_and_charts_that_grow() {
     let file = sb.job("live-job.yaml", &job_yaml("live-job", spec));
     sb.ok(&["submit", file.to_str().unwrap()]);
 
-    let (_ui, url) = start_ui(&sb);
+    let (_ui, url) = start_ui(sb.command(&["ui", "--address", "127.0.0.1:0"]));
     let (_driver, client) = browser().await;
 
     // The list: every job, with its phase.
-    client.goto(&url).await.unwrap();
+    client.goto(&format!("{url}/")).await.unwrap();
     let rows = until(
         &client,
         "three jobs in the list",
@@ -233,7 +98,10 @@ async fn the_dashboard_shows_jobs_logs_and_charts_that_grow() {
 
     // A finished job: replicas with exit codes, its log, and a chart with every point of
     // both replicas' runs overlaid.
-    client.goto(&format!("{url}#/jobs/done-job")).await.unwrap();
+    client
+        .goto(&format!("{url}/#/jobs/done-job"))
+        .await
+        .unwrap();
     until(
         &client,
         "24 loss points (12 per replica)",
@@ -305,7 +173,10 @@ async fn the_dashboard_shows_jobs_logs_and_charts_that_grow() {
     .await;
 
     // A running job: its chart grows while we watch, and so does its log.
-    client.goto(&format!("{url}#/jobs/live-job")).await.unwrap();
+    client
+        .goto(&format!("{url}/#/jobs/live-job"))
+        .await
+        .unwrap();
     let first = until(
         &client,
         "the live job's first points",
@@ -351,18 +222,9 @@ fn a_reachable_address_needs_a_token_and_every_request_must_carry_it() {
     let out = sb.tc(&["ui", "--address", "not-an-address"]);
     assert_eq!(out.status.code(), Some(2), "clap rejects it");
 
-    let mut child = sb
-        .command(&["ui", "--address", "0.0.0.0:0", "--token", "s3cret"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _ui = Killed(child);
-    let port: u16 = line
-        .trim()
+    let (_ui, url) = start_ui(sb.command(&["ui", "--address", "0.0.0.0:0", "--token", "s3cret"]));
+    assert!(url.ends_with("/?token=s3cret"), "{url}");
+    let port: u16 = url
         .rsplit(':')
         .next()
         .unwrap()

@@ -175,6 +175,11 @@ impl KubeSim {
         self.shared.faults().add(rule);
     }
 
+    /// Adds a fault rule that fires only for requests impersonating `user`.
+    pub fn inject_fault_for_user(&self, user: &str, rule: FaultRule) {
+        self.shared.faults().add_for_user(user, rule);
+    }
+
     /// Adds `latency` to every resource request.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.faults().set_latency(latency);

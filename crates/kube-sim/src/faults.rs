@@ -44,14 +44,21 @@ pub struct FaultRule {
 /// The faults in force.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
-    rules: Vec<FaultRule>,
+    /// Each rule with the only user it applies to (None: everyone).
+    rules: Vec<(Option<String>, FaultRule)>,
     latency: Duration,
 }
 
 impl Faults {
     /// Adds a rule (rules are tried in order; the first that fires wins).
     pub fn add(&mut self, rule: FaultRule) {
-        self.rules.push(rule);
+        self.rules.push((None, rule));
+    }
+
+    /// Adds a rule that fires only for requests of `user` (the `Impersonate-User` header),
+    /// so a test can fail one client's calls and not its own.
+    pub fn add_for_user(&mut self, user: &str, rule: FaultRule) {
+        self.rules.push((Some(user.into()), rule));
     }
 
     /// Removes every rule and the added latency.
@@ -70,16 +77,17 @@ impl Faults {
     }
 
     /// The injected error for a request, if a rule fires.
-    pub fn roll(&self, verb: &str, resource: &str) -> Option<ApiError> {
-        let applies = |rule: &&FaultRule| {
-            rule.verb.as_deref().is_none_or(|v| v == verb)
+    pub fn roll(&self, user: &str, verb: &str, resource: &str) -> Option<ApiError> {
+        let applies = |(only, rule): &&(Option<String>, FaultRule)| {
+            only.as_deref().is_none_or(|u| u == user)
+                && rule.verb.as_deref().is_none_or(|v| v == verb)
                 && rule.resource.as_deref().is_none_or(|r| r == resource)
         };
-        let rule = self
+        let (_, rule) = self
             .rules
             .iter()
             .filter(applies)
-            .find(|rule| fastrand::f64() < rule.rate)?;
+            .find(|(_, rule)| fastrand::f64() < rule.rate)?;
         Some(match rule.error {
             InjectedError::ServerError => ApiError::internal("injected fault"),
             InjectedError::TooManyRequests { seconds } => ApiError::too_many_requests(seconds),
@@ -102,10 +110,27 @@ mod tests {
             rate: 1.0,
             error: InjectedError::TooManyRequests { seconds: 2 },
         });
-        let err = faults.roll("create", "pods").unwrap();
+        let err = faults.roll("", "create", "pods").unwrap();
         assert_eq!((err.code, err.retry_after), (429, Some(2)));
-        assert!(faults.roll("get", "pods").is_none());
-        assert!(faults.roll("create", "services").is_none());
+        assert!(faults.roll("", "get", "pods").is_none());
+        assert!(faults.roll("", "create", "services").is_none());
+    }
+
+    #[test]
+    fn a_rule_for_one_user_spares_everyone_else() {
+        let mut faults = Faults::default();
+        faults.add_for_user(
+            "operator",
+            FaultRule {
+                verb: None,
+                resource: None,
+                rate: 1.0,
+                error: InjectedError::ServerError,
+            },
+        );
+        assert_eq!(faults.roll("operator", "get", "pods").unwrap().code, 500);
+        assert!(faults.roll("", "get", "pods").is_none());
+        assert!(faults.roll("someone-else", "get", "pods").is_none());
     }
 
     #[test]
@@ -117,7 +142,7 @@ mod tests {
             rate: 1.0,
             error: InjectedError::Forbidden,
         });
-        let err = faults.roll("delete", "trainingjobs").unwrap();
+        let err = faults.roll("", "delete", "trainingjobs").unwrap();
         assert_eq!((err.code, err.reason), (403, "Forbidden"));
         assert!(err
             .message

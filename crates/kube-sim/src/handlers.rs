@@ -169,7 +169,7 @@ async fn resource(shared: &Arc<Shared>, target: Target, request: Request) -> Api
     );
     let (latency, fault) = {
         let faults = shared.faults();
-        (faults.latency(), faults.roll(verb, &target.rt.plural))
+        (faults.latency(), faults.roll(user, verb, &target.rt.plural))
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -219,9 +219,9 @@ fn list(shared: &Shared, target: &Target, request: &Request) -> ApiResult<Respon
     let filter = request.filter()?;
     let store = shared.store();
     let items: Vec<Value> = store
-        .list(&target.rt, scope(target))
-        .into_iter()
+        .list_refs(&target.rt, scope(target))
         .filter(|o| filter.matches(o))
+        .cloned()
         .collect();
     ok(json!({
         "kind": format!("{}List", target.rt.kind),

@@ -113,26 +113,40 @@ impl Store {
 
     /// The stored object, or 404.
     pub fn get(&self, rt: &ResourceType, ns: &str, name: &str) -> ApiResult<Value> {
-        self.objects
-            .get(&rt.key())
-            .and_then(|objs| objs.get(&(ns.to_string(), name.to_string())))
+        self.find(rt, ns, name)
             .cloned()
             .ok_or_else(|| ApiError::not_found(&qualified(rt), name))
     }
 
     /// The objects of a resource, in one namespace or (None) all of them.
     pub fn list(&self, rt: &ResourceType, ns: Option<&str>) -> Vec<Value> {
+        self.list_refs(rt, ns).cloned().collect()
+    }
+
+    /// The objects of a type by reference, in one namespace or all, in name order.
+    pub fn list_refs<'a>(
+        &'a self,
+        rt: &ResourceType,
+        ns: Option<&'a str>,
+    ) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
         let Some(objs) = self.objects.get(&rt.key()) else {
-            return Vec::new();
+            return Box::new(std::iter::empty());
         };
         match ns {
-            Some(ns) => objs
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v.clone())
-                .collect(),
-            None => objs.values().cloned().collect(),
+            Some(ns) => Box::new(
+                objs.range((ns.to_string(), String::new())..)
+                    .take_while(move |((n, _), _)| n == ns)
+                    .map(|(_, v)| v),
+            ),
+            None => Box::new(objs.values()),
         }
+    }
+
+    /// The stored object by reference, if there is one.
+    pub fn find(&self, rt: &ResourceType, ns: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(&rt.key())
+            .and_then(|objs| objs.get(&(ns.to_string(), name.to_string())))
     }
 
     /// Stores `obj` as it is (metadata already complete) and records the change.

@@ -1,10 +1,12 @@
 //! Every object render emits, for every target x cloud profile x job shape (and every gang
 //! scheduler), validated against the official schemas: built-in kinds with
 //! `kubernetes-validate --strict` for Kubernetes 1.28 and 1.37, the kinds of Kubeflow,
-//! JobSet, Volcano, coscheduling and Kueue with the CRDs in ../shared/crds.
+//! JobSet, Volcano, coscheduling and Kueue with the CRDs in ../shared/crds. The operator's
+//! TensorBoard objects (collector sidecar, ServiceAccount, Role, RoleBinding) are checked too.
 
 mod common;
 
+use trainctl_kube::render::{tensorboard_objects, DEFAULT_COLLECTOR_IMAGE};
 use trainctl_kube::{render, RenderOptions, Target};
 use trainctl_spec::{CloudProfile, GangScheduler, TrainingJob};
 
@@ -53,6 +55,21 @@ fn every_rendered_object_passes_the_official_schemas() {
         Some(GangScheduler::Kueue),
     ];
     for (shape, job) in shapes() {
+        // The operator's TensorBoard: with the collector and its ServiceAccount and Role.
+        if let Some(tb) = tensorboard_objects(&job, "team-a", DEFAULT_COLLECTOR_IMAGE) {
+            let access = tb
+                .collector
+                .expect("the operator's TensorBoard has a collector");
+            let objects = [
+                to_value(&access.service_account),
+                to_value(&access.role),
+                to_value(&access.role_binding),
+                to_value(&tb.deployment),
+                to_value(&tb.service),
+            ];
+            let name = format!("{shape}-operator-tensorboard.yaml");
+            files.push(common::write_yaml(dir.path(), &name, &objects));
+        }
         for target in TARGETS {
             for profile in PROFILES {
                 // Gang settings do not depend on the profile: every gang with one profile.
@@ -89,6 +106,9 @@ fn every_rendered_object_passes_the_official_schemas() {
             "Deployment",
             "PersistentVolume",
             "PersistentVolumeClaim",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
         ] {
             let prefix = format!("ok (kubernetes {version} strict)");
             assert!(
@@ -153,4 +173,9 @@ fn the_validator_rejects_what_a_server_would() {
             "{name} passed validation:\n{report}"
         );
     }
+}
+
+/// An object as JSON (k8s-openapi types always serialize).
+fn to_value<T: serde::Serialize>(object: &T) -> serde_json::Value {
+    serde_json::to_value(object).expect("serializes")
 }

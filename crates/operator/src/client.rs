@@ -236,6 +236,29 @@ impl Cluster {
         Ok(out)
     }
 
+    /// Whether the job has reached its end (Succeeded or Failed).
+    pub async fn finished(&self, name: &str) -> Result<bool> {
+        let job = self.get(name).await?;
+        Ok(job.status.is_some_and(|s| s.outcome().is_some()))
+    }
+
+    /// The whole log of one attempt so far: from its pod while it exists, else from the
+    /// archive; `None` when neither has it (not started yet, or nothing printed). A pod
+    /// that cannot give its log (still starting, just deleted) counts as having none yet.
+    pub async fn attempt_log(
+        &self,
+        job: &TrainingJobResource,
+        replica: ReplicaId,
+        attempt: u32,
+    ) -> Result<Option<String>> {
+        let sources = self.log_sources(job, Some(replica), Some(attempt)).await?;
+        Ok(match sources.into_iter().next().map(|s| s.source) {
+            Some(LogSource::Archived(text)) => Some(text),
+            Some(LogSource::Live(pod)) => self.pod_log(&pod).await.ok(),
+            None => None,
+        })
+    }
+
     /// A live pod's log so far.
     pub async fn pod_log(&self, pod: &str) -> Result<String> {
         match self.pods().logs(pod, &LogParams::default()).await {

@@ -80,10 +80,17 @@ fn untyped_unions_to_any(node: &mut serde_json::Value) {
 impl TrainingJobResource {
     /// The resource from a job file (its namespace defaulting to `namespace`).
     pub fn from_job(job: &TrainingJob, namespace: &str) -> Self {
-        let mut resource = TrainingJobResource::new(job.name(), ResourceSpec(job.spec.clone()));
-        resource.metadata.namespace =
-            Some(job.metadata.namespace.clone().unwrap_or(namespace.into()));
-        resource.metadata.labels = non_empty(&job.metadata.labels);
+        let namespace = job.metadata.namespace.clone().unwrap_or(namespace.into());
+        let mut spec = job.spec.clone();
+        let mut labels = job.metadata.labels.clone();
+        if let Some((key, queue)) = trainctl_kube::render::kueue_queue_label(job, &namespace) {
+            // Created suspended: Kueue admits it by setting suspend to false.
+            labels.insert(key, queue);
+            spec.run_policy.suspend = true;
+        }
+        let mut resource = TrainingJobResource::new(job.name(), ResourceSpec(spec));
+        resource.metadata.namespace = Some(namespace);
+        resource.metadata.labels = non_empty(&labels);
         resource.metadata.annotations = non_empty(&job.metadata.annotations);
         resource
     }

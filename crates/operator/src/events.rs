@@ -1,5 +1,5 @@
-//! Kubernetes Events about a job: its phase changes, for `kubectl describe` and
-//! `trainctl describe`.
+//! Kubernetes Events about a job: its phase changes and the pods created, stopped or
+//! deleted from outside, for `kubectl describe` and `trainctl describe`.
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};

@@ -9,12 +9,16 @@ pub mod client;
 pub mod crd;
 pub mod events;
 pub mod http;
+pub mod job_metrics;
 pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod observe;
 pub mod reconcile;
+pub mod retry;
 pub mod status;
+pub mod tensorboard;
+pub mod tracking;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,10 +53,16 @@ pub struct OperatorConfig {
     /// Restart delays (`TRAINCTL_RESTART_BACKOFF_SECONDS` sets the base; default 1s doubling
     /// to 60s, as the local engine).
     pub backoff: Backoff,
-    /// Delay before a failed reconcile is retried.
+    /// Delay before a failed reconcile is first retried (it doubles while failures go on).
     pub retry: Duration,
     /// Only this namespace, else all.
     pub namespace: Option<String>,
+    /// How long the triggers of one job are gathered into one reconcile (the pods of a job
+    /// change in bursts: scheduled, started, finished).
+    pub debounce: Duration,
+    /// The image of the metrics collector beside each job's TensorBoard
+    /// (`TRAINCTL_COLLECTOR_IMAGE`; default the chart's trainctl image).
+    pub collector_image: String,
 }
 
 impl Default for OperatorConfig {
@@ -61,14 +71,23 @@ impl Default for OperatorConfig {
             backoff: Backoff::default(),
             retry: Duration::from_millis(500),
             namespace: None,
+            debounce: Duration::from_millis(500),
+            collector_image: trainctl_kube::render::DEFAULT_COLLECTOR_IMAGE.into(),
         }
     }
 }
 
 impl OperatorConfig {
-    /// Defaults, with the restart backoff base from `TRAINCTL_RESTART_BACKOFF_SECONDS`.
+    /// Defaults, with the restart backoff base from `TRAINCTL_RESTART_BACKOFF_SECONDS` and
+    /// the collector's image from `TRAINCTL_COLLECTOR_IMAGE`.
     pub fn from_env() -> Self {
         let mut config = OperatorConfig::default();
+        if let Some(image) = std::env::var("TRAINCTL_COLLECTOR_IMAGE")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            config.collector_image = image;
+        }
         if let Some(base) = std::env::var("TRAINCTL_RESTART_BACKOFF_SECONDS")
             .ok()
             .and_then(|v| v.parse::<f64>().ok())
@@ -91,11 +110,16 @@ pub struct Context {
     pub config: OperatorConfig,
     /// Metrics.
     pub metrics: Arc<metrics::Metrics>,
+    /// Growing delays for jobs whose reconciles keep failing.
+    pub retries: retry::RetryBackoff,
 }
 
-fn error_policy(_job: Arc<TrainingJobResource>, error: &Error, ctx: Arc<Context>) -> Requeue {
-    eprintln!("trainctl-operator: reconcile failed, retrying: {error}");
-    Requeue::requeue(ctx.config.retry)
+fn error_policy(job: Arc<TrainingJobResource>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    let delay = ctx
+        .retries
+        .failed(&reconcile::job_key(&job), ctx.config.retry);
+    eprintln!("trainctl-operator: reconcile failed, retrying in {delay:?}: {error}");
+    Requeue::requeue(delay)
 }
 
 /// Runs the controller until `shutdown` resolves; in-flight reconciles finish first.
@@ -112,16 +136,24 @@ pub async fn run_controller(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
+    let pod_filter = watcher::Config::default().labels(trainctl_kube::render::JOB_NAME);
     let ctx = Arc::new(Context {
         client,
         config,
         metrics,
+        retries: retry::RetryBackoff::default(),
     });
-    let pod_filter = watcher::Config::default().labels(trainctl_kube::render::JOB_NAME);
-    Controller::new(jobs, watcher::Config::default())
-        .owns(pods, pod_filter)
+    let orphans = tracking::release_orphans(ctx.client.clone(), pods.clone());
+    let settings = kube::runtime::controller::Config::default().debounce(ctx.config.debounce);
+    let controller = Controller::new(jobs, watcher::Config::default())
+        .with_config(settings)
+        .owns(pods.clone(), pod_filter)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    // The orphan sweeper runs as long as the controller does.
+    tokio::select! {
+        _ = controller => {}
+        _ = orphans => {}
+    }
 }

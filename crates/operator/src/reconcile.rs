@@ -4,7 +4,7 @@
 //! at any point safe: the attempt numbers in the status say which pods are current, so a
 //! pod is never created twice and a restart is never counted twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +21,11 @@ use crate::archive::archive_pod_log;
 use crate::crd::TrainingJobResource;
 use crate::events::record_event;
 use crate::names::{job_selector, MANAGER};
-use crate::observe::{pod_attempt, replica_state, role_counts, ATTEMPT_LABEL};
+use crate::observe::{
+    is_tracked, pod_attempt, replica_state, role_counts, ATTEMPT_LABEL, TRACKING_FINALIZER,
+};
 use crate::status::JobStatus;
+use crate::tracking::release;
 use crate::{Context, Error};
 
 /// How often a job is looked at even when nothing changes.
@@ -48,7 +51,15 @@ pub async fn reconcile(
     let result = reconcile_job(&trigger, &ctx).await;
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.is_err());
+    if result.is_ok() {
+        ctx.retries.succeeded(&job_key(&trigger));
+    }
     result
+}
+
+/// `namespace/name` of a job, the key of its retry delays.
+pub fn job_key(job: &TrainingJobResource) -> String {
+    format!("{}/{}", job.namespace().unwrap_or_default(), job.name_any())
 }
 
 async fn reconcile_job(trigger: &TrainingJobResource, ctx: &Context) -> Result<Requeue, Error> {
@@ -60,6 +71,11 @@ async fn reconcile_job(trigger: &TrainingJobResource, ctx: &Context) -> Result<R
         return Ok(Requeue::await_change());
     };
     if resource.meta().deletion_timestamp.is_some() {
+        // Foreground deletion: the pods go first, so none may wait on the operator.
+        let reconciler = Reconciler::new(ctx, resource, ns);
+        for pod in reconciler.current_pods().await?.values() {
+            release(&reconciler.pods, pod).await?;
+        }
         return Ok(Requeue::await_change());
     }
     Reconciler::new(ctx, resource, ns).run().await
@@ -172,7 +188,9 @@ impl<'a> Reconciler<'a> {
         Ok(Some(Requeue::await_change()))
     }
 
-    /// The job's pods by replica (pods of other owners with the same labels are ignored).
+    /// The job's pods by replica, read fresh (pods of other owners with the same labels are
+    /// ignored). A cache would spare the API server this LIST, but it lags behind the
+    /// operator's own writes; see bench/README.md for what that cost at scale.
     async fn current_pods(&self) -> Result<BTreeMap<ReplicaId, Pod>, Error> {
         let uid = self.resource.uid();
         let list = self
@@ -251,21 +269,85 @@ impl<'a> Reconciler<'a> {
             .collect();
         if !starts.is_empty() {
             self.ensure_pod_group().await?;
-            self.ensure_services(pods.is_empty()).await?;
+            let first_start = self
+                .resource
+                .status
+                .as_ref()
+                .is_none_or(|s| s.start_time.is_none());
+            self.ensure_services(first_start).await?;
+            crate::tensorboard::ensure_tensorboard(
+                &self.ctx.client,
+                &self.job,
+                &self.ns,
+                self.owner(),
+                &self.ctx.config.collector_image,
+                &self.post(),
+            )
+            .await?;
         }
+        let mut removed = BTreeSet::new();
+        let mut created = Vec::new();
         for id in starts {
             let attempt = status.attempts.get(&id.to_string()).copied().unwrap_or(0);
             if let Some(old) = pods.get(&id) {
                 self.remove_pod(id, old).await?;
+                removed.insert(id);
             }
-            self.create_pod(id, attempt).await?;
+            if self.create_pod(id, attempt).await? {
+                created.push(format!("{id} (attempt {attempt})"));
+            }
         }
+        self.tell(false, "SuccessfulCreatePod", "created pods", &created)
+            .await;
+        let mut stopped = Vec::new();
         for action in &decision.actions {
             if let Action::Stop(id) = action {
                 if let Some(pod) = pods.get(id) {
                     self.remove_pod(*id, pod).await?;
+                    removed.insert(*id);
+                    stopped.push(id.to_string());
                 }
             }
+        }
+        self.tell(false, "SuccessfulDeletePod", "stopped pods", &stopped)
+            .await;
+        // A pod deleted from outside waits on its finalizer until its deletion is counted
+        // (a newer attempt is due) or the job has ended; the pods of a deleted job are
+        // released by the orphan sweeper, so a finished job's pods cost no extra write.
+        let ended = decision.phase.is_terminal();
+        for (id, pod) in pods.iter().filter(|(id, _)| !removed.contains(id)) {
+            let current = status.attempts.get(&id.to_string()).copied().unwrap_or(0);
+            let deleting = pod.metadata.deletion_timestamp.is_some();
+            if is_tracked(pod) && deleting && (ended || pod_attempt(pod) < current) {
+                self.release_pod(*id, pod).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One Event for one kind of pod action of this reconcile (none when nothing was done).
+    async fn tell(&self, warning: bool, reason: &str, what: &str, pods: &[String]) {
+        if pods.is_empty() {
+            return;
+        }
+        let message = format!("{what} {}", pods.join(", "));
+        record_event(&self.ctx.client, &self.resource, warning, reason, &message).await;
+    }
+
+    /// Archives the log of a pod that is done with, then lets it go (drops its tracking
+    /// finalizer). A pod deleted from outside gets an Event saying so.
+    async fn release_pod(&self, id: ReplicaId, pod: &Pod) -> Result<(), Error> {
+        archive_pod_log(&self.ctx.client, &self.resource, id, pod_attempt(pod), pod).await?;
+        release(&self.pods, pod).await?;
+        if is_tracked(pod) && pod.metadata.deletion_timestamp.is_some() {
+            let what = format!("{id} (attempt {})", pod_attempt(pod));
+            self.tell(
+                true,
+                "PodDeleted",
+                "deleted from outside (its log is archived):",
+                &[what],
+            )
+            .await;
         }
         Ok(())
     }
@@ -287,11 +369,11 @@ impl<'a> Reconciler<'a> {
         let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, "podgroups");
         let api: Api<kube::api::DynamicObject> =
             Api::namespaced_with(self.ctx.client.clone(), &self.ns, &resource);
-        ignore_exists(api.create(&self.post(), &group).await)
+        ignore_exists(api.create(&self.post(), &group).await).map(|_| ())
     }
 
-    /// Creates the headless Services; when some pods exist they exist already, unless
-    /// deleted from outside, so they are only checked when `all_new` is false.
+    /// Creates the headless Services; after the job's first start they exist already,
+    /// unless deleted from outside, so they are only checked when `all_new` is false.
     async fn ensure_services(&self, all_new: bool) -> Result<(), Error> {
         let services: Api<Service> = Api::namespaced(self.ctx.client.clone(), &self.ns);
         let existing: Vec<String> = if all_new {
@@ -318,13 +400,18 @@ impl<'a> Reconciler<'a> {
         Ok(())
     }
 
-    async fn create_pod(&self, id: ReplicaId, attempt: u32) -> Result<(), Error> {
+    /// Creates the pod of one attempt; says whether this call created it.
+    async fn create_pod(&self, id: ReplicaId, attempt: u32) -> Result<bool, Error> {
         let mut pod = replica_objects(&self.job, &self.ns, id).pod;
         pod.metadata
             .labels
             .get_or_insert_with(BTreeMap::new)
             .insert(ATTEMPT_LABEL.into(), attempt.to_string());
         pod.metadata.owner_references = self.owner().map(|o| vec![o]);
+        pod.metadata
+            .finalizers
+            .get_or_insert_with(Vec::new)
+            .push(TRACKING_FINALIZER.into());
         if let Some(spec) = pod.spec.as_mut() {
             for c in &mut spec.containers {
                 c.env
@@ -339,12 +426,13 @@ impl<'a> Reconciler<'a> {
         ignore_exists(self.pods.create(&self.post(), &pod).await)
     }
 
-    /// Archives a pod's log, then deletes the pod.
+    /// Archives a pod's log, drops its tracking finalizer (so its deletion is not taken for
+    /// one from outside), then deletes it unless it is being deleted already.
     async fn remove_pod(&self, id: ReplicaId, pod: &Pod) -> Result<(), Error> {
+        self.release_pod(id, pod).await?;
         if pod.metadata.deletion_timestamp.is_some() {
             return Ok(());
         }
-        archive_pod_log(&self.ctx.client, &self.resource, id, pod_attempt(pod), pod).await?;
         let params = DeleteParams {
             preconditions: pod.uid().map(|uid| kube::api::Preconditions {
                 uid: Some(uid),
@@ -396,11 +484,12 @@ impl<'a> Reconciler<'a> {
     }
 }
 
-/// A create that finds the object already there has nothing left to do.
-fn ignore_exists<T>(result: kube::Result<T>) -> Result<(), Error> {
+/// A create that finds the object already there has nothing left to do; says whether
+/// this call created it.
+pub(crate) fn ignore_exists<T>(result: kube::Result<T>) -> Result<bool, Error> {
     match result {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 && e.reason == "AlreadyExists" => Ok(()),
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 && e.reason == "AlreadyExists" => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

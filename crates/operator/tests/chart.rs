@@ -86,7 +86,15 @@ fn the_deployment_runs_the_operator_with_probes_metrics_and_its_service_account(
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(env, ["POD_NAME", "POD_NAMESPACE"], "the lease identity");
+    assert_eq!(
+        env,
+        ["POD_NAME", "POD_NAMESPACE", "TRAINCTL_COLLECTOR_IMAGE"],
+        "the lease identity, and the image of the collectors beside jobs' TensorBoards"
+    );
+    assert_eq!(
+        container["env"][2]["value"], container["image"],
+        "the collector runs the operator's own image"
+    );
     let account = pod["serviceAccountName"].as_str().unwrap();
     for binding in ["clusterrolebinding.yaml", "rolebinding.yaml"] {
         let binding = object("tc", "trainctl-system", binding);

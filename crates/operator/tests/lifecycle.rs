@@ -4,8 +4,9 @@
 mod common;
 
 use common::{condition, job_yaml, Cluster, NS};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, Patch, PatchParams};
-use kube::ResourceExt;
+use kube::{Api, ResourceExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chief_success_ends_the_job_and_stops_the_parameter_servers() {
@@ -32,6 +33,13 @@ async fn chief_success_ends_the_job_and_stops_the_parameter_servers() {
     c.gone("tf-worker-0").await;
     let chief = c.pods_api().get("tf-chief-0").await.unwrap();
     assert_eq!(chief.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    c.wait_event("tf", "SuccessfulCreatePod: created pods chief-0 (attempt 0), ps-0 (attempt 0), worker-0 (attempt 0), worker-1 (attempt 0)").await;
+    c.wait_event(
+        "tf",
+        "SuccessfulDeletePod: stopped pods ps-0, worker-0, worker-1",
+    )
+    .await;
+    c.wait_event("tf", "Succeeded: chief-0 succeeded").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,28 +206,106 @@ async fn ttl_deletes_the_finished_job_and_its_objects() {
             .then_some(())
     })
     .await;
-    assert!(c.pods("ttl").await.is_empty());
+    common::eventually("the pods to be released and collected", || async {
+        c.pods("ttl").await.is_empty().then_some(())
+    })
+    .await;
     assert!(c.services("ttl").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pod_deleted_from_outside_is_recreated() {
+async fn a_pod_deleted_from_outside_counts_as_a_killed_attempt_and_is_restarted() {
     let c = Cluster::start().await;
-    c.submit(&job_yaml("ext", "{worker: {count: 2}}", "{}"))
-        .await;
+    c.submit(&job_yaml(
+        "ext",
+        "{worker: {count: 2}}",
+        "{restartPolicy: ExitCode, backoffLimit: 3}",
+    ))
+    .await;
     let before = c.running_pod("ext-worker-1", 0).await;
+    assert!(before
+        .finalizers()
+        .contains(&"trainctl.dev/track-attempt".to_string()));
+    c.sim
+        .append_log(NS, "ext-worker-1", "", &["step 7", "killed"]);
     c.pods_api()
         .delete("ext-worker-1", &DeleteParams::default())
         .await
         .unwrap();
-    let after = common::eventually("a new ext-worker-1", || async {
-        let pod = c.pods_api().get_opt("ext-worker-1").await.ok()??;
-        (pod.uid() != before.uid()).then_some(pod)
-    })
+    let after = c.running_pod("ext-worker-1", 1).await;
+    assert_ne!(after.uid(), before.uid());
+    c.wait_event(
+        "ext",
+        "PodDeleted: deleted from outside (its log is archived): worker-1 (attempt 0)",
+    )
     .await;
-    assert_eq!(after.labels()["trainctl.dev/attempt"], "0");
+    c.wait_event(
+        "ext",
+        "SuccessfulCreatePod: created pods worker-1 (attempt 1)",
+    )
+    .await;
+    let status = c.status("ext").await.unwrap();
+    assert_eq!((status.restarts, status.attempts["worker-1"]), (1, 1));
+    let maps: Api<ConfigMap> = Api::namespaced(c.client.clone(), NS);
+    let archive = maps.get("ext-logs").await.expect("the log is archived");
+    assert_eq!(
+        archive.data.unwrap()["worker-1.attempt-0.log"],
+        "step 7\nkilled\n"
+    );
     c.finish("ext-worker-0", 0, 0).await;
     c.wait_phase("ext", "Succeeded").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_never_a_pod_deleted_from_outside_fails_the_job_and_goes() {
+    let c = Cluster::start().await;
+    c.submit(&job_yaml(
+        "extn",
+        "{worker: {count: 2}}",
+        "{restartPolicy: Never}",
+    ))
+    .await;
+    c.running_pod("extn-worker-1", 0).await;
+    c.pods_api()
+        .delete("extn-worker-1", &DeleteParams::default())
+        .await
+        .unwrap();
+    let status = c.wait_phase("extn", "Failed").await;
+    assert_eq!(status.reason.as_deref(), Some("ReplicaFailed"));
+    let message = status.message.unwrap();
+    assert!(
+        message.contains("worker-1 exited with code 137"),
+        "{message}"
+    );
+    assert_eq!(status.restarts, 0);
+    c.gone("extn-worker-1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_running_job_leaves_no_pod_behind() {
+    let c = Cluster::start().await;
+    for (name, propagation) in [
+        ("bg", DeleteParams::background()),
+        ("fg", DeleteParams::foreground()),
+    ] {
+        c.submit(&job_yaml(name, "{worker: {count: 2}}", "{}"))
+            .await;
+        c.running_pod(&format!("{name}-worker-1"), 0).await;
+        c.jobs().delete(name, &propagation).await.unwrap();
+        common::eventually(&format!("the pods of {name} to go"), || async {
+            c.pods(name).await.is_empty().then_some(())
+        })
+        .await;
+        common::eventually(&format!("{name} to go"), || async {
+            c.jobs()
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

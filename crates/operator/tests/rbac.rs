@@ -1,6 +1,6 @@
 //! The chart's RBAC rules are exactly what the operator uses: a lifecycle run (restarts with
-//! log archiving, success with PS cleanup, TTL deletion, volcano and coscheduling gangs,
-//! leader election) records every request the operator's identity makes in kube-sim, and
+//! log archiving, success with PS cleanup, TTL deletion, a TensorBoard with its collector,
+//! volcano and coscheduling gangs, leader election) records every request the operator's identity makes in kube-sim, and
 //! each must be allowed by the rendered ClusterRole/Role while each granted rule is used.
 
 mod common;
@@ -95,11 +95,14 @@ async fn the_cluster_role_allows_every_call_of_a_lifecycle_run_and_nothing_more(
         },
     ));
 
-    c.submit(&job_yaml(
-        "rb",
-        "{ps: {count: 1}, worker: {count: 2}}",
-        "{restartPolicy: ExitCode, backoffLimit: 5, ttlSecondsAfterFinished: 0}",
-    ))
+    // With a TensorBoard: its Deployment, Service and collector identity are created too.
+    c.submit(
+        &(job_yaml(
+            "rb",
+            "{ps: {count: 1}, worker: {count: 2}}",
+            "{restartPolicy: ExitCode, backoffLimit: 5, ttlSecondsAfterFinished: 0}",
+        ) + "  tensorboard: {logDir: /logs/rb}\n"),
+    )
     .await;
     c.running_pod("rb-ps-0", 0).await;
     for attempt in 0..2 {

@@ -5,6 +5,10 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use std::time::Duration;
+
+use common::audit::PodAudit;
+use common::scenarios::SCENARIOS;
 use common::{job_yaml, Cluster, NS};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -53,6 +57,41 @@ async fn killing_the_operator_mid_job_creates_no_duplicate_pods_and_loses_no_sta
         c.pods("idem").await.len() <= 3,
         "never more pods than replicas"
     );
+}
+
+/// The seed of a randomized test: `TRAINCTL_TEST_SEED` replays one, else a fresh one.
+fn test_seed() -> u64 {
+    let seed = std::env::var("TRAINCTL_TEST_SEED")
+        .ok()
+        .map(|s| s.parse().expect("TRAINCTL_TEST_SEED is a number"))
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("seed {seed} (replay with TRAINCTL_TEST_SEED={seed})");
+    seed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_operator_at_random_points_keeps_every_job_right() {
+    let mut rng = fastrand::Rng::with_seed(test_seed());
+    let c = Cluster::without_operator().await;
+    let audit = PodAudit::start(c.client.clone(), NS);
+    let mut kills = 0u32;
+    let chaos = async {
+        loop {
+            let (_stop, operator) = c.spawn_operator();
+            tokio::time::sleep(Duration::from_millis(rng.u64(30..500))).await;
+            operator.abort();
+            let _ = operator.await;
+            kills += 1;
+            tokio::time::sleep(Duration::from_millis(rng.u64(0..150))).await;
+        }
+    };
+    let jobs = futures::future::join_all(SCENARIOS.iter().map(|s| s.drive(&c)));
+    tokio::select! {
+        _ = jobs => {}
+        _ = chaos => unreachable!("the chaos loop never ends"),
+    }
+    assert!(kills >= 3, "the operator was killed only {kills} times");
+    audit.assert_one_pod_per_attempt(SCENARIOS.iter().flat_map(|s| s.expected_pods()).collect());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

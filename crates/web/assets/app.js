@@ -43,6 +43,24 @@ function table(header, rows) {
     h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c))))));
 }
 
+// Replicas running (locally) or with a live pod (on a cluster), per role summed.
+const activeReplicas = (s) => Object.values(s.replicaStatuses || {}).reduce((n, r) => n + (r.active || 0), 0);
+// A job's replicas: rows on a job page; a count in a cluster's job list.
+const replicaCount = (s) => (Array.isArray(s.replicas) ? s.replicas.length : s.replicas || 0);
+
+// Adds the points of an `append` event to the series a view holds.
+function appendMetrics(metrics, added) {
+  for (const run of added.runs) {
+    let mine = metrics.runs.find((r) => r.run === run.run);
+    if (!mine) { mine = { run: run.run, tags: {} }; metrics.runs.push(mine); metrics.runs.sort((a, b) => a.run.localeCompare(b.run)); }
+    for (const [tag, series] of Object.entries(run.tags)) {
+      const held = mine.tags[tag];
+      if (held) { held.points.push(...series.points); held.total = series.total; } else mine.tags[tag] = series;
+    }
+  }
+  metrics.warnings = added.warnings;
+}
+
 // ---- the job list --------------------------------------------------------------------
 
 function listView(params) {
@@ -94,10 +112,8 @@ function listView(params) {
     }
     body.replaceChildren(table(["Name", "Phase", "Replicas", "Restarts", "Age", "Reason"],
       list.items.map((j) => {
-        const replicas = j.status.replicas || [];
-        const running = replicas.filter((r) => r.state === "Running").length;
         return [h("a", { href: `#/jobs/${encodeURIComponent(j.metadata.name)}`, class: "job-link" }, j.metadata.name),
-          phaseBadge(j.status.phase), `${running}/${replicas.length}`, j.status.restarts,
+          phaseBadge(j.status.phase), `${activeReplicas(j.status)}/${replicaCount(j.status)}`, j.status.restarts,
           since(j.metadata.creationTimestamp), dash(j.status.reason)];
       })));
   }
@@ -120,7 +136,7 @@ function jobView(name) {
     h("h2", {}, "Metrics"), h("div", { class: "toolbar" }, h("label", {}, "Smoothing "), slider, sliderValue), charts,
     h("h2", {}, "Logs"), tabs, log, tables);
 
-  let job = null, metrics = null, replica = "", logStream = null;
+  let job = null, metrics = null, replica = "", attempt = null, logStream = null;
   const redraw = () => { if (metrics) drawMetrics(charts, metrics, +slider.value); };
   slider.addEventListener("input", () => { sliderValue.textContent = (+slider.value).toFixed(2); redraw(); });
   window.addEventListener("resize", redraw);
@@ -138,6 +154,7 @@ function jobView(name) {
     if (logStream) logStream.close();
     log.textContent = "";
     const p = new URLSearchParams(replica ? { replica } : {});
+    if (attempt !== null) p.set("attempt", attempt);
     logStream = stream(`/api/jobs/${encodeURIComponent(name)}/logs/live?${p}`, {
       log: (d) => {
         const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
@@ -153,7 +170,7 @@ function jobView(name) {
     const names = (job.status.replicas || []).map((r) => replicaName(r.replica));
     tabs.replaceChildren(...["", ...names].map((n) => h("button", {
       class: n === replica ? "active" : "", "data-replica": n,
-      onclick: () => { replica = n; renderTabs(); followLog(); },
+      onclick: () => { replica = n; attempt = null; renderTabs(); followLog(); },
     }, n || "all replicas")));
   }
 
@@ -168,15 +185,33 @@ function jobView(name) {
         h("span", {}, "GPUs ", h("b", {}, dash((s.gpus || []).join(","))))),
       h("p", { class: "muted" }, dash(s.message)));
     const now = Date.now() / 1000;
+    const replicas = s.replicas || [];
+    // A cluster job's replicas are pods; a local job's are processes.
+    const onCluster = replicas.some((r) => "pod" in r);
+    const viewLog = (a) => h("button", {
+      class: "view-log", "data-replica": replicaName(a.replica), "data-attempt": a.attempt,
+      onclick: () => { replica = replicaName(a.replica); attempt = a.attempt; renderTabs(); followLog(); },
+    }, "View log");
+    const replicaTable = onCluster
+      ? table(["Replica", "Pod", "Node", "State", "Attempt", "Exit", "Reason"],
+        replicas.map((r) => [replicaName(r.replica), dash(r.pod), dash(r.node), r.state, r.attempt, dash(r.exitCode), dash(r.reason)]))
+      : table(["Replica", "State", "Attempt", "Exit", "PID", "Port", "GPUs"],
+        replicas.map((r) => [replicaName(r.replica), r.state, r.attempt < 0 ? "-" : r.attempt, dash(r.exitCode),
+          r.pid || "-", r.port || "-", dash((r.gpus || []).join(","))]));
+    const attemptTable = onCluster
+      ? table(["Replica", "Attempt", "Log", ""],
+        (s.attempts || []).map((a) => [replicaName(a.replica), a.attempt, a.log, viewLog(a)]))
+      : table(["Replica", "Attempt", "Started", "Duration", "Exit", ""],
+        (s.attempts || []).map((a) => [replicaName(a.replica), a.attempt, `${age(now - a.started)} ago`,
+          a.finished ? `${(a.finished - a.started).toFixed(1)}s` : "running", dash(a.exitCode), viewLog(a)]));
     tables.replaceChildren(
       h("h2", {}, "Replicas"),
-      h("div", { class: "panel", id: "replicas" }, table(["Replica", "State", "Attempt", "Exit", "PID", "Port", "GPUs"],
-        (s.replicas || []).map((r) => [replicaName(r.replica), r.state, r.attempt < 0 ? "-" : r.attempt, dash(r.exitCode),
-          r.pid || "-", r.port || "-", dash((r.gpus || []).join(","))]))),
+      h("div", { class: "panel", id: "replicas" }, replicaTable),
       h("h2", {}, "Attempts"),
-      h("div", { class: "panel", id: "attempts" }, table(["Replica", "Attempt", "Started", "Duration", "Exit"],
-        (s.attempts || []).map((a) => [replicaName(a.replica), a.attempt, `${age(now - a.started)} ago`,
-          a.finished ? `${(a.finished - a.started).toFixed(1)}s` : "running", dash(a.exitCode)]))),
+      h("div", { class: "panel", id: "attempts" }, attemptTable),
+      ...(s.conditions ? [h("h2", {}, "Conditions"), h("div", { class: "panel", id: "conditions" },
+        table(["Type", "Status", "Reason", "Message", "Since"], s.conditions.map((c) =>
+          [c.type, c.status, c.reason, h("span", { class: "wrap" }, c.message), `${since(c.lastTransitionTime)} ago`])))] : []),
       h("h2", {}, "Events"),
       h("div", { class: "panel", id: "events" }, table(["Age", "Type", "Reason", "Message"],
         (s.events || []).map((e) => [age(now - e.time), e.type, e.reason, h("span", { class: "wrap" }, e.message)]))));
@@ -195,7 +230,10 @@ function jobView(name) {
 
   refresh().then((ok) => {
     if (!ok) return;
-    stream(`/api/jobs/${encodeURIComponent(name)}/metrics/live`, { metrics: (m) => { metrics = m; redraw(); } });
+    stream(`/api/jobs/${encodeURIComponent(name)}/metrics/live`, {
+      metrics: (m) => { metrics = m; redraw(); },
+      append: (m) => { if (metrics) { appendMetrics(metrics, m); redraw(); } },
+    });
     if (ENDED.includes(job.status.phase)) return;
     const timer = setInterval(async () => {
       await refresh();
@@ -243,4 +281,8 @@ function route() {
   else listView(new URLSearchParams(query || ""));
 }
 window.addEventListener("hashchange", route);
+getJson("/api/source").then((s) => {
+  document.getElementById("subtitle").textContent =
+    s.kind === "cluster" ? `training jobs in namespace ${s.namespace} of ${s.server}` : "training jobs on this machine";
+}).catch(() => {});
 route();

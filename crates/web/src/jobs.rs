@@ -1,5 +1,5 @@
-//! The job list and one job, as JSON. The list is filtered and paged on the server, newest
-//! first, so the page stays small with thousands of jobs.
+//! The job list and one job, as JSON, from either source. The list is filtered and paged on
+//! the server, newest first, so the page stays small with thousands of jobs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,10 +8,11 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use trainctl_local::store::JobRow;
 use trainctl_local::{EngineError, JobDetail};
 
-use crate::server::{blocking, ApiError};
+use crate::charts::{points_limit, snapshot};
+use crate::cluster;
+use crate::server::{blocking, ApiError, Local, Source};
 use crate::Dashboard;
 
 /// Jobs per page when the request does not say.
@@ -32,62 +33,127 @@ pub struct ListQuery {
     pub limit: Option<usize>,
 }
 
+/// One page of a job list: the jobs on it and the figures around it.
+pub struct Page<T> {
+    /// The jobs on the page.
+    pub items: Vec<T>,
+    /// How many jobs match the filters.
+    pub total: usize,
+    /// Jobs per phase, before filtering.
+    pub phases: BTreeMap<String, usize>,
+    /// The first matching job shown.
+    pub offset: usize,
+    /// The page size.
+    pub limit: usize,
+}
+
+impl ListQuery {
+    /// Filters `jobs` (newest first, each with its name and phase) and cuts out the page.
+    pub fn page<T>(&self, jobs: Vec<(String, String, T)>) -> Page<T> {
+        let mut phases: BTreeMap<String, usize> = BTreeMap::new();
+        for (_, phase, _) in &jobs {
+            *phases.entry(phase.clone()).or_default() += 1;
+        }
+        let matching: Vec<T> = jobs
+            .into_iter()
+            .filter(|(_, phase, _)| self.phase.as_deref().is_none_or(|p| phase == p))
+            .filter(|(name, _, _)| self.q.as_deref().is_none_or(|q| name.contains(q)))
+            .map(|(_, _, job)| job)
+            .collect();
+        let offset = self.offset.unwrap_or(0);
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+        let total = matching.len();
+        let items = matching.into_iter().skip(offset).take(limit).collect();
+        Page {
+            items,
+            total,
+            phases,
+            offset,
+            limit,
+        }
+    }
+}
+
+impl<T> Page<T> {
+    /// The same page with other items (each job rendered, say).
+    pub fn with_items<U>(self, items: Vec<U>) -> Page<U> {
+        Page {
+            items,
+            total: self.total,
+            phases: self.phases,
+            offset: self.offset,
+            limit: self.limit,
+        }
+    }
+}
+
+impl Page<Value> {
+    /// The page as a kubectl-style List with `total`, `offset`, `limit` and `phases`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "total": self.total,
+            "offset": self.offset,
+            "limit": self.limit,
+            "phases": self.phases,
+            "items": self.items,
+        })
+    }
+}
+
 /// `GET /api/jobs`: a page of the matching jobs (newest first) as a kubectl-style List, with
 /// `total` matching jobs and the number of jobs per phase.
 pub async fn list(
     State(d): State<Arc<Dashboard>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        let mut engine = d.engine()?;
-        let mut rows = engine.jobs()?;
-        rows.reverse();
-        let mut phases: BTreeMap<&str, usize> = BTreeMap::new();
-        for r in &rows {
-            *phases.entry(r.phase.as_str()).or_default() += 1;
-        }
-        let matching: Vec<&JobRow> = rows
-            .iter()
-            .filter(|r| query.phase.as_deref().is_none_or(|p| r.phase.as_str() == p))
-            .filter(|r| query.q.as_deref().is_none_or(|q| r.name.contains(q)))
-            .collect();
-        let offset = query.offset.unwrap_or(0);
-        let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
-        // Straight from the store: the engine's housekeeping ran once, for the listing.
-        let store = engine.store();
-        let mut items = Vec::new();
-        for row in matching.iter().skip(offset).take(limit) {
-            let detail = JobDetail {
-                job: (*row).clone(),
-                replicas: store.replicas(&row.name).map_err(EngineError::from)?,
-                attempts: store.attempts(&row.name).map_err(EngineError::from)?,
-                events: store.events(&row.name).map_err(EngineError::from)?,
-            };
-            items.push((d.render)(&detail));
-        }
-        Ok(Json(json!({
-            "apiVersion": "v1",
-            "kind": "List",
-            "total": matching.len(),
-            "offset": offset,
-            "limit": limit,
-            "phases": phases,
-            "items": items,
-        })))
-    })
-    .await
+    let page = match &d.source {
+        Source::Cluster(c) => cluster::list(c, &query).await?,
+        Source::Local(_) => blocking(move || local_list(d.local()?, &query)).await?,
+    };
+    Ok(Json(page.to_json()))
 }
 
-/// `GET /api/jobs/{name}`: the job with its replicas, attempts and events.
+fn local_list(local: &Local, query: &ListQuery) -> Result<Page<Value>, ApiError> {
+    let mut engine = local.engine()?;
+    let rows = engine.jobs()?;
+    let jobs = rows
+        .into_iter()
+        .rev()
+        .map(|r| (r.name.clone(), r.phase.as_str().to_string(), r))
+        .collect();
+    let page = query.page(jobs);
+    // Straight from the store: the engine's housekeeping ran once, for the listing.
+    let store = engine.store();
+    let mut items = Vec::new();
+    for row in &page.items {
+        let detail = JobDetail {
+            job: row.clone(),
+            replicas: store.replicas(&row.name).map_err(EngineError::from)?,
+            attempts: store.attempts(&row.name).map_err(EngineError::from)?,
+            events: store.events(&row.name).map_err(EngineError::from)?,
+        };
+        items.push((local.render)(&detail));
+    }
+    Ok(page.with_items(items))
+}
+
+/// `GET /api/jobs/{name}`: the job with its replicas, attempts (or pods) and events.
 pub async fn one(
     State(d): State<Arc<Dashboard>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        let detail = d.engine()?.detail(&name)?;
-        Ok(Json((d.render)(&detail)))
-    })
-    .await
+    match &d.source {
+        Source::Cluster(c) => Ok(Json(cluster::one(c, &name).await?)),
+        Source::Local(_) => {
+            blocking(move || {
+                let local = d.local()?;
+                Ok(Json((local.render)(&local.engine()?.detail(&name)?)))
+            })
+            .await
+        }
+    }
 }
 
 /// `GET /api/jobs/{name}/metrics` parameters.
@@ -103,9 +169,9 @@ pub async fn metrics(
     Path(name): Path<String>,
     Query(query): Query<MetricsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    blocking(move || {
-        let job = d.engine()?.job(&name)?;
-        Ok(Json(d.charts.snapshot(&d.home, &job, query.points)?))
-    })
-    .await
+    let max = points_limit(query.points)?;
+    let (chart, _) =
+        crate::live::read_metrics(d, name, move |runs, warnings| snapshot(runs, warnings, max))
+            .await?;
+    Ok(Json(chart))
 }

@@ -3,18 +3,23 @@
 //!
 //! - [`access`]: who may connect (loopback by default; a token otherwise, checked on every
 //!   request).
+//! - [`Source`]: where the jobs come from, this machine or a cluster (`trainctl ui --kube`);
+//!   the routes and the app are the same for both.
 //! - [`jobs`]: the job list (filters, pages) and one job, as the objects `trainctl get -o json`
-//!   prints, rendered by the caller's [`Render`] function.
+//!   prints (rendered by the caller's [`Render`] function for local jobs).
+//! - [`cluster`], [`cluster_logs`]: a cluster's jobs, pods and Events, and its live logs.
 //! - [`charts`]: every series of a job, downsampled for display, kept in memory per job and
-//!   polled incrementally.
+//!   polled incrementally; a live viewer gets only the new points after the first snapshot.
 //! - [`live`]: Server-Sent Events for a replica's log and a job's metrics.
 //! - [`assets`]: the HTML, CSS and JavaScript of the app.
 
 pub mod access;
 pub mod assets;
 pub mod charts;
+pub mod cluster;
+pub mod cluster_logs;
 pub mod jobs;
 pub mod live;
 mod server;
 
-pub use server::{router, serve, Dashboard, Render};
+pub use server::{router, serve, Dashboard, Local, Render, Source};

@@ -1,6 +1,7 @@
 //! Live views over Server-Sent Events: a job's log (one replica, or all with a `[replica]`
-//! prefix per line) and its metrics. Each stream sends `end` when the job is over and all of
-//! it has been sent, so the browser closes it instead of reconnecting.
+//! prefix per line) and its metrics, from either source (a cluster's logs are followed in
+//! [`crate::cluster_logs`]). Each stream sends `end` when the job is over and all of it has
+//! been sent, so the browser closes it instead of reconnecting.
 
 use std::convert::Infallible;
 use std::io::{self, Write};
@@ -18,15 +19,20 @@ use tokio_stream::{Stream, StreamExt};
 use trainctl_core::ReplicaId;
 use trainctl_local::logs::{copy_logs, Selection};
 use trainctl_local::process::is_same_process;
+use trainctl_metrics::series::Run;
+use trainctl_spec::TrainingJob;
 
+use crate::charts::{points_limit, Sent, Update};
 use crate::jobs::MetricsQuery;
-use crate::server::{blocking, ApiError};
+use crate::server::{blocking, ApiError, Source};
 use crate::Dashboard;
 
 /// Lines of each attempt a log stream starts with when the request does not say.
 pub const DEFAULT_TAIL: usize = 1000;
-/// How often the metrics stream looks for new points.
-const METRICS_EVERY: Duration = Duration::from_secs(1);
+/// How often the metrics stream looks for new points of a local job.
+const LOCAL_METRICS_EVERY: Duration = Duration::from_secs(1);
+/// How often it looks for a cluster job (each look reads the job's logs from the cluster).
+const CLUSTER_METRICS_EVERY: Duration = Duration::from_secs(5);
 
 /// An event stream, as axum serves it.
 type Events = Sse<KeepAliveStream<Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>>>;
@@ -38,6 +44,8 @@ pub struct LogsQuery {
     pub replica: Option<String>,
     /// Start with the last N lines of each attempt ([`DEFAULT_TAIL`] when left out).
     pub tail: Option<usize>,
+    /// Only this attempt (0 is the first run) instead of the latest one.
+    pub attempt: Option<u32>,
 }
 
 /// Sends each write as a `log` event `{"text": ...}` (the log reader writes whole lines).
@@ -60,13 +68,13 @@ impl Write for EventWriter {
     }
 }
 
-fn log_event(text: &str) -> Event {
+pub(crate) fn log_event(text: &str) -> Event {
     Event::default()
         .event("log")
         .data(json!({"text": text}).to_string())
 }
 
-fn end_event() -> Event {
+pub(crate) fn end_event() -> Event {
     Event::default().event("end").data("{}")
 }
 
@@ -77,33 +85,27 @@ fn events(rx: mpsc::Receiver<Event>) -> Events {
 }
 
 /// `GET /api/jobs/{name}/logs/live`: the replica's latest attempt (and each new one as it
-/// starts), following until the job's supervisor is gone.
+/// starts), following until the job is over; with `attempt`, that attempt only.
 pub async fn logs(
     State(d): State<Arc<Dashboard>>,
     Path(name): Path<String>,
     Query(query): Query<LogsQuery>,
 ) -> Result<Events, ApiError> {
+    if let Source::Cluster(_) = &d.source {
+        let (tx, rx) = mpsc::channel(64);
+        crate::cluster_logs::start(d, name, query, tx).await?;
+        return Ok(events(rx));
+    }
     let selection = {
         let d = d.clone();
         let name = name.clone();
         blocking(move || {
-            let job = d.engine()?.job(&name)?;
-            let replica = match query.replica.as_deref() {
-                None | Some("") => None,
-                Some(text) => {
-                    let id: ReplicaId = text.parse().map_err(ApiError::BadRequest)?;
-                    if !ReplicaId::all_of(&job.spec).contains(&id) {
-                        return Err(ApiError::NotFound(format!(
-                            "job {name} has no replica {id}"
-                        )));
-                    }
-                    Some(id)
-                }
-            };
+            let job = d.local()?.engine()?.job(&name)?;
+            let replica = replica_of(&job.spec, &name, query.replica.as_deref())?;
             Ok(Selection {
                 prefix: replica.is_none(),
                 replica,
-                attempt: None,
+                attempt: query.attempt,
                 tail: Some(query.tail.unwrap_or(DEFAULT_TAIL)),
             })
         })
@@ -111,7 +113,7 @@ pub async fn logs(
     };
     let (tx, rx) = mpsc::channel(64);
     std::thread::spawn(move || {
-        let engine = match d.engine() {
+        let engine = match d.local().and_then(|l| l.engine()) {
             Ok(e) => e,
             Err(e) => {
                 let _ = tx.blocking_send(log_event(&format!("cannot read the log: {e}\n")));
@@ -140,29 +142,69 @@ pub async fn logs(
     Ok(events(rx))
 }
 
-/// `GET /api/jobs/{name}/metrics/live`: the job's series (as `GET .../metrics` answers) now
-/// and whenever they change, until the job has ended.
+/// The replica a request names (None for all of them), checked against the job.
+pub(crate) fn replica_of(
+    job: &TrainingJob,
+    name: &str,
+    asked: Option<&str>,
+) -> Result<Option<ReplicaId>, ApiError> {
+    let Some(text) = asked.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let id: ReplicaId = text.parse().map_err(ApiError::BadRequest)?;
+    if !ReplicaId::all_of(job).contains(&id) {
+        return Err(ApiError::NotFound(format!(
+            "job {name} has no replica {id}"
+        )));
+    }
+    Ok(Some(id))
+}
+
+/// Reads the job's series and hands them to `view`; also says whether the job has ended.
+pub(crate) async fn read_metrics<T: Send + 'static>(
+    d: Arc<Dashboard>,
+    name: String,
+    view: impl FnOnce(&[(&str, &Run)], &[String]) -> T + Send + 'static,
+) -> Result<(T, bool), ApiError> {
+    if let Source::Cluster(cluster) = &d.source {
+        return crate::cluster::read_metrics(cluster, &name, view).await;
+    }
+    blocking(move || {
+        let local = d.local()?;
+        let job = local.engine()?.job(&name)?;
+        let ended = job.phase.is_terminal();
+        Ok((local.charts.with_runs(&local.home, &job, view)?, ended))
+    })
+    .await
+}
+
+/// `GET /api/jobs/{name}/metrics/live`: the job's series (as `GET .../metrics` answers) as a
+/// `metrics` event, then only the new points as `append` events (a fresh `metrics` event when
+/// a series went back or grew long), until the job has ended.
 pub async fn metrics(
     State(d): State<Arc<Dashboard>>,
     Path(name): Path<String>,
     Query(query): Query<MetricsQuery>,
 ) -> Result<Events, ApiError> {
-    let snapshot = move |d: Arc<Dashboard>, name: String| {
-        blocking(move || {
-            let job = d.engine()?.job(&name)?;
-            let ended = job.phase.is_terminal();
-            Ok((d.charts.snapshot(&d.home, &job, query.points)?, ended))
+    let max = points_limit(query.points)?;
+    let every = match d.source {
+        Source::Local(_) => LOCAL_METRICS_EVERY,
+        Source::Cluster(_) => CLUSTER_METRICS_EVERY,
+    };
+    let poll = move |d: Arc<Dashboard>, name: String, mut sent: Sent| {
+        read_metrics(d, name, move |runs, warnings| {
+            let update = sent.update(runs, warnings, max);
+            (sent, update)
         })
     };
     // Unknown jobs and bad parameters are answered before the stream starts.
-    let first = snapshot(d.clone(), name.clone()).await?;
+    let first = poll(d.clone(), name.clone(), Sent::default()).await?;
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         let mut next: Result<_, ApiError> = Ok(first);
-        let mut sent = None;
         let mut closing = false;
         loop {
-            let (data, ended) = match next {
+            let ((sent, update), ended) = match next {
                 Ok(x) => x,
                 Err(e) => {
                     let error = json!({"error": e.to_string()}).to_string();
@@ -170,12 +212,19 @@ pub async fn metrics(
                     return;
                 }
             };
-            if sent.as_ref() != Some(&data) {
-                let event = Event::default().event("metrics").data(data.to_string());
+            let event = match update {
+                Some(Update::Full(data)) => {
+                    Some(Event::default().event("metrics").data(data.to_string()))
+                }
+                Some(Update::Append(data)) => {
+                    Some(Event::default().event("append").data(data.to_string()))
+                }
+                None => None,
+            };
+            if let Some(event) = event {
                 if tx.send(event).await.is_err() {
                     return;
                 }
-                sent = Some(data);
             }
             // The job's last output is collected just after it ends: look once more.
             if ended && closing {
@@ -183,11 +232,11 @@ pub async fn metrics(
                 return;
             }
             closing = ended;
-            tokio::time::sleep(METRICS_EVERY).await;
+            tokio::time::sleep(every).await;
             if tx.is_closed() {
                 return;
             }
-            next = snapshot(d.clone(), name.clone()).await;
+            next = poll(d.clone(), name.clone(), sent).await;
         }
     });
     Ok(events(rx))

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,6 +11,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use trainctl_local::{EngineError, Home, JobDetail, LocalEngine};
 
+use trainctl_operator::client::Cluster;
+
 use crate::charts::Charts;
 use crate::{access, assets, jobs, live};
 
@@ -17,29 +20,72 @@ use crate::{access, assets, jobs, live};
 /// and `trainctl get` show one shape.
 pub type Render = fn(&JobDetail) -> Value;
 
-/// What the server needs: the local engine's state directory, the object renderer, the
-/// token (if any) and the in-memory chart cache.
-pub struct Dashboard {
+/// Where the jobs come from. The routes and the web app are the same for both; each route
+/// asks the source.
+pub enum Source {
+    /// This machine's jobs.
+    Local(Local),
+    /// The TrainingJobs of one namespace of a Kubernetes cluster.
+    Cluster(Cluster),
+}
+
+/// This machine's jobs: the local engine's state directory, the object renderer and the
+/// in-memory chart cache.
+pub struct Local {
+    /// The state directory.
     pub(crate) home: Home,
+    /// The object renderer.
     pub(crate) render: Render,
-    pub(crate) token: Option<String>,
+    /// Metrics of recently viewed jobs.
     pub(crate) charts: Charts,
+}
+
+impl Local {
+    /// Opens the local engine (one connection per request; SQLite handles the sharing).
+    pub(crate) fn engine(&self) -> Result<LocalEngine, ApiError> {
+        Ok(LocalEngine::open(self.home.clone())?)
+    }
+}
+
+/// What the server needs: where the jobs come from and the token (if any).
+pub struct Dashboard {
+    pub(crate) source: Source,
+    pub(crate) token: Option<String>,
 }
 
 impl Dashboard {
     /// A dashboard over the jobs in `home`; with `token`, every request must carry it.
     pub fn new(home: Home, render: Render, token: Option<String>) -> Self {
-        Dashboard {
+        let source = Source::Local(Local {
             home,
             render,
-            token,
             charts: Charts::default(),
+        });
+        Dashboard { source, token }
+    }
+
+    /// A dashboard over the TrainingJobs of a cluster's namespace.
+    pub fn for_cluster(cluster: Cluster, token: Option<String>) -> Self {
+        Dashboard {
+            source: Source::Cluster(cluster),
+            token,
         }
     }
 
-    /// Opens the local engine (one connection per request; SQLite handles the sharing).
-    pub(crate) fn engine(&self) -> Result<LocalEngine, ApiError> {
-        Ok(LocalEngine::open(self.home.clone())?)
+    /// The local source, for work that runs off the async threads with the dashboard.
+    pub(crate) fn local(&self) -> Result<&Local, ApiError> {
+        match &self.source {
+            Source::Local(local) => Ok(local),
+            Source::Cluster(_) => Err(ApiError::Internal("not a local dashboard".into())),
+        }
+    }
+
+    /// The cluster source, for work spawned with the dashboard.
+    pub(crate) fn cluster(&self) -> Result<&Cluster, ApiError> {
+        match &self.source {
+            Source::Cluster(cluster) => Ok(cluster),
+            Source::Local(_) => Err(ApiError::Internal("not a cluster dashboard".into())),
+        }
     }
 }
 
@@ -48,6 +94,7 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::file))
+        .route("/api/source", get(source))
         .route("/api/jobs", get(jobs::list))
         .route("/api/jobs/{name}", get(jobs::one))
         .route("/api/jobs/{name}/metrics", get(jobs::metrics))
@@ -58,6 +105,17 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
             access::require_token,
         ))
         .with_state(dashboard)
+}
+
+/// `GET /api/source`: where the jobs come from, `{"kind": "local"}` or `{"kind": "cluster",
+/// "namespace", "server"}`.
+async fn source(State(d): State<Arc<Dashboard>>) -> Json<Value> {
+    match &d.source {
+        Source::Local(_) => Json(json!({"kind": "local"})),
+        Source::Cluster(c) => {
+            Json(json!({"kind": "cluster", "namespace": c.namespace, "server": c.url}))
+        }
+    }
 }
 
 /// Serves the dashboard on an already bound listener until the process ends.

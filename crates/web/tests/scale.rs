@@ -1,7 +1,9 @@
 //! The dashboard's API at scale: 1,000 jobs and one run of 1,000,000 points. Pages and
-//! charts stay small (the sizes are checked); the times are printed for the issue note
-//! (run with `--nocapture`), not asserted.
+//! charts stay small (the sizes are checked), and a live chart gets only the new points
+//! after its first snapshot; the times and sizes are printed for the issue note (run with
+//! `--nocapture`), not asserted.
 
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,18 +50,13 @@ fn a_thousand_jobs_and_a_million_points_are_served_in_small_pieces() {
     }
     let big = "job-0500";
     let points: Vec<TaggedPoint> = (0..1_000_000)
-        .map(|step| TaggedPoint {
-            run: "stdout/worker-0".into(),
-            tag: "loss".into(),
-            point: Point {
-                step,
-                wall_time: 0.0,
-                value: if step == 777_777 {
-                    -5.0
-                } else {
-                    1.0 / (1.0 + step as f64)
-                },
-            },
+        .map(|step| {
+            let value = if step == 777_777 {
+                -5.0
+            } else {
+                1.0 / (1.0 + step as f64)
+            };
+            loss_point(step, value)
         })
         .collect();
     std::fs::create_dir_all(home.job_dir(big)).unwrap();
@@ -120,4 +117,58 @@ fn a_thousand_jobs_and_a_million_points_are_served_in_small_pieces() {
             <= 5001
     );
     println!("metrics, 1,000,000 points shown as 5,000: {size} bytes in {took:?}");
+
+    // The live stream: the downsampled series once, then only the points written since.
+    let response = ureq::get(&format!("{base}/api/jobs/{big}/metrics/live"))
+        .call()
+        .unwrap();
+    let mut events = BufReader::new(response.into_body().into_reader());
+    let (event, first) = next_event(&mut events);
+    assert_eq!(event, "metrics");
+    let more: Vec<TaggedPoint> = (1_000_000..1_000_010)
+        .map(|step| loss_point(step, 0.5))
+        .collect();
+    db.save("worker-0/attempt-0", &Cursor::default(), &more)
+        .unwrap();
+    let (event, added) = next_event(&mut events);
+    assert_eq!(event, "append");
+    let added: Value = serde_json::from_str(&added).unwrap();
+    let series = &added["runs"][0]["tags"]["loss"];
+    assert_eq!(series["total"], 1_000_010);
+    assert_eq!(series["points"].as_array().unwrap().len(), 10);
+    println!(
+        "live metrics, 1,000,000 points: first event {} bytes, then 10 new points in {} bytes",
+        first.len(),
+        added.to_string().len()
+    );
+}
+
+/// The next event of an SSE stream other than a keep-alive: its name and data.
+fn next_event(events: &mut impl BufRead) -> (String, String) {
+    let (mut event, mut data) = (String::new(), String::new());
+    loop {
+        let mut line = String::new();
+        assert!(events.read_line(&mut line).unwrap() > 0, "the stream ended");
+        let line = line.trim_end();
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_string();
+        } else if let Some(d) = line.strip_prefix("data: ") {
+            data += d;
+        } else if line.is_empty() && !event.is_empty() {
+            return (event, data);
+        }
+    }
+}
+
+/// A `loss` point of worker-0's stdout run.
+fn loss_point(step: i64, value: f64) -> TaggedPoint {
+    TaggedPoint {
+        run: "stdout/worker-0".into(),
+        tag: "loss".into(),
+        point: Point {
+            step,
+            wall_time: 0.0,
+            value,
+        },
+    }
 }

@@ -1,4 +1,7 @@
-//! Shared by the Kubernetes tests of the CLI: a kube-rs client for a kube-sim.
+//! Shared by the Kubernetes tests of the CLI: a kube-rs client for a kube-sim, the CRD and
+//! the operator.
+
+#![allow(dead_code)]
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube_sim::KubeSim;
@@ -12,4 +15,56 @@ pub async fn client_for(sim: &KubeSim) -> kube::Client {
     .await
     .expect("kube-rs accepts the kubeconfig");
     kube::Client::try_from(config).expect("client builds")
+}
+
+/// Installs the TrainingJob CRD, as `trainctl crd | kubectl apply -f -` would.
+pub async fn install_crd(client: &kube::Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    kube::Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&kube::api::PostParams::default(), &trainctl_operator::crd())
+        .await
+        .expect("the server accepts the CRD");
+}
+
+/// Runs the operator in this process for as long as the runtime lives, retrying failed
+/// reconciles quickly.
+pub fn spawn_operator(client: &kube::Client) {
+    let config = trainctl_operator::OperatorConfig {
+        retry: std::time::Duration::from_millis(50),
+        ..trainctl_operator::OperatorConfig::default()
+    };
+    tokio::spawn(trainctl_operator::run_controller(
+        client.clone(),
+        config,
+        std::sync::Arc::new(trainctl_operator::metrics::Metrics::default()),
+        std::future::pending(),
+    ));
+}
+
+/// A TensorFlow TrainingJob with these replicas, restarted on failure up to 3 times.
+pub fn job_yaml(name: &str, replicas: &str) -> String {
+    format!(
+        "apiVersion: trainctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {{name: {name}}}\n\
+         spec:\n  framework: tensorflow\n  image: registry.example.com/train:1\n  \
+         command: [python3, train.py]\n  replicas: {replicas}\n  \
+         runPolicy: {{restartPolicy: OnFailure, backoffLimit: 3}}\n"
+    )
+}
+
+/// The `series` of `metrics -o json` output: (run, tag, [points, step, last, min, max]).
+pub fn series_by_tag(stdout: &str) -> Vec<(String, String, serde_json::Value)> {
+    let object: serde_json::Value = serde_json::from_str(stdout).expect("metrics prints JSON");
+    object["series"]
+        .as_array()
+        .expect("a series list")
+        .iter()
+        .map(|s| {
+            let stats = serde_json::json!([s["points"], s["step"], s["last"], s["min"], s["max"]]);
+            (
+                s["run"].as_str().unwrap().to_string(),
+                s["tag"].as_str().unwrap().to_string(),
+                stats,
+            )
+        })
+        .collect()
 }

@@ -2,13 +2,13 @@
 //! exit code when the test says so, or when their script annotation
 //! (`run 2s then exit 1`, `exit 0`) says so; pods of a killed node fail.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::index::{node_of, PodIndex, PodKey};
 use super::{builtin, write_pod, SCRIPT_ANNOTATION};
-use crate::store::{now, object_name, Store};
+use crate::store::{now, Store};
 
 /// A parsed pod script: run for `run`, then exit with `exit_code` (None: run until told).
 #[derive(Debug, PartialEq)]
@@ -102,66 +102,83 @@ pub(crate) fn terminate_pod(pod: &mut Value, exit_code: i64, reason: Option<&str
 
 /// Fails every pod still running or pending on `node`.
 pub(crate) fn fail_pods_on_node(store: &mut Store, node: &str) {
-    let pods = store.list(&builtin(store, "", "pods"), None);
-    for mut pod in pods {
-        let on_node = pod["spec"]["nodeName"].as_str() == Some(node);
-        let phase = pod["status"]["phase"].as_str().unwrap_or_default();
-        if on_node && (phase == "Running" || phase == "Pending") {
-            terminate_pod(&mut pod, 137, Some("NodeLost"));
-            pod["status"]["message"] = json!(format!("node {node} is not ready"));
-            write_pod(store, pod);
-        }
+    let pods = builtin(store, "", "pods");
+    let doomed: Vec<Value> = store
+        .list_refs(&pods, None)
+        .filter(|pod| {
+            let phase = pod["status"]["phase"].as_str().unwrap_or_default();
+            node_of(pod) == Some(node) && (phase == "Running" || phase == "Pending")
+        })
+        .cloned()
+        .collect();
+    for mut pod in doomed {
+        terminate_pod(&mut pod, 137, Some("NodeLost"));
+        pod["status"]["message"] = json!(format!("node {node} is not ready"));
+        write_pod(store, pod);
+    }
+}
+
+/// What a running pod's script asks for now.
+enum Due {
+    /// Nothing yet.
+    Wait,
+    /// End with this exit code.
+    Exit(i64),
+    /// The script cannot be read (the text is given).
+    Unreadable(String),
+}
+
+fn due(pod: &Value, since: Instant) -> Due {
+    let Some(text) = pod["metadata"]["annotations"][SCRIPT_ANNOTATION].as_str() else {
+        return Due::Wait;
+    };
+    match parse_script(text) {
+        Some(Script {
+            run,
+            exit_code: Some(code),
+        }) if since.elapsed() >= run => Due::Exit(code),
+        Some(_) => Due::Wait,
+        None => Due::Unreadable(text.to_string()),
     }
 }
 
 /// One kubelet pass: start bound pods, end scripted pods whose time is up.
-pub(super) fn step(store: &mut Store, started: &mut HashMap<String, Instant>) {
-    let pods = store.list(&builtin(store, "", "pods"), None);
-    let mut live = HashSet::new();
-    for (index, mut pod) in pods.into_iter().enumerate() {
-        let uid = pod["metadata"]["uid"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        live.insert(uid.clone());
-        let bound = pod["spec"]["nodeName"]
-            .as_str()
-            .is_some_and(|n| !n.is_empty());
-        let script = pod["metadata"]["annotations"][SCRIPT_ANNOTATION]
-            .as_str()
-            .map(|s| (s.to_string(), parse_script(s)));
-        match pod["status"]["phase"].as_str() {
-            Some("Pending") if bound => {
-                start(&mut pod, index);
-                started.insert(uid, Instant::now());
-                write_pod(store, pod);
+pub(super) fn step(store: &mut Store, index: &mut PodIndex) {
+    let pods = builtin(store, "", "pods");
+    let to_start: Vec<PodKey> = index.to_start.iter().cloned().collect();
+    for (ns, name) in to_start {
+        let Some(mut pod) = store.find(&pods, &ns, &name).cloned() else {
+            continue;
+        };
+        start(&mut pod, index.starts);
+        index.starts += 1;
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+        index.started.insert(uid.to_string(), Instant::now());
+        write_pod(store, pod);
+    }
+    let mut ending = Vec::new();
+    for (ns, name) in &index.scripted {
+        let Some(pod) = store.find(&pods, ns, name) else {
+            continue;
+        };
+        let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+        let since = *index
+            .started
+            .entry(uid.to_string())
+            .or_insert_with(Instant::now);
+        match due(pod, since) {
+            Due::Wait => {}
+            Due::Exit(code) => ending.push((pod.clone(), code, None)),
+            Due::Unreadable(text) => {
+                eprintln!("kube-sim: pod {ns}/{name}: cannot read script {text:?} (try `run 2s then exit 1`)");
+                ending.push((pod.clone(), 128, Some("BadScript")));
             }
-            Some("Running") => {
-                let since = *started.entry(uid).or_insert_with(Instant::now);
-                match script {
-                    Some((
-                        _,
-                        Some(Script {
-                            run,
-                            exit_code: Some(code),
-                        }),
-                    )) if since.elapsed() >= run => {
-                        terminate_pod(&mut pod, code, None);
-                        write_pod(store, pod);
-                    }
-                    Some((text, None)) => {
-                        let (ns, name) = object_name(&pod);
-                        eprintln!("kube-sim: pod {ns}/{name}: cannot read script {text:?} (try `run 2s then exit 1`)");
-                        terminate_pod(&mut pod, 128, Some("BadScript"));
-                        write_pod(store, pod);
-                    }
-                    _ => {}
-                }
-            }
-            _ => {}
         }
     }
-    started.retain(|uid, _| live.contains(uid));
+    for (mut pod, code, reason) in ending {
+        terminate_pod(&mut pod, code, reason);
+        write_pod(store, pod);
+    }
 }
 
 #[cfg(test)]

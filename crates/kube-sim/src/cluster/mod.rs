@@ -1,19 +1,21 @@
 //! The simulated cluster: a scheduler and a kubelet running as a background task over the
 //! store, plus the pod logs the test supplies.
 
+mod index;
 mod kubelet;
 mod logs;
 mod scheduler;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio::time::MissedTickBehavior;
 
 use crate::registry::ResourceType;
 use crate::server::Shared;
-use crate::store::{object_name, Change, EventType, Store};
+use crate::store::{object_name, EventType, Store};
+use index::PodIndex;
 
 pub(crate) use kubelet::{fail_pods_on_node, terminate_pod};
 pub(crate) use logs::serve_logs;
@@ -23,6 +25,9 @@ pub const SCRIPT_ANNOTATION: &str = "kube-sim.trainctl.dev/script";
 
 /// How often the simulated cluster looks at the store when nothing wakes it.
 const TICK: Duration = Duration::from_millis(100);
+
+/// The shortest time between two passes: changes arriving meanwhile share the next pass.
+const MIN_GAP: Duration = Duration::from_millis(15);
 
 /// The namespaces every server starts with.
 pub(crate) fn seed(store: &mut Store) {
@@ -43,53 +48,43 @@ pub(crate) fn builtin(store: &Store, group: &str, plural: &str) -> ResourceType 
         .expect("built-in resources are always registered")
 }
 
-/// What the simulation remembers between passes.
-#[derive(Default)]
-struct Memory {
-    /// When each running pod (by uid) started, for scripts.
-    started: HashMap<String, Instant>,
-    /// Pods (by uid) already reported unschedulable.
-    reported: HashSet<String>,
-}
-
-/// Runs the scheduler and kubelet until the server stops.
+/// Runs the scheduler and kubelet until the server stops: a pass after each change, wake
+/// or tick, at most one per [`MIN_GAP`].
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut changes = shared.store().subscribe();
-    let mut memory = Memory::default();
+    let (mut changes, mut index) = {
+        let store = shared.store();
+        (store.subscribe(), PodIndex::new(&store))
+    };
     let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_pass = Instant::now();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = shared.wake.notified() => {}
-            change = changes.recv() => {
-                let mut next = change;
-                loop {
-                    match next {
-                        Ok(change) => forget_logs_of_deleted_pod(&shared, &change),
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    }
-                    match changes.try_recv() {
-                        Ok(change) => next = Ok(change),
-                        Err(_) => break,
-                    }
+            received = changes.recv() => {
+                if !index.receive(received) {
+                    return;
                 }
             }
         }
+        tokio::time::sleep_until((last_pass + MIN_GAP).into()).await;
+        last_pass = Instant::now();
         let gang = *shared
             .gang_scheduling
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let mut store = shared.store();
-        scheduler::schedule(&mut store, gang, &mut memory.reported);
-        kubelet::step(&mut store, &mut memory.started);
-    }
-}
-
-/// Drops the log lines of a deleted pod, so a new pod of the same name starts empty.
-fn forget_logs_of_deleted_pod(shared: &Shared, change: &Change) {
-    if change.event == EventType::Deleted && change.resource == "pods./v1" {
-        shared.logs().remove(&object_name(&change.object));
+        index.catch_up(&mut changes, &store);
+        scheduler::schedule(&mut store, gang, &mut index);
+        index.catch_up(&mut changes, &store);
+        kubelet::step(&mut store, &mut index);
+        drop(store);
+        // Drops the log lines of deleted pods, so a new pod of the same name starts empty.
+        let mut logs = shared.logs();
+        for pod in index.take_deleted() {
+            logs.remove(&pod);
+        }
     }
 }
 

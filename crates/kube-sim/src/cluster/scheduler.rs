@@ -3,12 +3,14 @@
 //! Pending with a `FailedScheduling` event. Pods of gang schedulers (volcano,
 //! coscheduling) are bound a whole PodGroup at a time, and only when the test enables it.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use super::index::{PodIndex, PodKey};
 use super::{builtin, record_event, write_pod};
 use crate::quantity;
+use crate::registry::ResourceType;
 use crate::store::{object_name, Store};
 
 /// Resources the scheduler counts.
@@ -18,10 +20,10 @@ const RESOURCES: [&str; 3] = ["cpu", "memory", "nvidia.com/gpu"];
 const DEFAULT_SCHEDULER: &str = "default-scheduler";
 
 /// Amounts of the counted resources, in `RESOURCES` order.
-type Amounts = [f64; 3];
+pub(super) type Amounts = [f64; 3];
 
 /// The summed requests of a pod's containers (limits stand in for missing requests).
-fn requests(pod: &Value) -> Amounts {
+pub(super) fn requests(pod: &Value) -> Amounts {
     let mut total = [0.0; 3];
     for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
         let resources = &container["resources"];
@@ -39,13 +41,6 @@ fn is_ready(node: &Value) -> bool {
     let conditions = node["status"]["conditions"].as_array();
     let ready = conditions.and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
     ready.is_none_or(|c| c["status"] == "True") && node["spec"]["unschedulable"] != true
-}
-
-fn is_terminal(pod: &Value) -> bool {
-    matches!(
-        pod["status"]["phase"].as_str(),
-        Some("Succeeded") | Some("Failed")
-    )
 }
 
 /// A node and what is still free on it.
@@ -74,28 +69,18 @@ impl Room {
 }
 
 /// The Ready nodes with their free resources.
-fn rooms(store: &Store) -> Vec<Room> {
-    let nodes = store.list(&builtin(store, "", "nodes"), None);
-    let pods = store.list(&builtin(store, "", "pods"), None);
-    let mut used: HashMap<String, Amounts> = HashMap::new();
-    for pod in pods.iter().filter(|p| !is_terminal(p)) {
-        if let Some(node) = pod["spec"]["nodeName"].as_str() {
-            let entry = used.entry(node.to_string()).or_insert([0.0; 3]);
-            for (u, r) in entry.iter_mut().zip(requests(pod)) {
-                *u += r;
-            }
-        }
-    }
-    nodes
-        .iter()
+fn rooms(store: &Store, index: &PodIndex) -> Vec<Room> {
+    store
+        .list_refs(&builtin(store, "", "nodes"), None)
         .filter(|n| is_ready(n))
         .map(|node| {
             let (_, name) = object_name(node);
             let allocatable = &node["status"]["allocatable"];
+            let used = index.used(&name);
             let mut free = [0.0; 3];
             for (i, r) in RESOURCES.iter().enumerate() {
                 let total = allocatable.get(*r).and_then(quantity::parse).unwrap_or(0.0);
-                free[i] = total - used.get(&name).map_or(0.0, |u| u[i]);
+                free[i] = total - used[i];
             }
             Room {
                 labels: node["metadata"]["labels"].clone(),
@@ -124,19 +109,26 @@ fn min_member(store: &Store, ns: &str, group: &str) -> Option<usize> {
     ];
     kinds.iter().find_map(|(g, v)| {
         let rt = store.registry.find(g, v, "podgroups")?;
-        let pg = store.get(rt, ns, group).ok()?;
+        let pg = store.find(rt, ns, group)?;
         pg["spec"]["minMember"].as_u64().map(|n| n as usize)
     })
 }
 
-fn bind(store: &mut Store, mut pod: Value, node: &str) {
+/// A write the scheduler decided on, made once the pass has looked at every pod.
+enum Decision {
+    /// Bind the pod to the node.
+    Bind(PodKey, String),
+    /// Mark the pod unschedulable with this message (once per pod).
+    Unschedulable(PodKey, String),
+}
+
+fn bind(pod: &mut Value, node: &str) {
     pod["spec"]["nodeName"] = json!(node);
     set_scheduled(
-        &mut pod,
+        pod,
         json!({"type": "PodScheduled", "status": "True",
         "lastTransitionTime": crate::store::now()}),
     );
-    write_pod(store, pod);
 }
 
 fn set_scheduled(pod: &mut Value, condition: Value) {
@@ -149,70 +141,74 @@ fn set_scheduled(pod: &mut Value, condition: Value) {
     pod["status"]["conditions"] = json!(conditions);
 }
 
-fn report_unschedulable(
-    store: &mut Store,
-    mut pod: Value,
-    message: &str,
-    scheduler: &str,
-    reported: &mut HashSet<String>,
-) {
-    let uid = pod["metadata"]["uid"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    if !reported.insert(uid) {
-        return;
-    }
-    record_event(store, &pod, "FailedScheduling", message, scheduler);
+fn mark_unschedulable(store: &mut Store, pod: &mut Value, message: &str, scheduler: &str) {
+    record_event(store, pod, "FailedScheduling", message, scheduler);
     set_scheduled(
-        &mut pod,
+        pod,
         json!({"type": "PodScheduled", "status": "False",
         "reason": "Unschedulable", "message": message,
         "lastTransitionTime": crate::store::now()}),
     );
-    write_pod(store, pod);
+}
+
+fn uid(pod: &Value) -> &str {
+    pod["metadata"]["uid"].as_str().unwrap_or_default()
 }
 
 /// One scheduling pass over every pending, unbound pod.
-pub(super) fn schedule(store: &mut Store, gang: bool, reported: &mut HashSet<String>) {
-    let pods = store.list(&builtin(store, "", "pods"), None);
-    let pending: Vec<Value> = pods
-        .into_iter()
-        .filter(|p| {
-            p["spec"]["nodeName"].as_str().is_none_or(str::is_empty)
-                && p["status"]["phase"] == "Pending"
-                && p["metadata"]["deletionTimestamp"].is_null()
-        })
-        .collect();
-    if pending.is_empty() {
+pub(super) fn schedule(store: &mut Store, gang: bool, index: &mut PodIndex) {
+    if index.unbound.is_empty() {
         return;
     }
-    let mut rooms = rooms(store);
-    let mut gangs: BTreeMap<(String, String), Vec<Value>> = BTreeMap::new();
-    for pod in pending {
+    let pods = builtin(store, "", "pods");
+    let decisions = decide(store, &pods, gang, index);
+    for decision in decisions {
+        let (Decision::Bind(key, _) | Decision::Unschedulable(key, _)) = &decision;
+        let Some(mut pod) = store.find(&pods, &key.0, &key.1).cloned() else {
+            continue;
+        };
+        match &decision {
+            Decision::Bind(_, node) => bind(&mut pod, node),
+            Decision::Unschedulable(_, message) => {
+                index.reported.insert(uid(&pod).to_string());
+                mark_unschedulable(store, &mut pod, message, DEFAULT_SCHEDULER);
+            }
+        }
+        write_pod(store, pod);
+    }
+}
+
+/// Where each unbound pod goes, looking at the pods by reference.
+fn decide(store: &Store, pods: &ResourceType, gang: bool, index: &PodIndex) -> Vec<Decision> {
+    let mut rooms = rooms(store, index);
+    let mut decisions = Vec::new();
+    let mut gangs: BTreeMap<(String, String), Vec<(&PodKey, &Value)>> = BTreeMap::new();
+    for (_, key) in &index.unbound {
+        let Some(pod) = store.find(pods, &key.0, &key.1) else {
+            continue;
+        };
         let scheduler = pod["spec"]["schedulerName"]
             .as_str()
-            .unwrap_or(DEFAULT_SCHEDULER)
-            .to_string();
+            .unwrap_or(DEFAULT_SCHEDULER);
         if scheduler != DEFAULT_SCHEDULER {
-            if let (true, Some(group)) = (gang, pod_group(&pod)) {
-                gangs.entry(group).or_default().push(pod);
+            if let (true, Some(group)) = (gang, pod_group(pod)) {
+                gangs.entry(group).or_default().push((key, pod));
             }
             continue;
         }
-        let need = requests(&pod);
-        match rooms.iter_mut().find(|r| r.fits(&pod, &need)) {
+        let need = requests(pod);
+        match rooms.iter_mut().find(|r| r.fits(pod, &need)) {
             Some(room) => {
                 room.take(&need);
-                let node = room.name.clone();
-                bind(store, pod, &node);
+                decisions.push(Decision::Bind(key.clone(), room.name.clone()));
             }
+            None if index.reported.contains(uid(pod)) => {}
             None => {
                 let message = format!(
                     "0/{} nodes are available: insufficient resources or node selector mismatch.",
                     rooms.len()
                 );
-                report_unschedulable(store, pod, &message, DEFAULT_SCHEDULER, reported);
+                decisions.push(Decision::Unschedulable(key.clone(), message));
             }
         }
     }
@@ -220,20 +216,19 @@ pub(super) fn schedule(store: &mut Store, gang: bool, reported: &mut HashSet<Str
         let needed = min_member(store, &ns, &group).unwrap_or(members.len());
         let mut placement = Vec::new();
         let mut trial = rooms.clone();
-        for pod in &members {
+        for (key, pod) in &members {
             let need = requests(pod);
             if let Some(room) = trial.iter_mut().find(|r| r.fits(pod, &need)) {
                 room.take(&need);
-                placement.push((pod.clone(), room.name.clone()));
+                placement.push(Decision::Bind((*key).clone(), room.name.clone()));
             }
         }
         if members.len() >= needed && placement.len() == members.len() {
             rooms = trial;
-            for (pod, node) in placement {
-                bind(store, pod, &node);
-            }
+            decisions.extend(placement);
         }
     }
+    decisions
 }
 
 #[cfg(test)]

@@ -72,10 +72,14 @@ pub fn apply_to_pod(ctx: &Ctx, template: &mut PodTemplateSpec) {
 /// Labels of the top-level workload (the Kueue queue).
 pub fn workload_labels(ctx: &Ctx) -> BTreeMap<String, String> {
     let mut labels = job_labels(ctx);
-    if ctx.gang == Some(GangScheduler::Kueue) {
-        labels.insert(KUEUE_QUEUE.into(), ctx.job.spec.scheduling.queue.clone());
-    }
+    labels.extend(kueue_queue_label(ctx));
     labels
+}
+
+/// The label naming the Kueue LocalQueue, when Kueue admits the workload.
+pub fn kueue_queue_label(ctx: &Ctx) -> Option<(String, String)> {
+    (ctx.gang == Some(GangScheduler::Kueue))
+        .then(|| (KUEUE_QUEUE.into(), ctx.job.spec.scheduling.queue.clone()))
 }
 
 /// Whether the workload is created suspended: asked for, or waiting for Kueue to admit it.

@@ -25,8 +25,10 @@ use crate::profiles::{self, ProfileTable};
 
 pub use meta::{JOB_NAME, REPLICA_INDEX, REPLICA_TYPE};
 pub use pod::{container_name, port_name};
-pub use replica::{pod_group, replica_objects, ReplicaObjects};
-pub use tensorboard::is_under;
+pub use replica::{kueue_queue_label, pod_group, replica_objects, ReplicaObjects};
+pub use tensorboard::{
+    is_under, tensorboard_objects, CollectorAccess, TensorboardObjects, DEFAULT_COLLECTOR_IMAGE,
+};
 
 /// What kind of objects to render.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -52,6 +52,12 @@ pub fn pod_group(job: &TrainingJob, namespace: &str) -> Option<Value> {
         .next()
 }
 
+/// The queue label a TrainingJob object carries when Kueue admits it; such a job is
+/// created suspended, and Kueue unsuspends it (admission) or suspends it (preemption).
+pub fn kueue_queue_label(job: &TrainingJob, namespace: &str) -> Option<(String, String)> {
+    gang::kueue_queue_label(&operator_ctx(job, namespace))
+}
+
 fn operator_ctx(job: &TrainingJob, namespace: &str) -> Ctx {
     Ctx::new(
         job,

@@ -2,7 +2,9 @@
 //! the operator running in this process against it (stoppable and restartable).
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod chart;
+pub mod scenarios;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,19 +23,31 @@ use trainctl_operator::{crd, run_controller, OperatorConfig, TrainingJobResource
 
 pub const NS: &str = "default";
 
+/// The user the operator's requests carry (kube-sim tallies and faults requests by user).
+pub const OPERATOR_USER: &str = "trainctl-operator";
+
 /// A simulated cluster with the CRD installed and (usually) the operator running.
 pub struct Cluster {
     pub sim: KubeSim,
     pub client: kube::Client,
+    /// The operator's client: it impersonates [`OPERATOR_USER`].
+    operator_client: kube::Client,
     operator: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 /// A kube-rs client from kube-sim's kubeconfig.
 pub async fn client_for(sim: &KubeSim) -> kube::Client {
+    client_as(sim, None).await
+}
+
+/// A kube-rs client from kube-sim's kubeconfig that impersonates `user` when given.
+pub async fn client_as(sim: &KubeSim, user: Option<&str>) -> kube::Client {
     let kubeconfig = Kubeconfig::from_yaml(&sim.kubeconfig()).expect("kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kube-rs accepts the kubeconfig");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kube-rs accepts the kubeconfig");
+    config.auth_info.impersonate = user.map(String::from);
     kube::Client::try_from(config).expect("client builds")
 }
 
@@ -57,6 +71,7 @@ impl Cluster {
             .expect("node added");
         }
         let client = client_for(&sim).await;
+        let operator_client = client_as(&sim, Some(OPERATOR_USER)).await;
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         crds.create(&PostParams::default(), &crd())
             .await
@@ -64,23 +79,29 @@ impl Cluster {
         Cluster {
             sim,
             client,
+            operator_client,
             operator: None,
         }
     }
 
     /// Starts the operator (restart backoff 50ms).
     pub fn start_operator(&mut self) {
-        let config = test_config();
+        self.operator = Some(self.spawn_operator());
+    }
+
+    /// Starts an operator this cluster does not keep: the caller stops it (dropping the
+    /// sender stops it gracefully, aborting the task kills it).
+    pub fn spawn_operator(&self) -> (oneshot::Sender<()>, JoinHandle<()>) {
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(run_controller(
-            self.client.clone(),
-            config,
+            self.operator_client.clone(),
+            test_config(),
             Arc::new(Metrics::default()),
             async move {
                 let _ = stopped.await;
             },
         ));
-        self.operator = Some((stop, handle));
+        (stop, handle)
     }
 
     /// Kills the operator at once (no graceful shutdown), as a crashed process.
@@ -128,6 +149,39 @@ impl Cluster {
             .items
     }
 
+    /// `reason: message` of every Event recorded on the job, oldest first.
+    pub async fn events(&self, job: &str) -> Vec<String> {
+        let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(self.client.clone(), NS);
+        let mut events = api
+            .list(&ListParams::default().fields(&format!("involvedObject.name={job}")))
+            .await
+            .expect("events listed")
+            .items;
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events
+            .into_iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.message.unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until an Event `reason: message` equal to `text` is recorded on the job.
+    pub async fn wait_event(&self, job: &str, text: &str) {
+        eventually(&format!("event {text:?} on {job}"), || async {
+            self.events(job)
+                .await
+                .iter()
+                .any(|e| e == text)
+                .then_some(())
+        })
+        .await;
+    }
+
     pub async fn status(&self, job: &str) -> Option<trainctl_operator::JobStatus> {
         self.jobs().get_opt(job).await.expect("job read")?.status
     }
@@ -173,7 +227,8 @@ impl Cluster {
     }
 }
 
-/// Operator settings for tests: restart backoff 50ms doubling to 1s, retries after 50ms.
+/// Operator settings for tests: restart backoff 50ms doubling to 1s, retries after 50ms,
+/// triggers gathered for 50ms.
 pub fn test_config() -> OperatorConfig {
     OperatorConfig {
         backoff: Backoff {
@@ -182,6 +237,8 @@ pub fn test_config() -> OperatorConfig {
         },
         retry: Duration::from_millis(50),
         namespace: None,
+        debounce: Duration::from_millis(50),
+        ..OperatorConfig::default()
     }
 }
 
@@ -194,13 +251,13 @@ pub fn job_yaml(name: &str, replicas: &str, run_policy: &str) -> String {
     )
 }
 
-/// Polls `check` every 20ms until it returns Some, failing after 20s.
+/// Polls `check` every 20ms until it returns Some, failing after 60s.
 pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    kube_sim::eventually(what, Duration::from_secs(20), check).await
+    kube_sim::eventually(what, Duration::from_secs(60), check).await
 }
 
 /// A condition of the status, if present.

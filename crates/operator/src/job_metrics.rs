@@ -1,0 +1,124 @@
+//! Metrics of cluster jobs: every attempt log of a job (live pods and the operator's
+//! archive) is mirrored into the directory layout of a local job
+//! (`<dir>/logs/<replica>/attempt-<n>.log`), where the local collector
+//! ([`trainctl_metrics::collect::Collector`]) parses it with the job's `spec.metrics` into a
+//! metrics database (`<dir>/metrics.db`) and TensorBoard event files
+//! (`<dir>/stdout/<replica>/`). So a cluster job's series are exactly what the same output
+//! would give locally.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use trainctl_metrics::collect::Collector;
+use trainctl_metrics::job::JobMetrics;
+use trainctl_metrics::series::Run;
+use trainctl_metrics::stdout::StdoutParser;
+
+use crate::client::{Cluster, LogSource};
+
+/// Every run of a cluster job (`stdout/<replica>`) with its scalar series, parsed from the
+/// logs of all its attempts, as the local `trainctl metrics` reports them.
+pub async fn job_metrics(cluster: &Cluster, name: &str) -> Result<Vec<(String, Run)>> {
+    let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
+    let mut collector = open_collector(cluster, name, dir.path()).await?;
+    let ended = mirror_logs(cluster, name, dir.path()).await?;
+    collector.collect(ended)?;
+    let mut metrics = JobMetrics::new(dir.path(), dir.path());
+    metrics.poll()?;
+    Ok(metrics
+        .runs()
+        .into_iter()
+        .map(|(run, series)| (run.to_string(), series.clone()))
+        .collect())
+}
+
+/// Follows a cluster job until it ends, recording its metrics under `dir` every `every`:
+/// `metrics.db`, event files under `stdout/<replica>/` (TensorBoard reads them) and a copy
+/// of the attempt logs under `logs/`. Calls `progress` with the points each pass added.
+pub async fn collect_job(
+    cluster: &Cluster,
+    name: &str,
+    dir: &Path,
+    every: Duration,
+    progress: &mut dyn FnMut(usize),
+) -> Result<()> {
+    let mut collector = open_collector(cluster, name, dir).await?;
+    loop {
+        let ended = mirror_logs(cluster, name, dir).await?;
+        progress(collector.collect(ended)?);
+        if ended {
+            return Ok(());
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The collector for `dir`, parsing by the job's `spec.metrics`.
+async fn open_collector(cluster: &Cluster, name: &str, dir: &Path) -> Result<Collector> {
+    let job = cluster.get(name).await?.to_job();
+    let parser = StdoutParser::for_spec(job.spec.metrics.as_ref())?;
+    Ok(Collector::open(dir, dir, parser)?)
+}
+
+/// Brings `<dir>/logs/<replica>/attempt-<n>.log` up to date with every attempt's log;
+/// returns whether the job had ended before the logs were read (so nothing is missed).
+/// Logs only grow: text that no longer starts with what was copied (an archived attempt
+/// cut to its tail) is left as copied.
+pub async fn mirror_logs(cluster: &Cluster, name: &str, dir: &Path) -> Result<bool> {
+    let job = cluster.get(name).await?;
+    let ended = job.status.as_ref().is_some_and(|s| s.outcome().is_some());
+    for attempt in cluster.log_sources(&job, None, None).await? {
+        let text = match attempt.source {
+            LogSource::Archived(text) => text,
+            // A pod still starting, or deleted just now (its log is archived by now).
+            LogSource::Live(pod) => match cluster.pod_log(&pod).await {
+                Ok(text) => text,
+                Err(_) => continue,
+            },
+        };
+        let folder = dir.join("logs").join(attempt.replica.to_string());
+        let path = folder.join(format!("attempt-{}.log", attempt.attempt));
+        append_new_text(&folder, &path, &text)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ended)
+}
+
+/// Appends the part of `text` that the file at `path` does not have yet.
+fn append_new_text(folder: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+    let copied = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let Some(new) = text.as_bytes().strip_prefix(copied.as_slice()) else {
+        return Ok(());
+    };
+    if new.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(folder)?;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_new_text_is_appended_and_a_cut_archive_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("logs/worker-0");
+        let path = folder.join("attempt-0.log");
+        append_new_text(&folder, &path, "a\n").unwrap();
+        append_new_text(&folder, &path, "a\nb\n").unwrap();
+        append_new_text(&folder, &path, "b\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
+    }
+}
