@@ -219,7 +219,15 @@ fn the_dashboard_serves_cluster_jobs_with_pods_logs_and_charts() {
     assert_eq!(source["kind"], "cluster");
     assert_eq!(source["namespace"], "default");
 
-    let (status, list) = get(&base, "/api/jobs");
+    // The operator marks the live job Running once it sees its pod run: poll like a user.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, list) = loop {
+        let (status, list) = get(&base, "/api/jobs");
+        if status != 200 || list["phases"]["Running"] == 1 || Instant::now() > deadline {
+            break (status, list);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["total"], 2);
     assert_eq!(list["phases"]["Succeeded"], 1, "{list}");

@@ -27,10 +27,11 @@ pub async fn install_crd(client: &kube::Client) {
 }
 
 /// Runs the operator in this process for as long as the runtime lives, retrying failed
-/// reconciles quickly.
+/// reconciles and gathering triggers for 50 ms.
 pub fn spawn_operator(client: &kube::Client) {
     let config = trainctl_operator::OperatorConfig {
         retry: std::time::Duration::from_millis(50),
+        debounce: std::time::Duration::from_millis(50),
         ..trainctl_operator::OperatorConfig::default()
     };
     tokio::spawn(trainctl_operator::run_controller(
