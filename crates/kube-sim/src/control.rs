@@ -185,7 +185,13 @@ impl KubeSim {
         self.shared.faults().set_latency(latency);
     }
 
-    /// Removes every fault rule and the added latency.
+    /// Delivers the live watch events of `resource` (a plural: `pods`) `delay` late, to
+    /// watches opened from now on (a watch cache lagging behind the store).
+    pub fn set_watch_delay(&self, resource: &str, delay: Duration) {
+        self.shared.faults().set_watch_delay(resource, delay);
+    }
+
+    /// Removes every fault rule, the added latency and the watch delays.
     pub fn clear_faults(&self) {
         self.shared.faults().clear();
     }

@@ -1,6 +1,8 @@
 //! Fault injection for reliability tests: per verb/resource error rates (500, 429 with
-//! Retry-After, 409), added latency, and dropping every open watch stream.
+//! Retry-After, 409), added latency, watch events delivered late (a lagging watch cache),
+//! and dropping every open watch stream.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,8 @@ pub struct Faults {
     /// Each rule with the only user it applies to (None: everyone).
     rules: Vec<(Option<String>, FaultRule)>,
     latency: Duration,
+    /// How late watch events of a resource (plural) are delivered.
+    watch_delays: BTreeMap<String, Duration>,
 }
 
 impl Faults {
@@ -61,7 +65,18 @@ impl Faults {
         self.rules.push((Some(user.into()), rule));
     }
 
-    /// Removes every rule and the added latency.
+    /// Delivers every live watch event of `resource` (a plural: `pods`) this long after the
+    /// change, to watches opened from now on, in order.
+    pub fn set_watch_delay(&mut self, resource: &str, delay: Duration) {
+        self.watch_delays.insert(resource.into(), delay);
+    }
+
+    /// How late watch events of `resource` are delivered.
+    pub fn watch_delay(&self, resource: &str) -> Duration {
+        self.watch_delays.get(resource).copied().unwrap_or_default()
+    }
+
+    /// Removes every rule, the added latency and the watch delays.
     pub fn clear(&mut self) {
         *self = Faults::default();
     }

@@ -21,6 +21,7 @@ mod error;
 mod faults;
 mod gc;
 mod handlers;
+mod owners;
 mod patch;
 mod quantity;
 mod registry;

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 
 use crate::error::{ApiError, ApiResult};
+use crate::owners::OwnerIndex;
 use crate::registry::{Registry, ResourceType};
 use crate::validation::Validator;
 
@@ -57,6 +58,8 @@ pub struct Store {
     /// The served resources; CRDs add to it.
     pub registry: Registry,
     pub(crate) objects: HashMap<String, Objects>,
+    /// Who owns what, kept in step with `objects` by `put` and `remove`.
+    pub(crate) owners: OwnerIndex,
     rv: u64,
     history: VecDeque<Arc<Change>>,
     history_limit: usize,
@@ -97,6 +100,7 @@ impl Store {
         Store {
             registry: Registry::default(),
             objects: HashMap::new(),
+            owners: OwnerIndex::default(),
             rv: 0,
             history: VecDeque::new(),
             history_limit: history_limit.max(1),
@@ -154,10 +158,16 @@ impl Store {
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         let key = object_name(&obj);
-        self.objects
-            .entry(rt.key())
+        let rt_key = rt.key();
+        if let Some(old) = self
+            .objects
+            .entry(rt_key.clone())
             .or_default()
-            .insert(key, obj.clone());
+            .insert(key, obj.clone())
+        {
+            self.owners.remove(&rt_key, &old);
+        }
+        self.owners.insert(&rt_key, &obj);
         self.record(rt, event, obj.clone());
         obj
     }
@@ -169,6 +179,7 @@ impl Store {
             .get_mut(&rt.key())
             .and_then(|objs| objs.remove(&(ns.to_string(), name.to_string())))
             .ok_or_else(|| ApiError::not_found(&qualified(rt), name))?;
+        self.owners.remove(&rt.key(), &obj);
         self.rv += 1;
         obj["metadata"]["resourceVersion"] = json!(self.rv.to_string());
         self.record(rt, EventType::Deleted, obj.clone());

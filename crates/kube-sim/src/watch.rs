@@ -1,7 +1,9 @@
 //! Watch streams: newline-delimited JSON events, resumable from a resourceVersion (410 Gone
 //! as an ERROR event when the history no longer reaches back), with bookmarks, timeouts,
-//! `sendInitialEvents`, and an end when the test drops all watches.
+//! `sendInitialEvents`, an end when the test drops all watches, and live events held back
+//! when a test makes the watch lag.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,12 +124,14 @@ pub(crate) fn serve(
     };
     drop(store);
     let epoch = shared.watch_epoch.subscribe();
+    let delay = shared.faults().watch_delay(&target.rt.plural);
     tokio::spawn(async move {
         let stream = Stream {
             tx,
             interest,
             last_rv: since,
             bookmarks,
+            delay,
         };
         stream.run(initial, past, live, epoch, timeout).await;
     });
@@ -140,6 +144,8 @@ struct Stream {
     interest: Interest,
     last_rv: u64,
     bookmarks: bool,
+    /// How late live changes are passed on.
+    delay: Duration,
 }
 
 impl Stream {
@@ -179,7 +185,9 @@ impl Stream {
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut ticks = tokio::time::interval(BOOKMARK_EVERY);
+        let mut held: VecDeque<(tokio::time::Instant, Arc<Change>)> = VecDeque::new();
         loop {
+            let next_due = held.front().map(|(due, _)| *due);
             tokio::select! {
                 _ = &mut deadline => return,
                 _ = epoch.changed() => return,
@@ -190,7 +198,19 @@ impl Stream {
                         return;
                     }
                 }
+                _ = tokio::time::sleep_until(next_due.unwrap_or_else(tokio::time::Instant::now)),
+                    if next_due.is_some() =>
+                {
+                    if let Some((_, change)) = held.pop_front() {
+                        if !self.pass_on(&change).await {
+                            return;
+                        }
+                    }
+                }
                 change = live.recv() => match change {
+                    Ok(change) if !self.delay.is_zero() => {
+                        held.push_back((tokio::time::Instant::now() + self.delay, change));
+                    }
                     Ok(change) => {
                         if !self.pass_on(&change).await {
                             return;

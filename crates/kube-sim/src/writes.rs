@@ -244,7 +244,8 @@ impl Store {
         let obj = self.put(rt, obj, EventType::Modified);
         if pending.iter().any(|f| f == FOREGROUND_FINALIZER) {
             self.delete_dependents(&obj);
-            self.release_foreground_owners();
+            let own_uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+            self.release_foreground_owners(&[own_uid.to_string()]);
         }
         self.get(rt, ns, name).or(Ok(obj))
     }
@@ -258,8 +259,12 @@ impl Store {
         if rt.kind == "Namespace" && rt.group.is_empty() {
             self.empty_namespace(name);
         }
-        self.collect_garbage();
-        self.release_foreground_owners();
+        self.collect_garbage(&obj);
+        let owners: Vec<String> = crate::owners::owner_uids(&obj)
+            .into_iter()
+            .map(String::from)
+            .collect();
+        self.release_foreground_owners(&owners);
         Ok(obj)
     }
 

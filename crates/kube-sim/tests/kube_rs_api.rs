@@ -440,10 +440,21 @@ async fn garbage_collection_follows_owner_references_and_finalizers_block_deleti
         .await
         .unwrap();
     }
+    // A grand-dependent goes with its owner's owner.
+    let dep_ref = {
+        let dep = cms.get("dep-1").await.unwrap();
+        json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "dep-1", "uid": dep.uid().unwrap()}])
+    };
+    cms.create(
+        &PostParams::default(),
+        &object(json!({"metadata": {"name": "grand", "ownerReferences": dep_ref}})),
+    )
+    .await
+    .unwrap();
     cms.delete("owner", &DeleteParams::background())
         .await
         .unwrap();
-    for name in ["owner", "dep-1", "dep-2"] {
+    for name in ["owner", "dep-1", "dep-2", "grand"] {
         assert!(
             cms.get_opt(name).await.unwrap().is_none(),
             "{name} collected"

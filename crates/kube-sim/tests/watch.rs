@@ -1,6 +1,7 @@
 //! Watches: resuming from a resourceVersion without gaps or duplicates, 410 Gone past the
-//! history, kube-rs watcher/reflector staying in sync through dropped watches and a 410,
-//! and a kube-rs Controller reconciling a toy CRD to completion.
+//! history, live events held back by an injected watch delay, kube-rs watcher/reflector
+//! staying in sync through dropped watches and a 410, and a kube-rs Controller reconciling
+//! a toy CRD to completion.
 
 mod common;
 
@@ -75,6 +76,62 @@ async fn watch_resumes_from_a_resource_version_without_gaps_or_duplicates() {
         seen.windows(2).all(|w| w[0].1 < w[1].1),
         "resourceVersions increase: {seen:?}"
     );
+}
+
+/// Waits for `future`, failing the test after 10 s.
+async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .expect("in time")
+}
+
+#[tokio::test]
+async fn a_watch_delay_holds_back_live_events_in_order_for_that_resource_only() {
+    let s = common::start().await;
+    let delay = Duration::from_millis(300);
+    s.sim.set_watch_delay("configmaps", delay);
+    let api = Api::<ConfigMap>::default_namespaced(s.client.clone());
+    let now = api.create(&PostParams::default(), &cm("c0")).await.unwrap();
+    let stream = api
+        .watch(&WatchParams::default(), &now.resource_version().unwrap())
+        .await
+        .unwrap();
+    tokio::pin!(stream);
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::default_namespaced(s.client.clone());
+    let unlagged = secrets.watch(&WatchParams::default(), "0").await.unwrap();
+    tokio::pin!(unlagged);
+    let sent = std::time::Instant::now();
+    for i in 1..4 {
+        api.create(&PostParams::default(), &cm(&format!("c{i}")))
+            .await
+            .unwrap();
+    }
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}})).unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    loop {
+        match within(unlagged.try_next()).await.unwrap().unwrap() {
+            WatchEvent::Added(o) => break assert_eq!(o.name_any(), "s"),
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(sent.elapsed() < delay, "other resources are not held back");
+    let mut names = Vec::new();
+    while names.len() < 3 {
+        match within(stream.try_next()).await.unwrap().unwrap() {
+            WatchEvent::Added(o) => {
+                assert!(sent.elapsed() >= delay, "held back at least the delay");
+                names.push(o.name_any());
+            }
+            WatchEvent::Bookmark(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(names, ["c1", "c2", "c3"]);
 }
 
 #[tokio::test]
