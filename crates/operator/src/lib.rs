@@ -8,12 +8,14 @@ pub mod archive;
 pub mod client;
 pub mod crd;
 pub mod events;
+pub mod expectations;
 pub mod http;
 pub mod job_metrics;
 pub mod leader;
 pub mod metrics;
 pub mod names;
 pub mod observe;
+pub mod pod_cache;
 pub mod reconcile;
 pub mod retry;
 pub mod status;
@@ -112,6 +114,10 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// Growing delays for jobs whose reconciles keep failing.
     pub retries: retry::RetryBackoff,
+    /// The pods of every job, as the operator's pod watch last saw them.
+    pub pods: Arc<pod_cache::PodCache>,
+    /// The pod writes the cache does not show yet.
+    pub expectations: expectations::Expectations,
 }
 
 fn error_policy(job: Arc<TrainingJobResource>, error: &Error, ctx: Arc<Context>) -> Requeue {
@@ -136,18 +142,27 @@ pub async fn run_controller(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let pod_filter = watcher::Config::default().labels(trainctl_kube::render::JOB_NAME);
     let ctx = Arc::new(Context {
         client,
         config,
         metrics,
         retries: retry::RetryBackoff::default(),
+        pods: Arc::new(pod_cache::PodCache::default()),
+        expectations: expectations::Expectations::default(),
     });
-    let orphans = tracking::release_orphans(ctx.client.clone(), pods.clone());
+    // One pod watch feeds the cache, then wakes the jobs of the pods it touched, and hands
+    // pods that may be left by their job to the orphan sweeper.
+    let (maybe_orphaned, orphan_queue) = tokio::sync::mpsc::unbounded_channel();
+    let pod_triggers = ctx.pods.clone().triggers(pods, move |pod| {
+        if tracking::may_be_orphaned(pod) {
+            let _ = maybe_orphaned.send(pod.clone());
+        }
+    });
+    let orphans = tracking::release_orphans(ctx.client.clone(), orphan_queue);
     let settings = kube::runtime::controller::Config::default().debounce(ctx.config.debounce);
     let controller = Controller::new(jobs, watcher::Config::default())
         .with_config(settings)
-        .owns(pods.clone(), pod_filter)
+        .owns_stream(pod_triggers)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));

@@ -1,5 +1,5 @@
 //! Prometheus metrics of the operator: reconciles, errors, reconcile durations, jobs by
-//! phase.
+//! phase, reconciles deferred until the pod cache caught up.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -26,6 +26,7 @@ pub struct Metrics {
     reconciles: Counter,
     errors: Counter,
     durations: Histogram,
+    cache_waits: Counter,
     jobs: Family<PhaseLabel, Gauge>,
     phases: Mutex<HashMap<(String, String), JobPhase>>,
 }
@@ -36,6 +37,7 @@ impl Default for Metrics {
         let reconciles = Counter::default();
         let errors = Counter::default();
         let durations = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let cache_waits = Counter::default();
         let jobs = Family::<PhaseLabel, Gauge>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed", errors.clone());
@@ -44,12 +46,18 @@ impl Default for Metrics {
             "How long reconciles took",
             durations.clone(),
         );
+        registry.register(
+            "pod_cache_waits",
+            "Reconciles deferred until the pod cache showed the job's last pod writes",
+            cache_waits.clone(),
+        );
         registry.register("jobs", "TrainingJobs by phase", jobs.clone());
         Metrics {
             registry,
             reconciles,
             errors,
             durations,
+            cache_waits,
             jobs,
             phases: Mutex::new(HashMap::new()),
         }
@@ -64,6 +72,11 @@ impl Metrics {
             self.errors.inc();
         }
         self.durations.observe(took.as_secs_f64());
+    }
+
+    /// Counts a reconcile deferred until the pod cache catches up.
+    pub fn observe_cache_wait(&self) {
+        self.cache_waits.inc();
     }
 
     /// Records the phase of a job.

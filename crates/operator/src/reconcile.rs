@@ -1,12 +1,13 @@
-//! One reconcile of one TrainingJob: read the job and its pods fresh, ask the core state
-//! machine (the same `decide` the local engine drives), record the status first, then
-//! create, restart or stop pods. Recording before acting makes a restart of the operator
-//! at any point safe: the attempt numbers in the status say which pods are current, so a
-//! pod is never created twice and a restart is never counted twice.
+//! One reconcile of one TrainingJob: read the job fresh and its pods from the pod cache
+//! (once the cache shows the job's earlier pod writes), ask the core state machine (the
+//! same `decide` the local engine drives), record the status first, then create, restart
+//! or stop pods. Recording before acting makes a restart of the operator at any point
+//! safe: the attempt numbers in the status say which pods are current, so a pod is never
+//! created twice and a restart is never counted twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -20,6 +21,7 @@ use trainctl_kube::render::{pod_group, replica_objects};
 use crate::archive::archive_pod_log;
 use crate::crd::TrainingJobResource;
 use crate::events::record_event;
+use crate::expectations::{Expect, Settled};
 use crate::names::{job_selector, MANAGER};
 use crate::observe::{
     is_tracked, pod_attempt, replica_state, role_counts, ATTEMPT_LABEL, TRACKING_FINALIZER,
@@ -30,6 +32,8 @@ use crate::{Context, Error};
 
 /// How often a job is looked at even when nothing changes.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a job is looked at again while the pod cache has not made its first list.
+const CACHE_NOT_READY_RETRY: Duration = Duration::from_millis(100);
 
 /// Seconds since the epoch, and the same as RFC 3339.
 fn clock() -> (f64, String) {
@@ -64,21 +68,53 @@ pub fn job_key(job: &TrainingJobResource) -> String {
 
 async fn reconcile_job(trigger: &TrainingJobResource, ctx: &Context) -> Result<Requeue, Error> {
     let ns = trigger.namespace().unwrap_or_default();
+    if let Some(later) = wait_for_pod_cache(trigger, ctx) {
+        return Ok(later);
+    }
     let jobs: Api<TrainingJobResource> = Api::namespaced(ctx.client.clone(), &ns);
     // The trigger may be an older copy from the watch cache: read the newest.
     let Some(resource) = jobs.get_opt(&trigger.name_any()).await? else {
         ctx.metrics.forget(&trigger.name_any(), &ns);
+        ctx.expectations.forget(&trigger.uid().unwrap_or_default());
         return Ok(Requeue::await_change());
     };
     if resource.meta().deletion_timestamp.is_some() {
         // Foreground deletion: the pods go first, so none may wait on the operator.
         let reconciler = Reconciler::new(ctx, resource, ns);
-        for pod in reconciler.current_pods().await?.values() {
-            release(&reconciler.pods, pod).await?;
+        for pod in reconciler.current_pods().values() {
+            reconciler.release(pod).await?;
         }
         return Ok(Requeue::await_change());
     }
     Reconciler::new(ctx, resource, ns).run().await
+}
+
+/// When the pod cache cannot be acted on for this job yet (it has not listed the pods, or
+/// does not show the pod writes of the job's earlier reconciles): when to look again. The
+/// watch event that brings a missing write wakes the job sooner.
+fn wait_for_pod_cache(job: &TrainingJobResource, ctx: &Context) -> Option<Requeue> {
+    if !ctx.pods.is_ready() {
+        return Some(Requeue::requeue(CACHE_NOT_READY_RETRY));
+    }
+    let uid = job.uid().unwrap_or_default();
+    let pods = ctx.pods.pods_of(&uid);
+    match ctx.expectations.settle(&uid, &pods, Instant::now()) {
+        Settled::Yes => None,
+        Settled::Waiting(left) => {
+            ctx.metrics.observe_cache_wait();
+            Some(Requeue::requeue(left))
+        }
+        Settled::GaveUp(unseen) => {
+            eprintln!(
+                "trainctl-operator: the pod watch has not shown these writes of job {} for \
+                 {:?}, going on without them: {}",
+                job_key(job),
+                crate::expectations::GIVE_UP_AFTER,
+                unseen.join(", ")
+            );
+            None
+        }
+    }
 }
 
 struct Reconciler<'a> {
@@ -110,12 +146,12 @@ impl<'a> Reconciler<'a> {
         if let Some(requeue) = self.expire(&old).await? {
             return Ok(requeue);
         }
-        let pods = self.current_pods().await?;
+        let pods = self.current_pods();
         let ids = ReplicaId::all_of(&self.job);
         let attempt = |id: ReplicaId| old.attempts.get(&id.to_string()).copied().unwrap_or(0);
         let replicas: Vec<_> = ids
             .iter()
-            .map(|&id| replica_state(id, pods.get(&id), attempt(id)))
+            .map(|&id| replica_state(id, pods.get(&id).map(|p| &**p), attempt(id)))
             .collect();
         let observation = Observation {
             now: self.now,
@@ -188,21 +224,11 @@ impl<'a> Reconciler<'a> {
         Ok(Some(Requeue::await_change()))
     }
 
-    /// The job's pods by replica, read fresh (pods of other owners with the same labels are
-    /// ignored). A cache would spare the API server this LIST, but it lags behind the
-    /// operator's own writes; see bench/README.md for what that cost at scale.
-    async fn current_pods(&self) -> Result<BTreeMap<ReplicaId, Pod>, Error> {
-        let uid = self.resource.uid();
-        let list = self
-            .pods
-            .list(&ListParams::default().labels(&job_selector(&self.job.metadata.name)))
-            .await?;
+    /// The job's pods by replica, from the pod cache.
+    fn current_pods(&self) -> BTreeMap<ReplicaId, Arc<Pod>> {
+        let uid = self.resource.uid().unwrap_or_default();
         let mut out = BTreeMap::new();
-        for pod in list.items {
-            let owned = pod
-                .owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref());
+        for pod in self.ctx.pods.pods_of(&uid) {
             let labels = pod.labels();
             let id = format!(
                 "{}-{}",
@@ -213,11 +239,11 @@ impl<'a> Reconciler<'a> {
                     .get(trainctl_kube::render::REPLICA_INDEX)
                     .map_or("", String::as_str)
             );
-            if let (true, Ok(id)) = (owned, id.parse::<ReplicaId>()) {
+            if let Ok(id) = id.parse::<ReplicaId>() {
                 out.insert(id, pod);
             }
         }
-        Ok(out)
+        out
     }
 
     /// Restarts whose backoff has passed.
@@ -254,7 +280,7 @@ impl<'a> Reconciler<'a> {
     async fn act(
         &self,
         decision: &Decision,
-        pods: &BTreeMap<ReplicaId, Pod>,
+        pods: &BTreeMap<ReplicaId, Arc<Pod>>,
         status: &JobStatus,
     ) -> Result<(), Error> {
         let due = self.due_restarts(decision);
@@ -338,7 +364,7 @@ impl<'a> Reconciler<'a> {
     /// finalizer). A pod deleted from outside gets an Event saying so.
     async fn release_pod(&self, id: ReplicaId, pod: &Pod) -> Result<(), Error> {
         archive_pod_log(&self.ctx.client, &self.resource, id, pod_attempt(pod), pod).await?;
-        release(&self.pods, pod).await?;
+        self.release(pod).await?;
         if is_tracked(pod) && pod.metadata.deletion_timestamp.is_some() {
             let what = format!("{id} (attempt {})", pod_attempt(pod));
             self.tell(
@@ -350,6 +376,21 @@ impl<'a> Reconciler<'a> {
             .await;
         }
         Ok(())
+    }
+
+    /// Drops a pod's tracking finalizer, and expects the cache to show it.
+    async fn release(&self, pod: &Pod) -> Result<(), Error> {
+        if is_tracked(pod) {
+            release(&self.pods, pod).await?;
+            self.expect(pod, Expect::Released);
+        }
+        Ok(())
+    }
+
+    fn expect(&self, pod: &Pod, expect: Expect) {
+        if let Some(job) = self.resource.uid() {
+            self.ctx.expectations.expect(&job, pod, expect);
+        }
     }
 
     /// Creates the PodGroup of a gang-scheduled job before any of its pods.
@@ -423,7 +464,13 @@ impl<'a> Reconciler<'a> {
                     });
             }
         }
-        ignore_exists(self.pods.create(&self.post(), &pod).await)
+        match self.pods.create(&self.post(), &pod).await {
+            Ok(created) => {
+                self.expect(&created, Expect::Created);
+                Ok(true)
+            }
+            other => ignore_exists(other),
+        }
     }
 
     /// Archives a pod's log, drops its tracking finalizer (so its deletion is not taken for
@@ -441,7 +488,10 @@ impl<'a> Reconciler<'a> {
             ..DeleteParams::default()
         };
         match self.pods.delete(&pod.name_any(), &params).await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.expect(pod, Expect::Deleted);
+                Ok(())
+            }
             Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
             Err(e) => Err(e.into()),
         }

@@ -2,13 +2,13 @@
 //! releasing the pods of jobs that are gone (deleted, or collected after their TTL), so no
 //! pod is ever left stuck on the finalizer.
 
-use futures::StreamExt;
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
-use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, ResourceExt};
 use serde_json::json;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::crd::TrainingJobResource;
 use crate::names::MANAGER;
@@ -43,19 +43,16 @@ pub async fn release(pods: &Api<Pod>, pod: &Pod) -> kube::Result<()> {
     }
 }
 
-/// Watches trainctl pods and releases every tracked pod being deleted whose job no longer
-/// exists (its reconciles have stopped, so nothing else would). Runs until the stream ends.
-pub async fn release_orphans(client: kube::Client, pods: Api<Pod>) {
-    let config = watcher::Config::default().labels(trainctl_kube::render::JOB_NAME);
-    let mut events = watcher::watcher(pods, config).default_backoff().boxed();
-    while let Some(event) = events.next().await {
-        let pod = match event {
-            Ok(Event::Apply(pod) | Event::InitApply(pod)) => pod,
-            _ => continue,
-        };
-        if pod.metadata.deletion_timestamp.is_none() || !is_tracked(&pod) {
-            continue;
-        }
+/// Whether a pod may be left on its finalizer by a job that is gone: it is being deleted
+/// and still tracked.
+pub fn may_be_orphaned(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some() && is_tracked(pod)
+}
+
+/// Releases every pod from `queue` (pods that [`may_be_orphaned`]) whose job no longer
+/// exists (its reconciles have stopped, so nothing else would). Runs until the queue closes.
+pub async fn release_orphans(client: kube::Client, mut queue: UnboundedReceiver<Arc<Pod>>) {
+    while let Some(pod) = queue.recv().await {
         if let Err(e) = release_if_orphaned(&client, &pod).await {
             eprintln!(
                 "trainctl-operator: cannot release pod {}: {e}",

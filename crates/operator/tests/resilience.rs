@@ -74,18 +74,26 @@ async fn killing_the_operator_at_random_points_keeps_every_job_right() {
     let mut rng = fastrand::Rng::with_seed(test_seed());
     let c = Cluster::without_operator().await;
     let audit = PodAudit::start(c.client.clone(), NS);
+    // Staggered submissions, so the kills land at different points of different jobs.
+    let delays: Vec<u64> = SCENARIOS.iter().map(|_| rng.u64(0..1500)).collect();
     let mut kills = 0u32;
     let chaos = async {
         loop {
             let (_stop, operator) = c.spawn_operator();
-            tokio::time::sleep(Duration::from_millis(rng.u64(30..500))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(20..300))).await;
             operator.abort();
             let _ = operator.await;
             kills += 1;
-            tokio::time::sleep(Duration::from_millis(rng.u64(0..150))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(0..100))).await;
         }
     };
-    let jobs = futures::future::join_all(SCENARIOS.iter().map(|s| s.drive(&c)));
+    let jobs = futures::future::join_all(SCENARIOS.iter().zip(delays).map(|(s, delay)| {
+        let c = &c;
+        async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            s.drive(c).await
+        }
+    }));
     tokio::select! {
         _ = jobs => {}
         _ = chaos => unreachable!("the chaos loop never ends"),
