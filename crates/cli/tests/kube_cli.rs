@@ -346,6 +346,15 @@ async fn cluster_errors_say_what_to_do() {
         .trainctl_with(&["get", "--kube"], Path::new("/nonexistent/kubeconfig"))
         .await;
     assert_fails(&run, 1, "no Kubernetes configuration found");
+    assert_eq!(
+        run.stderr.matches("No such file or directory").count(),
+        1,
+        "the cause is said once: {}",
+        run.stderr
+    );
+    let broken = env.write("broken-kubeconfig", "clusters: [");
+    let run = env.trainctl_with(&["get", "--kube"], &broken).await;
+    assert_fails(&run, 1, "cannot use the Kubernetes configuration");
 
     let run = env.trainctl(&["get", "--context", "nowhere"]).await;
     assert_fails(&run, 1, "cannot use kubeconfig context \"nowhere\"");

@@ -64,10 +64,28 @@ impl Cluster {
                     .await
                     .with_context(|| format!("cannot use kubeconfig context {name:?}"))?
             }
-            None => kube::Config::infer().await.context(
-                "no Kubernetes configuration found: set KUBECONFIG, create ~/.kube/config, \
-                 or run inside a cluster",
-            )?,
+            None => kube::Config::infer().await.map_err(|e| {
+                // kube's error repeats its causes in its own message; say the last one once.
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(next) = cause.source() {
+                    cause = next;
+                }
+                let file = std::env::var("KUBECONFIG")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "~/.kube/config".into());
+                let missing = cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
+                if missing {
+                    anyhow!(
+                        "no Kubernetes configuration found: set KUBECONFIG, create \
+                         ~/.kube/config, or run inside a cluster ({file}: {cause})"
+                    )
+                } else {
+                    anyhow!("cannot use the Kubernetes configuration {file}: {cause}")
+                }
+            })?,
         };
         config.connect_timeout = Some(std::time::Duration::from_secs(10));
         let url = config.cluster_url.to_string();
