@@ -116,7 +116,9 @@ pub async fn run_as_leader(
         .await
         .is_err()
     {
-        // Seen when the stop comes while the controller's first watches are still starting.
+        // A safety net: run_controller stops at once when the stop comes before its first
+        // list of jobs (which kube-runtime would wait for forever), and otherwise after the
+        // reconciles in flight.
         eprintln!(
             "trainctl-operator: the controller did not stop within {SHUTDOWN_GRACE:?}; \
              aborting it (reconciles are idempotent)"

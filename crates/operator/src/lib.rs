@@ -25,7 +25,7 @@ pub mod tracking;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::watcher;
@@ -160,15 +160,28 @@ pub async fn run_controller(
     });
     let orphans = tracking::release_orphans(ctx.client.clone(), orphan_queue);
     let settings = kube::runtime::controller::Config::default().debounce(ctx.config.debounce);
-    let controller = Controller::new(jobs, watcher::Config::default())
+    let shutdown = shutdown.shared();
+    let controller = Controller::new(jobs, watcher::Config::default());
+    let jobs_listed = controller.store();
+    let controller = controller
         .with_config(settings)
         .owns_stream(pod_triggers)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
+    // kube-runtime runs no reconcile before its first list of jobs, and a shutdown that
+    // comes before that list never ends the run (it waits for the list the shutdown cut
+    // off). Nothing is in flight then, so such a shutdown stops at once.
+    let stopped_before_listing = async {
+        shutdown.await;
+        if jobs_listed.wait_until_ready().now_or_never().is_some() {
+            std::future::pending::<()>().await;
+        }
+    };
     // The orphan sweeper runs as long as the controller does.
     tokio::select! {
         _ = controller => {}
         _ = orphans => {}
+        _ = stopped_before_listing => {}
     }
 }

@@ -1,5 +1,6 @@
-//! The operator survives being killed mid-job, keeps every attempt's log, gangs pods behind
-//! their PodGroup, and publishes a structural CRD.
+//! The operator survives being killed mid-job, stops at once when stopped as it starts,
+//! keeps every attempt's log, gangs pods behind their PodGroup, and publishes a structural
+//! CRD.
 
 mod common;
 
@@ -226,5 +227,25 @@ fn structural(node: &serde_json::Value, path: &str, problems: &mut Vec<String>) 
             }
             _ => {}
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_stopped_as_it_starts_returns_at_once() {
+    let c = Cluster::without_operator().await;
+    // Before and after its first list of jobs.
+    for delay in [0, 5, 20, 50, 500] {
+        let (stop, operator) = c.spawn_operator();
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        drop(stop);
+        let started = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(4), operator)
+            .await
+            .unwrap_or_else(|_| panic!("stopped {delay} ms after its start, it hung"))
+            .unwrap();
+        println!(
+            "stopped {delay} ms after start: returned in {:?}",
+            started.elapsed()
+        );
     }
 }
