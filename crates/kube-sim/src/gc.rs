@@ -11,7 +11,7 @@ use crate::store::{EventType, Store};
 use crate::writes::{Propagation, FOREGROUND_FINALIZER};
 
 fn uid(obj: &Value) -> &str {
-    obj["metadata"]["uid"].as_str().unwrap_or_default()
+    crate::owners::uid(obj).unwrap_or_default()
 }
 
 impl Store {

@@ -20,7 +20,8 @@ pub(crate) fn owner_uids(obj: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-fn uid(obj: &Value) -> Option<&str> {
+/// An object's uid.
+pub(crate) fn uid(obj: &Value) -> Option<&str> {
     obj["metadata"]["uid"].as_str()
 }
 

@@ -50,6 +50,9 @@ impl PodCache {
         let config = watcher::Config::default().labels(trainctl_kube::render::JOB_NAME);
         watcher::watcher(pods, config)
             .default_backoff()
+            // The controller drops its trigger streams' errors; until the first list
+            // succeeds no job is reconciled, so a watch that keeps failing (RBAC) is said.
+            .inspect_err(|e| eprintln!("trainctl-operator: pod watch: {}", watch_error(e)))
             .map_ok(move |event| {
                 let pods = self.apply(event);
                 pods.iter().for_each(&mut touched);
@@ -150,6 +153,20 @@ fn owning_jobs(pod: &Pod) -> impl Iterator<Item = String> + '_ {
         .map(|o| o.uid.clone())
 }
 
+/// A watch error in one line: the API server's own message where it gave one (kube's
+/// text of an API error carries the whole Status as well).
+fn watch_error(error: &watcher::Error) -> String {
+    use watcher::Error::{InitialListFailed, WatchFailed, WatchStartFailed};
+    match error {
+        InitialListFailed(kube::Error::Api(status))
+        | WatchStartFailed(kube::Error::Api(status))
+        | WatchFailed(kube::Error::Api(status)) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        other => other.to_string(),
+    }
+}
+
 /// What a reconcile trigger needs of a pod: its name, namespace and owners.
 pub fn trigger_of(pod: &Pod) -> Pod {
     Pod {
@@ -234,6 +251,15 @@ mod tests {
         let gone = cache.apply(Event::InitDone);
         assert_eq!(uids(&gone), ["b"]);
         assert_eq!(uids(&cache.pods_of("job-1")), ["a", "d"]);
+    }
+
+    #[test]
+    fn a_refused_watch_is_said_in_the_servers_words() {
+        let mut status = kube::core::Status::failure("pods is forbidden", "Forbidden");
+        status.code = 403;
+        let error = watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status)));
+        assert_eq!(watch_error(&error), "pods is forbidden (403 Forbidden)");
+        assert!(watch_error(&watcher::Error::NoResourceVersion).contains("resourceVersion"));
     }
 
     #[test]
