@@ -1,7 +1,7 @@
 //! Every object render emits, for every target x cloud profile x job shape (and every gang
 //! scheduler), validated against the official schemas: built-in kinds with
 //! `kubernetes-validate --strict` for Kubernetes 1.28 and 1.37, the kinds of Kubeflow,
-//! JobSet, Volcano, coscheduling and Kueue with the CRDs in ../shared/crds. The operator's
+//! JobSet, Volcano, coscheduling and Kueue with their CRDs in tests/crds. The operator's
 //! TensorBoard objects (collector sidecar, ServiceAccount, Role, RoleBinding) are checked too.
 
 mod common;

@@ -50,10 +50,9 @@ fn granted(template: &str) -> BTreeSet<Permission> {
 
 async fn install_crd(c: &Cluster, file: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/crds")
+        .join("../../tests/crds")
         .join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{} (the shared/ checkout): {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text).unwrap();
     Api::<CustomResourceDefinition>::all(c.client.clone())
         .create(&PostParams::default(), &crd)

@@ -129,9 +129,9 @@ async fn the_pod_group_exists_before_any_pod() {
     let c = Cluster::start().await;
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/crds/scheduling.volcano.sh_podgroups.yaml"),
+            .join("../../tests/crds/scheduling.volcano.sh_podgroups.yaml"),
     )
-    .expect("the Volcano PodGroup CRD is in ../shared/crds");
+    .expect("the Volcano PodGroup CRD is in tests/crds");
     let crd: CustomResourceDefinition = serde_yaml_ng::from_str(&text).unwrap();
     Api::<CustomResourceDefinition>::all(c.client.clone())
         .create(&PostParams::default(), &crd)

@@ -1,4 +1,4 @@
-//! Shared helpers of the trainctl-kube tests: job files, the shared CRDs, and the Python
+//! Shared helpers of the trainctl-kube tests: job files, other projects' CRDs, and the Python
 //! validator.
 
 #![allow(dead_code)]
@@ -25,15 +25,9 @@ pub fn job(yaml: &str) -> TrainingJob {
     trainctl_spec::parse_job_str("test.yaml", yaml).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
-/// The CRDs shared beside the repository (`../shared/crds`).
+/// Other projects' CRDs, the repository's test data (`tests/crds`, sources in SOURCES.md).
 pub fn crds_dir() -> PathBuf {
-    let dir = crate_dir().join("../../../shared/crds");
-    assert!(
-        dir.is_dir(),
-        "{} is missing: the tests need the shared/ checkout beside the repository",
-        dir.display()
-    );
-    dir
+    crate_dir().join("../../tests/crds")
 }
 
 /// `python3` from PATH, checked to have the test packages.
