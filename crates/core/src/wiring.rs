@@ -1,4 +1,4 @@
-//! The environment a replica gets, per DESIGN.md and Kubeflow training-operator v1:
+//! The environment a replica gets, per docs/job-file.md and Kubeflow training-operator v1:
 //! `TF_CONFIG` for TensorFlow, `MASTER_ADDR`/`WORLD_SIZE`/`RANK`/`PET_*` for PyTorch, and the
 //! `TRAINCTL_*` variables and hyperparameters for everyone.
 

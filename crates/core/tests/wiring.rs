@@ -1,4 +1,4 @@
-//! The environment and argv a replica gets (DESIGN.md, "The wiring a replica gets"), checked
+//! The environment and argv a replica gets (docs/job-file.md, "What a replica gets"), checked
 //! against the values Kubeflow training-operator v1 would produce. Expected TF_CONFIG strings are
 //! written out literally so that any change in key order, spacing or host form fails.
 

@@ -1,5 +1,6 @@
-//! The TrainingJob types. Field names and defaults follow DESIGN.md; every struct rejects
-//! unknown fields so a typo is an error, not a silently ignored setting.
+//! The TrainingJob types, documented field by field in docs/job-file.md (a test keeps the two
+//! in step). Every struct rejects unknown fields so a typo is an error, not a silently
+//! ignored setting.
 
 use std::collections::BTreeMap;
 use std::fmt;

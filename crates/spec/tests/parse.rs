@@ -6,35 +6,7 @@ use trainctl_spec::{
     SpecError, SuccessPolicy, TrainingJob,
 };
 
-/// The job file of DESIGN.md, verbatim.
-const DESIGN_EXAMPLE: &str = r#"apiVersion: trainctl.dev/v1alpha1
-kind: TrainingJob
-metadata:
-  name: mnist-dist                 # DNS-1035 label, so it is valid on any cluster
-spec:
-  framework: tensorflow            # tensorflow | pytorch | generic: which wiring env a replica gets
-  image: registry.example.com/tf-mnist:gpu   # required on Kubernetes; locally optional
-  command: ["python3", "mnist.py"] # argv; never passed through a shell unless `shell: true`
-  env: {MODEL_DIR: /tf/model}
-  hyperparameters: {epochs: 100, batch_size: 20, learning_rate: 0.001}
-  replicas:                        # chief | master | ps | worker | evaluator
-    ps:     {count: 2, port: 9000, resources: {cpu: "1", memory: 2Gi}}
-    worker: {count: 2, port: 8000, resources: {gpu: 1, gpuType: T4}}
-  volumes:
-    - {name: data, mountPath: /tf, nfs: {server: 10.0.1.8, path: /}}
-  checkpointDir: /tf/model         # kept across restarts; replicas resume from it
-  tensorboard: {logDir: /tf/model/logs}
-  runPolicy:
-    restartPolicy: OnFailure       # Never | OnFailure | ExitCode (exit >= 128 retried, 1..127 fatal)
-    backoffLimit: 3
-    activeDeadlineSeconds: 86400
-    ttlSecondsAfterFinished: 604800
-    cleanPodPolicy: Running        # what is stopped when the job ends: Running | All | None
-    successPolicy: ChiefOrWorker0  # or AllWorkers
-    suspend: false
-  scheduling: {gang: true, queue: default, priority: 0}
-  cloud: {profile: generic}        # generic | tencent-eks | tencent-tke | alibaba-eci | alibaba-ack
-"#;
+mod common;
 
 const MINIMAL: &str = "apiVersion: trainctl.dev/v1alpha1
 kind: TrainingJob
@@ -62,8 +34,8 @@ fn with_spec(extra: &str) -> String {
 }
 
 #[test]
-fn design_example_parses_with_every_field() {
-    let job: TrainingJob = parse_job_str("design.yaml", DESIGN_EXAMPLE).unwrap();
+fn the_references_full_example_parses_with_every_field() {
+    let job: TrainingJob = parse_job_str("full.yaml", &common::full_example()).unwrap();
     assert_eq!(job.name(), "mnist-dist");
     assert_eq!(job.spec.framework, Framework::Tensorflow);
     assert_eq!(job.spec.replicas.count(ReplicaType::Ps), 2);
@@ -98,7 +70,7 @@ fn minimal_job_gets_the_documented_defaults() {
 
 #[test]
 fn a_parsed_job_round_trips_through_json() {
-    let job = parse_job_str("design.yaml", DESIGN_EXAMPLE).unwrap();
+    let job = parse_job_str("full.yaml", &common::full_example()).unwrap();
     let back: TrainingJob = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
     assert_eq!(back, job);
 }
