@@ -158,7 +158,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn set_based_label_selectors() {
+    fn equality_and_set_based_label_selectors_match_as_kubernetes_defines_them() {
         let pod = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
         let matches = |s: &str| Selector::labels(Some(s)).unwrap().matches_labels(&pod);
         assert!(matches("app=web,tier in (front,back)"));

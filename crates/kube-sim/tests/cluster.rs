@@ -78,19 +78,19 @@ async fn scheduler_binds_by_gpus_and_node_selector_and_reports_unschedulable_pod
     assert!(pending.spec.unwrap().node_name.is_none());
 }
 
-#[tokio::test]
-async fn kubelet_runs_scripts_finishes_pods_serves_logs_and_kill_node_fails_pods() {
+/// A started server with the node `n1` and the pods API of the default namespace.
+async fn one_node() -> (common::Sim, Api<Pod>) {
     let s = common::start().await;
     s.sim.add_node(&NodeSpec::new("n1")).unwrap();
     let pods = Api::<Pod>::default_namespaced(s.client.clone());
+    (s, pods)
+}
+
+#[tokio::test]
+async fn the_kubelet_runs_a_pods_script_to_its_exit_code() {
+    let (_s, pods) = one_node().await;
     let script = json!({"metadata": {"annotations": {SCRIPT_ANNOTATION: "run 200ms then exit 3"}}});
     pods.create(&PostParams::default(), &pod("scripted", script))
-        .await
-        .unwrap();
-    pods.create(&PostParams::default(), &pod("told", json!({})))
-        .await
-        .unwrap();
-    pods.create(&PostParams::default(), &pod("doomed", json!({})))
         .await
         .unwrap();
     let failed = phase_of(&pods, "scripted", "Failed").await;
@@ -99,7 +99,14 @@ async fn kubelet_runs_scripts_finishes_pods_serves_logs_and_kill_node_fails_pods
         .clone()
         .unwrap();
     assert_eq!(state.terminated.unwrap().exit_code, 3);
+}
 
+#[tokio::test]
+async fn the_kubelet_serves_appended_logs_and_finishes_a_pod_when_told() {
+    let (s, pods) = one_node().await;
+    pods.create(&PostParams::default(), &pod("told", json!({})))
+        .await
+        .unwrap();
     phase_of(&pods, "told", "Running").await;
     s.sim.append_log(
         "default",
@@ -131,7 +138,15 @@ async fn kubelet_runs_scripts_finishes_pods_serves_logs_and_kill_node_fails_pods
             .as_deref(),
         Some("Succeeded")
     );
+    assert!(s.sim.finish_pod("default", "nope", 0).is_err());
+}
 
+#[tokio::test]
+async fn killing_a_node_fails_its_pods_as_node_lost_and_makes_it_not_ready() {
+    let (s, pods) = one_node().await;
+    pods.create(&PostParams::default(), &pod("doomed", json!({})))
+        .await
+        .unwrap();
     phase_of(&pods, "doomed", "Running").await;
     s.sim.kill_node("n1").unwrap();
     let lost = pods.get("doomed").await.unwrap().status.unwrap();
@@ -149,7 +164,6 @@ async fn kubelet_runs_scripts_finishes_pods_serves_logs_and_kill_node_fails_pods
         .find(|c| c.type_ == "Ready")
         .unwrap();
     assert_eq!(ready.status, "False");
-    assert!(s.sim.finish_pod("default", "nope", 0).is_err());
 }
 
 #[tokio::test]
@@ -245,7 +259,7 @@ async fn raw_request(addr: std::net::SocketAddr, method: &str, path: &str) -> St
 }
 
 #[tokio::test]
-async fn faults_inject_errors_with_retry_after_and_latency() {
+async fn a_throttling_fault_answers_429_with_retry_after_for_its_verb_and_resource_only() {
     let s = common::start().await;
     s.sim.inject_fault(FaultRule {
         verb: Some("list".into()),
@@ -261,7 +275,11 @@ async fn faults_inject_errors_with_retry_after_and_latency() {
     );
     let other = raw_request(s.sim.addr(), "GET", "/api/v1/namespaces/default/configmaps").await;
     assert!(other.starts_with("HTTP/1.1 200"), "{other}");
-    s.sim.clear_faults();
+}
+
+#[tokio::test]
+async fn a_server_error_fault_answers_500_internal_error() {
+    let s = common::start().await;
     s.sim.inject_fault(FaultRule {
         verb: None,
         resource: None,
@@ -273,7 +291,11 @@ async fn faults_inject_errors_with_retry_after_and_latency() {
         broken.starts_with("HTTP/1.1 500") && broken.contains("\"reason\":\"InternalError\""),
         "{broken}"
     );
-    s.sim.clear_faults();
+}
+
+#[tokio::test]
+async fn injected_latency_delays_every_answer() {
+    let s = common::start().await;
     s.sim.set_latency(Duration::from_millis(300));
     let started = Instant::now();
     let slow = raw_request(s.sim.addr(), "GET", "/api/v1/namespaces").await;

@@ -363,7 +363,7 @@ async fn label_and_field_selectors_filter_lists() {
 }
 
 #[tokio::test]
-async fn json_strategic_and_server_side_apply_patches() {
+async fn server_side_apply_strategic_merge_and_json_patches_edit_a_pod_as_kubernetes_does() {
     let s = common::start().await;
     let api = Api::<core::Pod>::default_namespaced(s.client.clone());
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},

@@ -30,27 +30,27 @@ fn check(seed: &str, target: Target, golden: &str) {
 }
 
 #[test]
-fn single_t4_job_on_tencent_eks_with_nfs() {
+fn a_t4_job_on_tencent_eks_with_nfs_renders_as_reviewed() {
     check("eks-t4.yaml", Target::Plain, "eks-t4.plain.yaml");
 }
 
 #[test]
-fn eci_job_with_image_cache_and_nas() {
+fn an_eci_job_with_image_cache_and_nas_renders_as_reviewed() {
     check("eci-nas.yaml", Target::Plain, "eci-nas.plain.yaml");
 }
 
 #[test]
-fn ack_distributed_job_with_pv_selector_and_tensorboard() {
+fn an_ack_job_with_pv_selector_and_tensorboard_renders_as_reviewed() {
     check("ack-mnist.yaml", Target::Plain, "ack-mnist.plain.yaml");
 }
 
 #[test]
-fn ack_distributed_job_as_jobset() {
+fn an_ack_job_renders_as_the_reviewed_jobset() {
     check("ack-mnist.yaml", Target::Jobset, "ack-mnist.jobset.yaml");
 }
 
 #[test]
-fn ack_distributed_job_as_tfjob() {
+fn an_ack_job_renders_as_the_reviewed_tfjob() {
     check(
         "ack-mnist.yaml",
         Target::Kubeflow,
@@ -59,6 +59,6 @@ fn ack_distributed_job_as_tfjob() {
 }
 
 #[test]
-fn eci_pytorch_master_and_worker_as_one_indexed_jobset_job() {
+fn eci_pytorch_master_and_worker_render_as_one_reviewed_indexed_jobset_job() {
     check("eci-nas.yaml", Target::Jobset, "eci-nas.jobset.yaml");
 }

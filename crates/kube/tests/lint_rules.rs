@@ -59,7 +59,7 @@ fn check_object_rule(rule: &str, bad: Value, good: Value, path: &str, severity: 
 }
 
 #[test]
-fn gpu_only_in_requests_or_requests_unlike_limits() {
+fn gpu_requests_without_equal_limits_are_an_error() {
     check_object_rule(
         "gpu-requests",
         pod(
@@ -91,7 +91,7 @@ fn gpu_only_in_requests_or_requests_unlike_limits() {
 }
 
 #[test]
-fn fractional_gpu() {
+fn fractional_gpu_limits_are_an_error() {
     check_object_rule(
         "fractional-gpu",
         pod(
@@ -105,7 +105,10 @@ fn fractional_gpu() {
         "pod/p: spec.containers[0].resources.limits",
         Severity::Error,
     );
-    // In a job file a fraction is already a located parse error.
+}
+
+#[test]
+fn fractional_gpus_in_a_job_file_are_already_a_located_parse_error() {
     let err = trainctl_spec::parse_job_str(
         "j.yaml",
         &format!("{HEAD}  command: [a]\n  replicas: {{worker: {{resources: {{gpu: 0.5}}}}}}\n"),
@@ -118,7 +121,7 @@ fn fractional_gpu() {
 }
 
 #[test]
-fn legacy_nvidia_gpu_resource() {
+fn the_legacy_nvidia_gpu_resource_is_an_error() {
     check_object_rule(
         "legacy-gpu-resource",
         pod(
@@ -135,7 +138,7 @@ fn legacy_nvidia_gpu_resource() {
 }
 
 #[test]
-fn host_path_mounts_of_nvidia_devices_and_drivers() {
+fn host_path_mounts_of_nvidia_devices_and_drivers_are_warned_once_per_job() {
     check_object_rule(
         "gpu-driver-hostpath",
         pod(
@@ -160,7 +163,7 @@ fn host_path_mounts_of_nvidia_devices_and_drivers() {
 }
 
 #[test]
-fn restart_policy_always_on_batch_workloads() {
+fn restart_policy_always_is_an_error_on_batch_workloads_only() {
     let tfjob = |policy: &str| {
         json!({
             "apiVersion": "kubeflow.org/v1", "kind": "TFJob", "metadata": {"name": "t"},
@@ -198,7 +201,7 @@ fn restart_policy_always_on_batch_workloads() {
 }
 
 #[test]
-fn eks_gpu_count_without_cpu_and_mem() {
+fn eks_gpu_count_without_cpu_and_mem_is_an_error() {
     let annotated = |keys: &[&str]| {
         let annotations: serde_json::Map<String, Value> = keys
             .iter()
@@ -228,7 +231,7 @@ fn eks_gpu_count_without_cpu_and_mem() {
 }
 
 #[test]
-fn shell_syntax_in_an_argv_without_shell() {
+fn shell_syntax_in_an_argv_without_shell_is_an_error_at_its_word() {
     check_job_rule(
         "shell-syntax",
         "  command: [python3, prep.py, '&&', python3, train.py]\n  replicas: {worker: {}}\n",
@@ -258,7 +261,7 @@ fn shell_syntax_in_an_argv_without_shell() {
 }
 
 #[test]
-fn gpu_job_without_a_gpu_image() {
+fn a_gpu_job_on_a_cpu_image_is_warned() {
     check_job_rule(
         "gpu-image",
         "  image: tensorflow/tensorflow:2.15.0\n  command: [a]\n  replicas: {worker: {resources: {gpu: 1}}}\n",
@@ -285,7 +288,7 @@ fn gpu_job_without_a_gpu_image() {
 }
 
 #[test]
-fn parameter_servers_without_workers() {
+fn parameter_servers_without_workers_are_an_error() {
     check_job_rule(
         "ps-without-workers",
         "  framework: tensorflow\n  command: [a]\n  replicas: {chief: {}, ps: {count: 2}}\n",
@@ -296,7 +299,7 @@ fn parameter_servers_without_workers() {
 }
 
 #[test]
-fn checkpoint_dir_not_on_a_persistent_volume() {
+fn a_checkpoint_dir_not_on_a_persistent_volume_is_warned() {
     check_job_rule(
         "checkpoint-not-persistent",
         "  command: [a]\n  replicas: {worker: {}}\n  volumes: [{name: s, mountPath: /ckpt, emptyDir: {}}]\n  checkpointDir: /ckpt/run1\n",
@@ -310,7 +313,7 @@ fn checkpoint_dir_not_on_a_persistent_volume() {
 }
 
 #[test]
-fn downloads_on_a_profile_without_egress() {
+fn downloads_on_a_profile_without_egress_are_warned() {
     check_job_rule(
         "download-without-egress",
         "  command: [python3, train.py, --download]\n  replicas: {worker: {}}\n  cloud: {profile: alibaba-eci}\n",
@@ -329,11 +332,15 @@ fn downloads_on_a_profile_without_egress() {
 }
 
 #[test]
-fn the_seeds_lint_clean_and_findings_read_as_advice() {
+fn the_seed_jobs_lint_clean() {
     for seed in ["eks-t4.yaml", "eci-nas.yaml", "ack-mnist.yaml"] {
         let found = lint_job(&common::seed(seed));
         assert!(found.is_empty(), "{seed}: {found:#?}");
     }
+}
+
+#[test]
+fn a_finding_reads_as_severity_rule_path_message_and_fix() {
     let f = &job_findings("  command: [a]\n  replicas: {worker: {}}\n  checkpointDir: /c\n")[0];
     assert_eq!(
         f.to_string(),

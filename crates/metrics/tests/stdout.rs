@@ -20,7 +20,7 @@ fn metrics(line: &Line) -> Vec<(&str, f64)> {
 }
 
 #[test]
-fn katib_name_value_pairs() {
+fn katib_name_value_pairs_are_metrics_without_a_step() {
     let p = builtin();
     let line = p.parse("epoch 3: loss=0.25, accuracy = 9.5e-1 lr=-1E-3 top-5/acc=.5");
     assert_eq!(
@@ -37,7 +37,7 @@ fn katib_name_value_pairs() {
 }
 
 #[test]
-fn the_progress_form() {
+fn the_progress_form_gives_the_step_its_metrics_and_the_progress() {
     let line = builtin().parse("Step: 120, Epoch: 2, Batch: 40 of 60, Cost: 0.53, AvgTime: 3.1ms");
     assert_eq!(line.step, Some(120));
     assert_eq!(metrics(&line), [("cost", 0.53), ("avgtime", 3.1)]);
@@ -51,17 +51,28 @@ fn the_progress_form() {
     );
 }
 
-#[test]
-fn a_regex_from_the_job_file() {
-    let p = with_regex(
+/// A job file regex with a step and two metrics, under `auto`.
+fn iter_loss_acc() -> StdoutParser {
+    with_regex(
         MetricsFormat::Auto,
         r"iter (?P<step>\d+) loss (?P<loss>[\d.]+) acc (?P<acc>[\d.]+)",
-    );
-    let line = p.parse("[12:00] iter 7 loss 0.5 acc 0.75");
+    )
+}
+
+#[test]
+fn a_job_file_regex_gives_a_metric_per_named_group_and_the_step() {
+    let line = iter_loss_acc().parse("[12:00] iter 7 loss 0.5 acc 0.75");
     assert_eq!(line.step, Some(7));
     assert_eq!(metrics(&line), [("loss", 0.5), ("acc", 0.75)]);
-    // Built-in formats still apply to other lines under `auto`, not under `regex`.
-    assert_eq!(metrics(&p.parse("f1=0.5")), [("f1", 0.5)]);
+}
+
+#[test]
+fn under_auto_the_builtin_formats_still_apply_beside_the_regex() {
+    assert_eq!(metrics(&iter_loss_acc().parse("f1=0.5")), [("f1", 0.5)]);
+}
+
+#[test]
+fn under_regex_only_the_regex_applies_and_name_value_groups_name_the_metric() {
     let only = with_regex(MetricsFormat::Regex, r"(?P<name>\w+) is (?P<value>[\d.]+)");
     assert_eq!(metrics(&only.parse("recall is 0.8")), [("recall", 0.8)]);
     assert!(only.parse("f1=0.5").metrics.is_empty());
@@ -86,8 +97,11 @@ fn malformed_lines_are_ignored() {
     ] {
         assert_eq!(p.parse(line), Line::default(), "{line:?}");
     }
-    // A broken part of a progress line loses only that part.
-    let line = p.parse("Step: 5, Cost: ?, Batch: 3 of x, AvgTime: 2ms");
+}
+
+#[test]
+fn a_broken_part_of_a_progress_line_loses_only_that_part() {
+    let line = builtin().parse("Step: 5, Cost: ?, Batch: 3 of x, AvgTime: 2ms");
     assert_eq!(
         (line.step, metrics(&line)),
         (Some(5), vec![("avgtime", 2.0)])
@@ -95,7 +109,7 @@ fn malformed_lines_are_ignored() {
 }
 
 #[test]
-fn a_bad_regex_is_a_clear_error() {
+fn a_bad_or_missing_regex_is_a_clear_error() {
     let err = |format, regex: Option<&str>| {
         StdoutParser::for_spec(Some(&MetricsSpec {
             format,
@@ -107,6 +121,10 @@ fn a_bad_regex_is_a_clear_error() {
     assert!(err(MetricsFormat::Auto, Some("(unclosed")).contains("unclosed group"));
     assert!(err(MetricsFormat::Auto, Some(r"loss (\d+)")).contains("no named group"));
     assert!(err(MetricsFormat::Regex, None).contains("no regex is given"));
+}
+
+#[test]
+fn format_none_parses_nothing() {
     let none = StdoutParser::for_spec(Some(&MetricsSpec {
         format: MetricsFormat::None,
         regex: None,

@@ -128,7 +128,7 @@ fn name_must_be_a_dns1035_label() {
 }
 
 #[test]
-fn two_masters_are_rejected() {
+fn a_second_master_is_rejected_at_its_count() {
     let text = with_spec(
         "  framework: pytorch\n  command: [a]\n  replicas:\n    master: {count: 2}\n    worker: {count: 1}\n",
     );
@@ -142,7 +142,7 @@ fn two_masters_are_rejected() {
 }
 
 #[test]
-fn pytorch_needs_master_or_worker() {
+fn a_pytorch_job_needs_a_master_or_workers_and_no_other_roles() {
     let text = with_spec("  framework: pytorch\n  command: [a]\n  replicas:\n    ps: {count: 1}\n");
     let errs = errors(&text);
     let all: Vec<String> = errs.iter().map(ToString::to_string).collect();
@@ -169,14 +169,14 @@ fn missing_command_is_rejected_at_spec_command() {
 }
 
 #[test]
-fn a_role_command_is_enough() {
+fn a_role_command_stands_in_for_spec_command() {
     let text = with_spec("  replicas:\n    worker: {count: 1, command: [python3, w.py]}\n");
     let job = parse_job_str("job.yaml", &text).unwrap();
     assert_eq!(job.command_of(ReplicaType::Worker), ["python3", "w.py"]);
 }
 
 #[test]
-fn fractional_or_negative_gpus_are_rejected() {
+fn fractional_gpus_are_rejected_at_their_field_path() {
     let text = with_spec("  command: [a]\n  replicas:\n    worker: {resources: {gpu: 0.5}}\n");
     let msg = error(&text);
     assert!(
@@ -186,7 +186,7 @@ fn fractional_or_negative_gpus_are_rejected() {
 }
 
 #[test]
-fn bad_quantity_is_rejected() {
+fn a_memory_that_is_no_kubernetes_quantity_is_rejected_at_its_field_path() {
     let text = with_spec("  command: [a]\n  replicas:\n    worker: {resources: {memory: 2GB}}\n");
     let msg = error(&text);
     assert!(
@@ -208,22 +208,38 @@ fn wrong_api_version_and_kind_are_reported_together() {
     assert_eq!(errs[1].line, 2);
 }
 
-#[test]
-fn volumes_need_exactly_one_source_and_unique_names() {
+/// The errors of a job with two bad volumes: the first without a source, the second with
+/// the first's name and a relative mount path.
+fn two_bad_volumes() -> Vec<String> {
     let text = with_spec(
         "  command: [a]\n  replicas: {worker: {}}\n  volumes:\n    - {name: data, mountPath: /d}\n    - {name: data, mountPath: rel, emptyDir: {}}\n",
     );
-    let all: Vec<String> = errors(&text).iter().map(ToString::to_string).collect();
+    errors(&text).iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_volume_without_exactly_one_source_is_rejected_at_its_line() {
+    let all = two_bad_volumes();
     assert!(
         all.iter().any(|m| m.starts_with("job.yaml:9:")
             && m.contains("spec.volumes[0]: a volume needs exactly one of")),
         "{all:?}"
     );
+}
+
+#[test]
+fn a_volume_name_used_twice_is_rejected() {
+    let all = two_bad_volumes();
     assert!(
         all.iter()
             .any(|m| m.contains("spec.volumes[1].name: volume name \"data\" is used twice")),
         "{all:?}"
     );
+}
+
+#[test]
+fn a_relative_mount_path_is_rejected() {
+    let all = two_bad_volumes();
     assert!(
         all.iter()
             .any(|m| m.contains("spec.volumes[1].mountPath: mountPath must be an absolute path")),
@@ -232,16 +248,24 @@ fn volumes_need_exactly_one_source_and_unique_names() {
 }
 
 #[test]
-fn empty_file_and_no_replicas_are_explained() {
+fn an_empty_file_is_explained() {
     assert!(error("").contains("the file is empty"));
+}
+
+#[test]
+fn a_job_without_replicas_is_explained() {
     let text = with_spec("  command: [a]\n");
     assert!(error(&text).contains("spec.replicas: the job has no replicas"));
+}
+
+#[test]
+fn a_job_where_no_replica_decides_success_is_explained() {
     let text = with_spec("  command: [a]\n  replicas: {ps: {count: 1}}\n");
     assert!(error(&text).contains("nothing decides when this job succeeds"));
 }
 
 #[test]
-fn schema_is_generated_from_the_types() {
+fn the_json_schema_carries_the_fields_and_choices_of_the_types() {
     let schema = TrainingJob::json_schema();
     let text = schema.to_string();
     for field in [
@@ -278,6 +302,10 @@ fn a_metrics_regex_must_name_a_metric() {
         msg.contains("no named group to take a metric from"),
         "{msg}"
     );
+}
+
+#[test]
+fn format_regex_without_a_regex_is_located() {
     let missing =
         with_spec("  command: [a]\n  replicas: {worker: {}}\n  metrics: {format: regex}\n");
     assert!(error(&missing)
