@@ -16,10 +16,11 @@ use trainctl_core::wiring::{replica_argv, replica_env, AttemptContext, Hosts};
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
+use crate::admission::{self, Admission};
 use crate::engine::EngineError;
 use crate::home::Home;
 use crate::process::{self, Launch};
-use crate::store::{Admission, Store};
+use crate::store::Store;
 use crate::{gpus, now};
 
 /// Timing knobs of a supervisor.
@@ -233,7 +234,7 @@ impl Supervisor<'_> {
 
     /// Asks the gang queue for the job's resources; notes once that the job is queued.
     fn try_admit(&mut self, inventory: &[u32], queued_noted: &mut bool) -> Result<(), EngineError> {
-        if self.store.try_admit(&self.job, inventory)? == Admission::Granted {
+        if admission::try_admit(&mut self.store, &self.job, inventory)? == Admission::Granted {
             self.admitted = true;
             self.reload_allocation()?;
             self.event(
