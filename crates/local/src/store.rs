@@ -12,6 +12,10 @@ use trainctl_core::state_machine::JobPhase;
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
+mod replica_status;
+
+pub use replica_status::ReplicaStatus;
+
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -137,8 +141,8 @@ pub struct ReplicaRow {
     pub port: u16,
     /// GPUs it sees.
     pub gpus: Vec<u32>,
-    /// NotStarted, Running, Succeeded, Failed or Stopped.
-    pub state: String,
+    /// The state of its latest attempt.
+    pub state: ReplicaStatus,
     /// Latest attempt number, -1 before the first.
     pub attempt: i64,
     /// Exit code of the latest attempt.
@@ -501,9 +505,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "UPDATE replicas SET state = 'Running', attempt = ?3, exit_code = NULL, pid = ?4, pid_start = ?5
+            "UPDATE replicas SET state = ?6, attempt = ?3, exit_code = NULL, pid = ?4, pid_start = ?5
              WHERE job = ?1 AND replica = ?2",
-            params![job, replica.to_string(), attempt, pid, pid_start as i64],
+            params![
+                job,
+                replica.to_string(),
+                attempt,
+                pid,
+                pid_start as i64,
+                ReplicaStatus::Running
+            ],
         )?;
         tx.execute(
             "INSERT OR REPLACE INTO attempts (job, replica, attempt, pid, started, log)
@@ -531,7 +542,7 @@ impl Store {
         job: &str,
         replica: ReplicaId,
         attempt: u32,
-        state: &str,
+        state: ReplicaStatus,
         exit_code: i32,
         now: f64,
     ) -> Result<(), StoreError> {

@@ -20,7 +20,7 @@ use crate::admission::{self, Admission};
 use crate::engine::EngineError;
 use crate::home::Home;
 use crate::process::{self, Launch};
-use crate::store::Store;
+use crate::store::{ReplicaStatus, Store};
 use crate::{gpus, now};
 
 /// Timing knobs of a supervisor.
@@ -452,16 +452,12 @@ impl Supervisor<'_> {
                 exit_code: exit.code,
             }
         };
-        let label = match track.state {
-            ReplicaState::Stopped => "Stopped",
-            ReplicaState::Succeeded => "Succeeded",
-            _ => "Failed",
-        };
+        let label = ReplicaStatus::from(track.state);
         self.store
             .end_attempt(&name, exit.id, exit.attempt, label, exit.code, exit.at)?;
         self.event(
-            label == "Failed",
-            &format!("Replica{label}"),
+            label == ReplicaStatus::Failed,
+            &format!("Replica{}", label.as_str()),
             &format!(
                 "{} attempt {} exited with code {}",
                 exit.id, exit.attempt, exit.code
