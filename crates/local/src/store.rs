@@ -13,8 +13,10 @@ use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
 mod replica_status;
+mod schema;
 
 pub use replica_status::ReplicaStatus;
+pub use schema::SCHEMA_VERSION;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -30,68 +32,25 @@ pub enum StoreError {
         "job {0:?} already exists; delete it first (trainctl delete {0}) or pick another name"
     )]
     AlreadyExists(String),
+    /// The database was written by a newer trainctl.
+    #[error(
+        "state database {} has schema version {found}, but this trainctl knows versions up to \
+         {supported}: a newer trainctl wrote it. Use that one (or newer), or set \
+         TRAINCTL_HOME to another directory",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The latest version this trainctl knows.
+        supported: i64,
+    },
     /// Could not create the state directory (or, when admitting a job, pick a port).
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    name TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    spec TEXT NOT NULL,
-    workdir TEXT NOT NULL,
-    phase TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    message TEXT NOT NULL DEFAULT '',
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    restarts INTEGER NOT NULL DEFAULT 0,
-    gpus_needed INTEGER NOT NULL DEFAULT 0,
-    admitted INTEGER NOT NULL DEFAULT 0,
-    gpus TEXT NOT NULL DEFAULT '[]',
-    supervisor_pid INTEGER NOT NULL DEFAULT 0,
-    supervisor_start INTEGER NOT NULL DEFAULT 0,
-    deleting INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS replicas (
-    job TEXT NOT NULL,
-    replica TEXT NOT NULL,
-    ord INTEGER NOT NULL,
-    port INTEGER NOT NULL DEFAULT 0,
-    gpus TEXT NOT NULL DEFAULT '[]',
-    state TEXT NOT NULL DEFAULT 'NotStarted',
-    attempt INTEGER NOT NULL DEFAULT -1,
-    exit_code INTEGER,
-    pid INTEGER NOT NULL DEFAULT 0,
-    pid_start INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (job, replica)
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    job TEXT NOT NULL,
-    replica TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    pid INTEGER NOT NULL,
-    started REAL NOT NULL,
-    finished REAL,
-    exit_code INTEGER,
-    log TEXT NOT NULL,
-    PRIMARY KEY (job, replica, attempt)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job TEXT NOT NULL,
-    time REAL NOT NULL,
-    type TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ports (
-    port INTEGER PRIMARY KEY,
-    job TEXT NOT NULL
-);
-";
 
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -204,13 +163,16 @@ fn json_list(s: String) -> Vec<u32> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path` and brings its schema up to
+    /// [`SCHEMA_VERSION`]. A database from a newer trainctl is refused, untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
+        // Before anything that could write: a newer trainctl's database stays as it is.
+        schema::refuse_unknown(schema::version(&conn)?, path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Short-lived CLI processes would otherwise checkpoint (and fsync) the WAL on every
@@ -219,7 +181,7 @@ impl Store {
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
         )?;
-        conn.execute_batch(SCHEMA)?;
+        schema::migrate(&mut conn, path)?;
         Ok(Store { conn })
     }
 
