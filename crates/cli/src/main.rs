@@ -303,7 +303,7 @@ fn describe(name: &str) -> Result<ExitCode> {
         .map(|r| {
             vec![
                 r.replica.to_string(),
-                r.state.clone(),
+                r.state.as_str().to_string(),
                 if r.attempt < 0 {
                     "-".into()
                 } else {

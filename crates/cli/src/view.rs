@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use trainctl_local::store::{JobRow, ReplicaRow};
+use trainctl_local::store::{JobRow, ReplicaRow, ReplicaStatus};
 use trainctl_local::JobDetail;
 
 /// A job as a Kubernetes-style object with a status, for `-o json|yaml`.
@@ -13,12 +13,12 @@ pub fn job_object(d: &JobDetail) -> Value {
     let mut per_role: BTreeMap<String, BTreeMap<&str, u32>> = BTreeMap::new();
     for r in &d.replicas {
         let counts = per_role.entry(r.replica.role.to_string()).or_default();
-        let key = match r.state.as_str() {
-            "Running" => "active",
-            "Succeeded" => "succeeded",
-            "Failed" => "failed",
-            "Stopped" => "stopped",
-            _ => "pending",
+        let key = match r.state {
+            ReplicaStatus::Running => "active",
+            ReplicaStatus::Succeeded => "succeeded",
+            ReplicaStatus::Failed => "failed",
+            ReplicaStatus::Stopped => "stopped",
+            ReplicaStatus::NotStarted => "pending",
         };
         *counts.entry(key).or_default() += 1;
     }
@@ -48,7 +48,10 @@ pub fn list_object(items: Vec<Value>) -> Value {
 
 /// `running/total` replicas.
 pub fn replica_summary(replicas: &[ReplicaRow]) -> String {
-    let running = replicas.iter().filter(|r| r.state == "Running").count();
+    let running = replicas
+        .iter()
+        .filter(|r| r.state == ReplicaStatus::Running)
+        .count();
     format!("{running}/{}", replicas.len())
 }
 

@@ -7,6 +7,7 @@
 //! the pure state machine of `trainctl-core` and carries out its decisions. `run` supervises
 //! in the foreground; `submit` starts a detached supervisor process and returns.
 
+pub mod admission;
 pub mod engine;
 pub mod gpus;
 pub mod home;

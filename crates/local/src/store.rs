@@ -2,16 +2,21 @@
 //! supervisors write). Every multi-row change runs in one transaction, so an interrupted
 //! command never leaves half a job behind.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
-use trainctl_core::queue::{admit, QueuedJob};
+use trainctl_core::queue::QueuedJob;
 use trainctl_core::state_machine::JobPhase;
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
+
+mod replica_status;
+mod schema;
+
+pub use replica_status::ReplicaStatus;
+pub use schema::SCHEMA_VERSION;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -27,68 +32,25 @@ pub enum StoreError {
         "job {0:?} already exists; delete it first (trainctl delete {0}) or pick another name"
     )]
     AlreadyExists(String),
-    /// Could not create the state directory or pick a port.
+    /// The database was written by a newer trainctl.
+    #[error(
+        "state database {} has schema version {found}, but this trainctl knows versions up to \
+         {supported}: a newer trainctl wrote it. Use that one (or newer), or set \
+         TRAINCTL_HOME to another directory",
+        path.display()
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Its version.
+        found: i64,
+        /// The latest version this trainctl knows.
+        supported: i64,
+    },
+    /// Could not create the state directory (or, when admitting a job, pick a port).
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS jobs (
-    name TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    spec TEXT NOT NULL,
-    workdir TEXT NOT NULL,
-    phase TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    message TEXT NOT NULL DEFAULT '',
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    restarts INTEGER NOT NULL DEFAULT 0,
-    gpus_needed INTEGER NOT NULL DEFAULT 0,
-    admitted INTEGER NOT NULL DEFAULT 0,
-    gpus TEXT NOT NULL DEFAULT '[]',
-    supervisor_pid INTEGER NOT NULL DEFAULT 0,
-    supervisor_start INTEGER NOT NULL DEFAULT 0,
-    deleting INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS replicas (
-    job TEXT NOT NULL,
-    replica TEXT NOT NULL,
-    ord INTEGER NOT NULL,
-    port INTEGER NOT NULL DEFAULT 0,
-    gpus TEXT NOT NULL DEFAULT '[]',
-    state TEXT NOT NULL DEFAULT 'NotStarted',
-    attempt INTEGER NOT NULL DEFAULT -1,
-    exit_code INTEGER,
-    pid INTEGER NOT NULL DEFAULT 0,
-    pid_start INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (job, replica)
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    job TEXT NOT NULL,
-    replica TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    pid INTEGER NOT NULL,
-    started REAL NOT NULL,
-    finished REAL,
-    exit_code INTEGER,
-    log TEXT NOT NULL,
-    PRIMARY KEY (job, replica, attempt)
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job TEXT NOT NULL,
-    time REAL NOT NULL,
-    type TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ports (
-    port INTEGER PRIMARY KEY,
-    job TEXT NOT NULL
-);
-";
 
 /// A job as stored.
 #[derive(Debug, Clone, Serialize)]
@@ -138,8 +100,8 @@ pub struct ReplicaRow {
     pub port: u16,
     /// GPUs it sees.
     pub gpus: Vec<u32>,
-    /// NotStarted, Running, Succeeded, Failed or Stopped.
-    pub state: String,
+    /// The state of its latest attempt.
+    pub state: ReplicaStatus,
     /// Latest attempt number, -1 before the first.
     pub attempt: i64,
     /// Exit code of the latest attempt.
@@ -185,15 +147,6 @@ pub struct EventRow {
     pub message: String,
 }
 
-/// What the queue said.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Admission {
-    /// Resources granted: GPUs per replica and ports.
-    Granted,
-    /// Not yet.
-    Wait,
-}
-
 /// A connection to the state database.
 pub struct Store {
     conn: Connection,
@@ -210,13 +163,16 @@ fn json_list(s: String) -> Vec<u32> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path` and brings its schema up to
+    /// [`SCHEMA_VERSION`]. A database from a newer trainctl is refused, untouched.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(Duration::from_secs(30))?;
+        // Before anything that could write: a newer trainctl's database stays as it is.
+        schema::refuse_unknown(schema::version(&conn)?, path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // Short-lived CLI processes would otherwise checkpoint (and fsync) the WAL on every
@@ -225,7 +181,7 @@ impl Store {
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
         )?;
-        conn.execute_batch(SCHEMA)?;
+        schema::migrate(&mut conn, path)?;
         Ok(Store { conn })
     }
 
@@ -486,78 +442,14 @@ impl Store {
             .optional()?)
     }
 
-    /// Asks the gang queue for the job's GPUs and picks a free port per replica, atomically
-    /// with every other job's request, so no two jobs share a GPU or a port.
-    pub fn try_admit(
-        &mut self,
-        job: &TrainingJob,
-        inventory: &[u32],
-    ) -> Result<Admission, StoreError> {
-        let name = job.name();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let need = job.total_gpus();
-        let mut held: Vec<u32> = Vec::new();
-        let mut waiting = Vec::new();
-        {
-            let mut stmt = tx.prepare(
-                "SELECT name, gpus_needed, admitted, gpus, seq, spec FROM jobs
-                 WHERE phase NOT IN ('Succeeded', 'Failed') AND deleting = 0",
-            )?;
-            let mut rows = stmt.query([])?;
-            while let Some(r) = rows.next()? {
-                let other: String = r.get(0)?;
-                let gpus_needed: u32 = r.get(1)?;
-                if r.get::<_, bool>(2)? {
-                    held.extend(json_list(r.get(3)?));
-                } else if gpus_needed > 0 {
-                    let priority = serde_json::from_str::<TrainingJob>(&r.get::<_, String>(5)?)
-                        .map(|j| j.spec.scheduling.priority)
-                        .unwrap_or(0);
-                    waiting.push(QueuedJob {
-                        key: other,
-                        gpus: gpus_needed,
-                        priority,
-                        seq: r.get::<_, i64>(4)? as u64,
-                    });
-                }
-            }
-        }
-        let free: Vec<u32> = inventory
-            .iter()
-            .copied()
-            .filter(|g| !held.contains(g))
-            .collect();
-        if need > 0 && !admit(&waiting, free.len() as u32).iter().any(|k| k == name) {
-            return Ok(Admission::Wait);
-        }
-        let mut taken = free.into_iter().take(need as usize);
-        let ids = ReplicaId::all_of(job);
-        let ports = pick_ports(&tx, ids.len())?;
-        for (id, port) in ids.iter().zip(&ports) {
-            let n = job
-                .spec
-                .replicas
-                .get(id.role)
-                .map_or(0, |r| r.resources.gpus());
-            let gpus: Vec<u32> = taken.by_ref().take(n as usize).collect();
-            tx.execute(
-                "UPDATE replicas SET port = ?3, gpus = ?4 WHERE job = ?1 AND replica = ?2",
-                params![name, id.to_string(), port, serde_json::to_string(&gpus)?],
-            )?;
-            tx.execute(
-                "INSERT INTO ports (port, job) VALUES (?1, ?2)",
-                params![port, name],
-            )?;
-        }
-        let all: Vec<u32> = self_gpus(&tx, name)?;
-        tx.execute(
-            "UPDATE jobs SET admitted = 1, gpus = ?2 WHERE name = ?1",
-            params![name, serde_json::to_string(&all)?],
-        )?;
-        tx.commit()?;
-        Ok(Admission::Granted)
+    /// Starts handing out resources: one write transaction, so no two jobs are granted the
+    /// same GPU or port. Dropping it without [`Allocation::grant`] changes nothing.
+    pub fn allocation(&mut self) -> Result<Allocation<'_>, StoreError> {
+        Ok(Allocation {
+            tx: self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?,
+        })
     }
 
     /// Records the start of an attempt.
@@ -575,9 +467,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         tx.execute(
-            "UPDATE replicas SET state = 'Running', attempt = ?3, exit_code = NULL, pid = ?4, pid_start = ?5
+            "UPDATE replicas SET state = ?6, attempt = ?3, exit_code = NULL, pid = ?4, pid_start = ?5
              WHERE job = ?1 AND replica = ?2",
-            params![job, replica.to_string(), attempt, pid, pid_start as i64],
+            params![
+                job,
+                replica.to_string(),
+                attempt,
+                pid,
+                pid_start as i64,
+                ReplicaStatus::Running
+            ],
         )?;
         tx.execute(
             "INSERT OR REPLACE INTO attempts (job, replica, attempt, pid, started, log)
@@ -605,7 +504,7 @@ impl Store {
         job: &str,
         replica: ReplicaId,
         attempt: u32,
-        state: &str,
+        state: ReplicaStatus,
         exit_code: i32,
         now: f64,
     ) -> Result<(), StoreError> {
@@ -648,40 +547,94 @@ impl Store {
     }
 }
 
-fn self_gpus(tx: &rusqlite::Transaction, job: &str) -> Result<Vec<u32>, StoreError> {
-    let mut stmt = tx.prepare("SELECT gpus FROM replicas WHERE job = ?1")?;
-    let lists = stmt.query_map([job], |r| r.get::<_, String>(0))?;
-    let mut all = Vec::new();
-    for l in lists {
-        all.extend(json_list(l?));
-    }
-    all.sort_unstable();
-    Ok(all)
+/// GPUs and ports as every job that has not ended holds or waits for them, read and granted
+/// in one write transaction (see [`Store::allocation`]).
+pub struct Allocation<'a> {
+    tx: Transaction<'a>,
 }
 
-/// Free ports from the kernel that no other job holds. The listeners stay open until all
-/// are picked, so the kernel does not hand out the same one twice.
-fn pick_ports(tx: &rusqlite::Transaction, n: usize) -> Result<Vec<u16>, StoreError> {
-    let mut listeners = Vec::new();
-    let mut ports = Vec::new();
-    let mut tries = 0;
-    while ports.len() < n {
-        tries += 1;
-        if tries > n * 20 + 100 {
-            return Err(StoreError::Io(std::io::Error::other(
-                "could not find free local ports",
-            )));
+/// What the jobs that have not ended hold and wait for.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    /// GPUs held by admitted jobs.
+    pub held_gpus: Vec<u32>,
+    /// Jobs not admitted yet that need GPUs.
+    pub gpu_queue: Vec<QueuedJob<String>>,
+}
+
+/// What one replica is granted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaGrant {
+    /// Which replica.
+    pub replica: ReplicaId,
+    /// Its local port.
+    pub port: u16,
+    /// The GPUs it sees.
+    pub gpus: Vec<u32>,
+}
+
+impl Allocation<'_> {
+    /// What the jobs that have not ended (and are not being deleted) hold and wait for.
+    pub fn claims(&self) -> Result<Claims, StoreError> {
+        let mut claims = Claims::default();
+        let mut stmt = self.tx.prepare(
+            "SELECT name, gpus_needed, admitted, gpus, seq, spec FROM jobs
+             WHERE phase NOT IN ('Succeeded', 'Failed') AND deleting = 0",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let gpus_needed: u32 = r.get(1)?;
+            if r.get::<_, bool>(2)? {
+                claims.held_gpus.extend(json_list(r.get(3)?));
+            } else if gpus_needed > 0 {
+                let priority = serde_json::from_str::<TrainingJob>(&r.get::<_, String>(5)?)
+                    .map(|j| j.spec.scheduling.priority)
+                    .unwrap_or(0);
+                claims.gpu_queue.push(QueuedJob {
+                    key: r.get(0)?,
+                    gpus: gpus_needed,
+                    priority,
+                    seq: r.get::<_, i64>(4)? as u64,
+                });
+            }
         }
-        let l = TcpListener::bind("127.0.0.1:0")?;
-        let port = l.local_addr()?.port();
-        let taken: bool = tx
+        Ok(claims)
+    }
+
+    /// Whether a job holds `port`.
+    pub fn port_in_use(&self, port: u16) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
             .query_row("SELECT 1 FROM ports WHERE port = ?1", [port], |_| Ok(true))
             .optional()?
-            .unwrap_or(false);
-        listeners.push(l);
-        if !taken {
-            ports.push(port);
-        }
+            .unwrap_or(false))
     }
-    Ok(ports)
+
+    /// Records the job as admitted with these ports and GPUs, and commits.
+    pub fn grant(self, job: &str, replicas: &[ReplicaGrant]) -> Result<(), StoreError> {
+        let mut all: Vec<u32> = Vec::new();
+        for r in replicas {
+            self.tx.execute(
+                "UPDATE replicas SET port = ?3, gpus = ?4 WHERE job = ?1 AND replica = ?2",
+                params![
+                    job,
+                    r.replica.to_string(),
+                    r.port,
+                    serde_json::to_string(&r.gpus)?
+                ],
+            )?;
+            self.tx.execute(
+                "INSERT INTO ports (port, job) VALUES (?1, ?2)",
+                params![r.port, job],
+            )?;
+            all.extend(&r.gpus);
+        }
+        all.sort_unstable();
+        self.tx.execute(
+            "UPDATE jobs SET admitted = 1, gpus = ?2 WHERE name = ?1",
+            params![job, serde_json::to_string(&all)?],
+        )?;
+        self.tx.commit()?;
+        Ok(())
+    }
 }

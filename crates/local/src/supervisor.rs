@@ -16,10 +16,11 @@ use trainctl_core::wiring::{replica_argv, replica_env, AttemptContext, Hosts};
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
+use crate::admission::{self, Admission};
 use crate::engine::EngineError;
 use crate::home::Home;
 use crate::process::{self, Launch};
-use crate::store::{Admission, Store};
+use crate::store::{ReplicaStatus, Store};
 use crate::{gpus, now};
 
 /// Timing knobs of a supervisor.
@@ -233,7 +234,7 @@ impl Supervisor<'_> {
 
     /// Asks the gang queue for the job's resources; notes once that the job is queued.
     fn try_admit(&mut self, inventory: &[u32], queued_noted: &mut bool) -> Result<(), EngineError> {
-        if self.store.try_admit(&self.job, inventory)? == Admission::Granted {
+        if admission::try_admit(&mut self.store, &self.job, inventory)? == Admission::Granted {
             self.admitted = true;
             self.reload_allocation()?;
             self.event(
@@ -451,16 +452,12 @@ impl Supervisor<'_> {
                 exit_code: exit.code,
             }
         };
-        let label = match track.state {
-            ReplicaState::Stopped => "Stopped",
-            ReplicaState::Succeeded => "Succeeded",
-            _ => "Failed",
-        };
+        let label = ReplicaStatus::from(track.state);
         self.store
             .end_attempt(&name, exit.id, exit.attempt, label, exit.code, exit.at)?;
         self.event(
-            label == "Failed",
-            &format!("Replica{label}"),
+            label == ReplicaStatus::Failed,
+            &format!("Replica{}", label.as_str()),
             &format!(
                 "{} attempt {} exited with code {}",
                 exit.id, exit.attempt, exit.code
