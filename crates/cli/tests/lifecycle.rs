@@ -1,15 +1,22 @@
-//! Jobs of small scripts run end to end: success policies, parameter servers stopped after
-//! success, restarts, exit-code rules, backoff limit and deadline.
+//! Jobs of small scripts run end to end by the local engine: every row of the scenario table
+//! (crate `trainctl-scenarios`) with real processes, and what only local jobs have: the
+//! checkpoint directory across attempts, a missing program, the TTL of a finished job.
 
 mod common;
 
-use common::{job_yaml, Sandbox};
+use std::path::Path;
+use std::time::Instant;
 
-/// A replica that serves forever, like a parameter server.
-const FOREVER: &str = "exec sleep 300\n";
+use common::{job_yaml, replica_name, Sandbox};
+use serde_json::Value;
+use trainctl_scenarios::{End, Scenario};
 
 fn submit(sb: &Sandbox, name: &str, spec: &str) {
-    let file = sb.job(&format!("{name}.yaml"), &job_yaml(name, spec));
+    submit_yaml(sb, name, &job_yaml(name, spec));
+}
+
+fn submit_yaml(sb: &Sandbox, name: &str, yaml: &str) {
+    let file = sb.job(&format!("{name}.yaml"), yaml);
     let out = sb.ok(&["submit", file.to_str().unwrap()]);
     assert_eq!(out.trim(), format!("trainingjob/{name} created"));
 }
@@ -23,72 +30,185 @@ fn state(sb: &Sandbox, job: &str, replica: &str) -> (String, Option<i64>) {
     )
 }
 
-#[test]
-fn worker0_success_ends_a_ps_job_and_stops_the_ps() {
-    let sb = Sandbox::new();
-    sb.write("ps.sh", FOREVER);
-    sb.write("worker.sh", "sleep 0.3; echo trained\n");
-    submit(
-        &sb,
-        "ps-job",
-        "  framework: tensorflow\n  replicas:\n    ps: {count: 1, command: [sh, ps.sh]}\n    worker: {count: 2, command: [sh, worker.sh]}\n",
-    );
-    assert_eq!(sb.wait("ps-job"), "Succeeded");
-    let s = sb.status("ps-job");
-    assert_eq!(s["status"]["message"], "worker-0 succeeded");
-    assert_eq!(
-        state(&sb, "ps-job", "worker-0"),
-        ("Succeeded".into(), Some(0))
-    );
-    // The PS never exits by itself: the success policy stopped it with SIGTERM.
-    assert_eq!(state(&sb, "ps-job", "ps-0"), ("Stopped".into(), Some(143)));
-    assert!(common::processes_left_after(&sb.home(), "ps-job", 5).is_empty());
+// ---------------------------------------------------------------------------------------------
+// The scenario table
+// ---------------------------------------------------------------------------------------------
+
+/// The program of every replica: it waits for its go file (`<replica>.<attempt>` in `go`),
+/// then ends as the file says (`exit N` or `kill N`); without one it runs until stopped.
+fn replica_program(go: &Path) -> String {
+    format!(
+        "go=\"{}/$TRAINCTL_REPLICA_TYPE-$TRAINCTL_REPLICA_INDEX.$TRAINCTL_ATTEMPT\"\n\
+         while [ ! -e \"$go\" ]; do sleep 0.05; done\n\
+         read how code < \"$go\"\n\
+         if [ \"$how\" = kill ]; then kill -\"$code\" $$; fi\n\
+         exit \"$code\"\n",
+        go.display()
+    )
 }
 
-#[test]
-fn the_chief_decides_success_even_while_workers_run() {
-    let sb = Sandbox::new();
-    sb.write("chief.sh", "sleep 0.2\n");
-    sb.write("worker.sh", FOREVER);
-    submit(
-        &sb,
-        "chief-job",
-        "  framework: tensorflow\n  replicas:\n    chief: {command: [sh, chief.sh]}\n    worker: {count: 2, command: [sh, worker.sh]}\n",
-    );
-    assert_eq!(sb.wait("chief-job"), "Succeeded");
-    assert_eq!(
-        sb.status("chief-job")["status"]["message"],
-        "chief-0 succeeded"
-    );
-    assert_eq!(state(&sb, "chief-job", "worker-1").0, "Stopped");
+/// Tells attempt `attempt` of `replica` to end as `end` (written whole, then renamed).
+fn release(go: &Path, replica: &str, attempt: u32, end: End) {
+    let text = match end {
+        End::Exit(code) => format!("exit {code}\n"),
+        End::Killed(signal) => format!("kill {signal}\n"),
+    };
+    let file = go.join(format!("{replica}.{attempt}"));
+    let partial = file.with_extension("partial");
+    std::fs::write(&partial, text).unwrap();
+    std::fs::rename(&partial, &file).unwrap();
 }
 
-#[test]
-fn all_workers_policy_waits_for_every_worker() {
-    let sb = Sandbox::new();
-    // worker-0 is quick; worker-1 takes longer. Under AllWorkers the job ends with worker-1.
-    sb.write(
-        "worker.sh",
-        "if [ \"$TRAINCTL_REPLICA_INDEX\" = 1 ]; then sleep 1; fi\necho done $TRAINCTL_REPLICA_INDEX\n",
-    );
-    submit(
-        &sb,
-        "all-workers",
-        "  command: [sh, worker.sh]\n  replicas:\n    worker: {count: 2}\n  runPolicy: {successPolicy: AllWorkers}\n",
-    );
-    assert_eq!(sb.wait("all-workers"), "Succeeded");
-    assert_eq!(
-        sb.status("all-workers")["status"]["message"],
-        "all 2 workers succeeded"
-    );
-    assert_eq!(
-        state(&sb, "all-workers", "worker-1"),
-        ("Succeeded".into(), Some(0))
-    );
+fn is_terminal(status: &Value) -> bool {
+    matches!(
+        status["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    )
 }
 
+/// Whether attempt `attempt` of `replica` is running.
+fn runs(status: &Value, replica: &str, attempt: u32) -> bool {
+    let r = Sandbox::replica(status, replica);
+    r["state"] == "Running" && r["attempt"] == attempt
+}
+
+/// Plays a scenario with real processes and checks how the job ends.
+fn run(s: &Scenario) {
+    let sb = Sandbox::new();
+    let go = sb.work().join("go");
+    std::fs::create_dir_all(&go).unwrap();
+    sb.write("replica.sh", &replica_program(&go));
+    let name = s.job_name();
+    let started = Instant::now();
+    submit_yaml(
+        &sb,
+        &name,
+        &s.job_yaml(&name, "  command: [sh, replica.sh]\n"),
+    );
+    play(&sb, s, &go);
+    assert_eq!(sb.wait(&name), s.phase, "{}: phase", s.name);
+    check_status(&sb.status(&name), s);
+    if let Some(deadline) = parse_deadline(s) {
+        let ran = started.elapsed().as_secs_f64();
+        assert!(
+            ran >= deadline as f64 - 0.1,
+            "{}: ended after {ran}s",
+            s.name
+        );
+    }
+    if !s.left_running().is_empty() {
+        sb.ok(&["delete", &name]);
+    }
+    let left = common::processes_left_after(&sb.home(), &name, 5);
+    assert!(left.is_empty(), "{}: processes left: {left:?}", s.name);
+}
+
+/// Ends the replicas' attempts as the steps say, each once the engine runs it; waits for
+/// the engine to see each end (and for the restart the row expects after it).
+fn play(sb: &Sandbox, s: &Scenario, go: &Path) {
+    let name = s.job_name();
+    if !s.steps.is_empty() {
+        sb.until(&name, "every replica to run", |st| {
+            s.replica_ids().iter().all(|r| runs(st, r, 0))
+        });
+    }
+    for step in s.steps {
+        let (replica, attempt) = (step.replica, step.attempt);
+        let st = sb.until(
+            &name,
+            &format!("{replica} attempt {attempt} to run"),
+            |st| runs(st, replica, attempt) || is_terminal(st),
+        );
+        assert!(
+            !is_terminal(&st),
+            "{}: the job ended before {step:?}: {st:#}",
+            s.name
+        );
+        release(go, replica, attempt, step.end);
+        sb.until(
+            &name,
+            &format!("{replica} attempt {attempt} to end"),
+            |st| !runs(st, replica, attempt),
+        );
+        if s.is_restarted_after(step) {
+            sb.until(&name, &format!("{replica} to restart"), |st| {
+                runs(st, replica, attempt + 1)
+            });
+        }
+    }
+}
+
+/// Checks the ended job's status: reason, message, restarts, each replica's state, exit
+/// code and attempt, and each step's attempt record.
+fn check_status(st: &Value, s: &Scenario) {
+    let status = &st["status"];
+    assert_eq!(
+        (&status["reason"], &status["message"], &status["restarts"]),
+        (
+            &Value::from(s.reason),
+            &Value::from(s.message),
+            &Value::from(s.restarts)
+        ),
+        "{}: reason, message, restarts",
+        s.name
+    );
+    for replica in s.replica_ids() {
+        let r = Sandbox::replica(st, &replica);
+        let want = match s.final_end(&replica) {
+            _ if s.is_stopped(&replica) => ("Stopped", Some(143)),
+            Some(End::Exit(0)) => ("Succeeded", Some(0)),
+            Some(end) => ("Failed", Some(end.exit_code())),
+            None => ("Running", None),
+        };
+        assert_eq!(
+            (r["state"].as_str().unwrap(), r["exitCode"].as_i64()),
+            (want.0, want.1.map(i64::from)),
+            "{}: {replica}",
+            s.name
+        );
+        assert_eq!(
+            r["attempt"],
+            s.final_attempt(&replica),
+            "{}: attempt of {replica}",
+            s.name
+        );
+    }
+    let attempts = status["attempts"].as_array().unwrap();
+    assert_eq!(
+        attempts.len(),
+        s.attempts_run().len(),
+        "{}: attempts",
+        s.name
+    );
+    for step in s.steps {
+        let recorded = attempts
+            .iter()
+            .find(|a| replica_name(a) == step.replica && a["attempt"] == step.attempt)
+            .unwrap_or_else(|| panic!("{}: no attempt for {step:?}", s.name));
+        assert_eq!(
+            recorded["exitCode"],
+            step.end.exit_code(),
+            "{}: {step:?}",
+            s.name
+        );
+    }
+}
+
+/// The job's activeDeadlineSeconds.
+fn parse_deadline(s: &Scenario) -> Option<u64> {
+    let job = trainctl_spec::parse_job_str("job.yaml", &s.job_yaml("j", "  command: [sh]\n"))
+        .expect("a valid job");
+    job.spec.run_policy.active_deadline_seconds
+}
+
+trainctl_scenarios::scenario_tests!(fn run);
+
+// ---------------------------------------------------------------------------------------------
+// Local jobs only
+// ---------------------------------------------------------------------------------------------
+
 #[test]
-fn on_failure_restarts_with_a_new_attempt_and_keeps_the_checkpoint_dir() {
+fn a_restarted_replica_finds_its_checkpoint_dir_and_logs_each_attempt() {
     let sb = Sandbox::new();
     sb.write(
         "train.sh",
@@ -114,108 +234,6 @@ echo "resumed from $(cat "$TRAINCTL_CHECKPOINT_DIR/ckpt")"
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[0]["exitCode"], 3);
     assert_eq!(attempts[1]["exitCode"], 0);
-}
-
-#[test]
-fn exit_code_policy_retries_130_but_not_1() {
-    let sb = Sandbox::new();
-    sb.write(
-        "retry.sh",
-        "if [ \"$TRAINCTL_ATTEMPT\" = 0 ]; then exit 130; fi\n",
-    );
-    sb.write("fatal.sh", "exit 1\n");
-    let policy = "  runPolicy: {restartPolicy: ExitCode, backoffLimit: 3}\n";
-    submit(
-        &sb,
-        "retryable",
-        &format!("  command: [sh, retry.sh]\n  replicas: {{worker: {{}}}}\n{policy}"),
-    );
-    submit(
-        &sb,
-        "fatal",
-        &format!("  command: [sh, fatal.sh]\n  replicas: {{worker: {{}}}}\n{policy}"),
-    );
-
-    assert_eq!(sb.wait("retryable"), "Succeeded");
-    assert_eq!(sb.status("retryable")["status"]["restarts"], 1);
-
-    assert_eq!(sb.wait("fatal"), "Failed");
-    let s = sb.status("fatal");
-    assert_eq!(s["status"]["reason"], "ReplicaFailed");
-    assert_eq!(s["status"]["restarts"], 0);
-    assert!(s["status"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("exited with code 1"));
-}
-
-#[test]
-fn a_signal_death_counts_as_128_plus_the_signal_and_is_retried() {
-    let sb = Sandbox::new();
-    sb.write(
-        "killed.sh",
-        "if [ \"$TRAINCTL_ATTEMPT\" = 0 ]; then kill -9 $$; fi\n",
-    );
-    submit(
-        &sb,
-        "oom-like",
-        "  command: [sh, killed.sh]\n  replicas: {worker: {}}\n  runPolicy: {restartPolicy: ExitCode}\n",
-    );
-    assert_eq!(sb.wait("oom-like"), "Succeeded");
-    let s = sb.status("oom-like");
-    assert_eq!(s["status"]["attempts"][0]["exitCode"], 137);
-}
-
-#[test]
-fn backoff_limit_exhausted_fails_the_job() {
-    let sb = Sandbox::new();
-    sb.write("always-fails.sh", "echo try $TRAINCTL_ATTEMPT; exit 2\n");
-    submit(
-        &sb,
-        "backoff",
-        "  command: [sh, always-fails.sh]\n  replicas: {worker: {}}\n  runPolicy: {restartPolicy: OnFailure, backoffLimit: 2}\n",
-    );
-    assert_eq!(sb.wait("backoff"), "Failed");
-    let s = sb.status("backoff");
-    assert_eq!(s["status"]["reason"], "BackoffLimitExceeded");
-    assert_eq!(s["status"]["restarts"], 2);
-    assert_eq!(s["status"]["attempts"].as_array().unwrap().len(), 3);
-}
-
-#[test]
-fn never_policy_fails_the_job_on_the_first_failure_and_stops_the_rest() {
-    let sb = Sandbox::new();
-    sb.write(
-        "w.sh",
-        "if [ \"$TRAINCTL_REPLICA_INDEX\" = 1 ]; then exit 4; fi\nexec sleep 300\n",
-    );
-    submit(
-        &sb,
-        "never",
-        "  command: [sh, w.sh]\n  replicas: {worker: {count: 2}}\n",
-    );
-    assert_eq!(sb.wait("never"), "Failed");
-    assert_eq!(state(&sb, "never", "worker-1"), ("Failed".into(), Some(4)));
-    assert_eq!(state(&sb, "never", "worker-0").0, "Stopped");
-    assert!(common::processes_left_after(&sb.home(), "never", 5).is_empty());
-}
-
-#[test]
-fn active_deadline_fails_a_job_that_runs_too_long() {
-    let sb = Sandbox::new();
-    sb.write("slow.sh", FOREVER);
-    submit(
-        &sb,
-        "deadline",
-        "  command: [sh, slow.sh]\n  replicas: {worker: {}}\n  runPolicy: {activeDeadlineSeconds: 1}\n",
-    );
-    let started = std::time::Instant::now();
-    assert_eq!(sb.wait("deadline"), "Failed");
-    assert!(started.elapsed().as_secs_f64() >= 0.9);
-    let s = sb.status("deadline");
-    assert_eq!(s["status"]["reason"], "DeadlineExceeded");
-    assert_eq!(state(&sb, "deadline", "worker-0").0, "Stopped");
-    assert!(common::processes_left_after(&sb.home(), "deadline", 5).is_empty());
 }
 
 #[test]

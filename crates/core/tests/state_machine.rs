@@ -1,5 +1,8 @@
 //! The job state machine driven with hand-built observations: phase, reason, message and the
-//! exact actions the engine is told to carry out.
+//! exact actions the engine is told to carry out, where a scenario row cannot say it (restart
+//! times, the queue, suspend, a recorded outcome, simultaneous failures, deadline bounds).
+//! Who decides success, restart policies, backoffLimit and cleanPodPolicy are rows of the
+//! scenario table (`tests/scenarios.rs`).
 
 use trainctl_core::state_machine::{
     decide, is_retryable, Action, Backoff, Decision, JobPhase, Observation, Outcome,
@@ -23,27 +26,19 @@ fn id(s: &str) -> ReplicaId {
     s.parse().unwrap()
 }
 
-/// A job of `framework` with the given `replicas:` and `runPolicy:` bodies (flow mappings).
-fn job_of(framework: &str, replicas: &str, run_policy: &str) -> TrainingJob {
+/// A TensorFlow job with the given `replicas:` and `runPolicy:` bodies (flow mappings).
+fn tf_job(replicas: &str, run_policy: &str) -> TrainingJob {
     let yaml = format!(
         "apiVersion: trainctl.dev/v1alpha1\n\
          kind: TrainingJob\n\
          metadata: {{name: j}}\n\
          spec:\n\
-         \x20 framework: {framework}\n\
+         \x20 framework: tensorflow\n\
          \x20 command: [python3, t.py]\n\
          \x20 replicas: {replicas}\n\
          \x20 runPolicy: {run_policy}\n"
     );
     parse_job_str("test.yaml", &yaml).unwrap_or_else(|e| panic!("invalid test job: {e:?}"))
-}
-
-fn tf_job(replicas: &str, run_policy: &str) -> TrainingJob {
-    job_of("tensorflow", replicas, run_policy)
-}
-
-fn pytorch_job(replicas: &str, run_policy: &str) -> TrainingJob {
-    job_of("pytorch", replicas, run_policy)
 }
 
 const PS_WORKERS: &str = "{ps: {count: 1}, worker: {count: 2}}";
@@ -163,255 +158,8 @@ fn running_job_is_running_and_starts_the_rest() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Success
-// ---------------------------------------------------------------------------------------------
-
-#[test]
-fn chief_success_ends_the_job_and_stops_running_replicas() {
-    let job = tf_job(CHIEF_PS_WORKERS, "{}");
-    let d = decide_on(
-        &job,
-        &[
-            ("chief-0", Succeeded),
-            ("ps-0", Running),
-            ("worker-0", Running),
-            ("worker-1", Succeeded),
-        ],
-    );
-    check(
-        &d,
-        JobPhase::Succeeded,
-        "Succeeded",
-        stops(&["ps-0", "worker-0"]),
-    );
-    assert_eq!(d.message, "chief-0 succeeded");
-    assert_eq!(
-        d.outcome(),
-        Some(Outcome {
-            phase: JobPhase::Succeeded,
-            reason: "Succeeded".into(),
-            message: "chief-0 succeeded".into(),
-        })
-    );
-}
-
-#[test]
-fn with_a_chief_worker_0_does_not_decide() {
-    let job = tf_job(CHIEF_PS_WORKERS, "{}");
-    let d = decide_on(
-        &job,
-        &[
-            ("chief-0", Running),
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Succeeded),
-        ],
-    );
-    check(&d, JobPhase::Running, "Running", vec![]);
-}
-
-#[test]
-fn master_success_ends_a_pytorch_job() {
-    let job = pytorch_job("{master: {}, worker: {count: 2}}", "{}");
-    let d = decide_on(
-        &job,
-        &[
-            ("master-0", Succeeded),
-            ("worker-0", Running),
-            ("worker-1", Running),
-        ],
-    );
-    check(
-        &d,
-        JobPhase::Succeeded,
-        "Succeeded",
-        stops(&["worker-0", "worker-1"]),
-    );
-    assert_eq!(d.message, "master-0 succeeded");
-}
-
-#[test]
-fn worker_0_success_ends_a_ps_job_and_stops_the_ps() {
-    let job = tf_job(PS_WORKERS, "{cleanPodPolicy: Running}");
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Succeeded),
-        ],
-    );
-    check(&d, JobPhase::Succeeded, "Succeeded", stops(&["ps-0"]));
-    assert_eq!(d.message, "worker-0 succeeded");
-}
-
-#[test]
-fn default_clean_pod_policy_is_running() {
-    let job = tf_job(PS_WORKERS, "{}");
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Running),
-        ],
-    );
-    check(
-        &d,
-        JobPhase::Succeeded,
-        "Succeeded",
-        stops(&["ps-0", "worker-1"]),
-    );
-}
-
-#[test]
-fn clean_pod_policy_none_leaves_the_ps_running() {
-    let job = tf_job(PS_WORKERS, "{cleanPodPolicy: None}");
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Running),
-        ],
-    );
-    check(&d, JobPhase::Succeeded, "Succeeded", vec![]);
-}
-
-#[test]
-fn clean_pod_policy_all_stops_the_running_ones() {
-    let job = tf_job(PS_WORKERS, "{cleanPodPolicy: All}");
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Stopped),
-        ],
-    );
-    check(&d, JobPhase::Succeeded, "Succeeded", stops(&["ps-0"]));
-}
-
-#[test]
-fn worker_1_alone_does_not_end_a_chief_or_worker0_job() {
-    let job = tf_job(PS_WORKERS, "{successPolicy: ChiefOrWorker0}");
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", Running),
-            ("worker-1", Succeeded),
-        ],
-    );
-    check(&d, JobPhase::Running, "Running", vec![]);
-}
-
-#[test]
-fn all_workers_needs_every_worker() {
-    let job = tf_job(
-        "{ps: {count: 1}, worker: {count: 3}}",
-        "{successPolicy: AllWorkers}",
-    );
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Succeeded),
-            ("worker-2", Running),
-        ],
-    );
-    check(&d, JobPhase::Running, "Running", vec![]);
-
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Succeeded),
-            ("worker-2", Succeeded),
-        ],
-    );
-    check(&d, JobPhase::Succeeded, "Succeeded", stops(&["ps-0"]));
-    assert_eq!(d.message, "all 3 workers succeeded");
-}
-
-/// Kubeflow v1 (TFJob UpdateJobStatus): with a chief or master, the chief decides and the
-/// success policy only applies to jobs without one. The workers finishing must not end the job
-/// (and kill the chief that is still writing the final model).
-#[test]
-fn all_workers_with_a_chief_still_waits_for_the_chief() {
-    let job = tf_job(CHIEF_PS_WORKERS, "{successPolicy: AllWorkers}");
-    let d = decide_on(
-        &job,
-        &[
-            ("chief-0", Running),
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Succeeded),
-        ],
-    );
-    check(&d, JobPhase::Running, "Running", vec![]);
-
-    let d = decide_on(
-        &job,
-        &[
-            ("chief-0", Succeeded),
-            ("ps-0", Running),
-            ("worker-0", Succeeded),
-            ("worker-1", Succeeded),
-        ],
-    );
-    check(&d, JobPhase::Succeeded, "Succeeded", stops(&["ps-0"]));
-    assert_eq!(d.message, "chief-0 succeeded");
-}
-
-// ---------------------------------------------------------------------------------------------
 // Failure and restarts
 // ---------------------------------------------------------------------------------------------
-
-#[test]
-fn never_policy_fails_the_job_and_stops_the_running_ones() {
-    let job = tf_job(PS_WORKERS, "{restartPolicy: Never}");
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", Running),
-            ("worker-1", failed(1)),
-        ],
-    );
-    check(
-        &d,
-        JobPhase::Failed,
-        "ReplicaFailed",
-        stops(&["ps-0", "worker-0"]),
-    );
-    assert_eq!(
-        d.message,
-        "worker-1 exited with code 1 (restartPolicy Never does not retry it)"
-    );
-    assert_eq!(d.outcome().unwrap().phase, JobPhase::Failed);
-}
-
-#[test]
-fn never_is_the_default_and_does_not_retry_signals() {
-    let job = tf_job(PS_WORKERS, "{}");
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", failed(137)),
-            ("worker-0", Running),
-            ("worker-1", Running),
-        ],
-    );
-    check(
-        &d,
-        JobPhase::Failed,
-        "ReplicaFailed",
-        stops(&["worker-0", "worker-1"]),
-    );
-}
 
 #[test]
 fn on_failure_restarts_after_the_backoff_delay() {
@@ -502,101 +250,6 @@ fn restarting_also_starts_replicas_not_started_yet() {
                 not_before: 91.0,
             },
         ],
-    );
-}
-
-#[test]
-fn exit_code_policy_retries_130_and_137() {
-    let job = tf_job(PS_WORKERS, "{restartPolicy: ExitCode}");
-    for code in [130, 137, 128, 143, 255] {
-        let d = decide_on(
-            &job,
-            &[
-                ("ps-0", Running),
-                ("worker-0", Running),
-                ("worker-1", failed(code)),
-            ],
-        );
-        check(
-            &d,
-            JobPhase::Restarting,
-            "Restarting",
-            vec![Action::Restart {
-                id: id("worker-1"),
-                not_before: 91.0,
-            }],
-        );
-    }
-}
-
-#[test]
-fn exit_code_policy_fails_on_1() {
-    let job = tf_job(PS_WORKERS, "{restartPolicy: ExitCode}");
-    for code in [1, 2, 127] {
-        let d = decide_on(
-            &job,
-            &[
-                ("ps-0", Running),
-                ("worker-0", Running),
-                ("worker-1", failed(code)),
-            ],
-        );
-        check(
-            &d,
-            JobPhase::Failed,
-            "ReplicaFailed",
-            stops(&["ps-0", "worker-0"]),
-        );
-        assert_eq!(
-            d.message,
-            format!("worker-1 exited with code {code} (restartPolicy ExitCode does not retry it)")
-        );
-    }
-}
-
-#[test]
-fn backoff_limit_exhausted_fails_the_job() {
-    let job = tf_job(PS_WORKERS, "{restartPolicy: OnFailure, backoffLimit: 3}");
-    let mut o = obs(&[
-        ("ps-0", Running),
-        ("worker-0", failed(1)),
-        ("worker-1", Running),
-    ]);
-    o.restarts = 3;
-    let d = decide(&job, &o, BACKOFF);
-    check(
-        &d,
-        JobPhase::Failed,
-        "BackoffLimitExceeded",
-        stops(&["ps-0", "worker-1"]),
-    );
-    assert_eq!(
-        d.message,
-        "worker-0 exited with code 1 after 3 restarts (backoffLimit 3)"
-    );
-
-    // One restart short of the limit still restarts.
-    o.restarts = 2;
-    let d = decide(&job, &o, BACKOFF);
-    assert_eq!(d.phase, JobPhase::Restarting);
-}
-
-#[test]
-fn backoff_limit_zero_allows_no_restart() {
-    let job = tf_job(PS_WORKERS, "{restartPolicy: ExitCode, backoffLimit: 0}");
-    let d = decide_on(
-        &job,
-        &[
-            ("ps-0", Running),
-            ("worker-0", failed(137)),
-            ("worker-1", Running),
-        ],
-    );
-    check(
-        &d,
-        JobPhase::Failed,
-        "BackoffLimitExceeded",
-        stops(&["ps-0", "worker-1"]),
     );
 }
 
@@ -784,7 +437,7 @@ fn backoff_doubles_and_is_capped() {
 }
 
 #[test]
-fn is_retryable_table() {
+fn exit_codes_are_retried_as_the_restart_policy_says() {
     use RestartPolicy::{ExitCode, Never, OnFailure};
     let table = [
         // (policy, exit code, retried)

@@ -1,6 +1,6 @@
 //! The operator converges under API faults: with ~10% of its calls failing (500, 429 with
-//! Retry-After, 409) and every watch dropped every 300ms, eight jobs of different shapes
-//! each reach their right phase with the right restarts, and no replica ever has two pods
+//! Retry-After, 409) and every watch dropped every 300ms, eight jobs of the scenario table
+//! each reach their right end, and no replica ever has two pods
 //! nor an attempt created twice.
 
 mod common;
@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::audit::PodAudit;
-use common::scenarios::SCENARIOS;
+use common::scenarios::{drive, expected_pods, under_faults};
 use common::{Cluster, NS, OPERATOR_USER};
 use kube_sim::{FaultRule, InjectedError};
 
@@ -29,6 +29,7 @@ fn operator_faults() -> [FaultRule; 3] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_job_reaches_its_end_under_faults_and_dropped_watches() {
+    let scenarios = under_faults();
     let c = Cluster::start().await;
     let audit = PodAudit::start(c.client.clone(), NS);
     for rule in operator_faults() {
@@ -40,7 +41,7 @@ async fn every_job_reaches_its_end_under_faults_and_dropped_watches() {
             c.sim.drop_watches();
         }
     };
-    let jobs = futures::future::join_all(SCENARIOS.iter().map(|s| s.drive(&c)));
+    let jobs = futures::future::join_all(scenarios.iter().map(|s| drive(&c, s)));
     tokio::select! {
         _ = jobs => {}
         _ = drops => unreachable!("dropping watches never ends"),
@@ -54,5 +55,5 @@ async fn every_job_reaches_its_end_under_faults_and_dropped_watches() {
         .sum();
     assert!(calls > 100, "the operator made only {calls} calls");
 
-    audit.assert_one_pod_per_attempt(SCENARIOS.iter().flat_map(|s| s.expected_pods()).collect());
+    audit.assert_one_pod_per_attempt(scenarios.iter().copied().flat_map(expected_pods).collect());
 }

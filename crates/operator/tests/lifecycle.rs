@@ -1,5 +1,7 @@
-//! Job lifecycles on kube-sim, mirroring Kubeflow's TFJob status cases: the operator runs
-//! in-process against the server over HTTP, the test plays the kubelet.
+//! Job lifecycles on kube-sim: every row of the scenario table (crate `trainctl-scenarios`,
+//! Kubeflow's TFJob status cases) and what only the cluster has (services, events, pods
+//! replaced, deleted from outside or lost with their node, suspend, TTL). The operator runs
+//! in-process against the server over HTTP; the test plays the kubelet.
 
 mod common;
 
@@ -8,8 +10,19 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 
+/// Plays one scenario on its own cluster.
+async fn run(s: &trainctl_scenarios::Scenario) {
+    let c = Cluster::start().await;
+    common::scenarios::drive(&c, s).await;
+}
+
+trainctl_scenarios::scenario_tests!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chief_success_ends_the_job_and_stops_the_parameter_servers() {
+async fn every_replica_gets_a_service_and_pod_writes_are_recorded_as_events() {
     let c = Cluster::start().await;
     c.submit(&job_yaml(
         "tf",
@@ -26,13 +39,7 @@ async fn chief_success_ends_the_job_and_stops_the_parameter_servers() {
         "one headless service per replica"
     );
     c.sim.finish_pod(NS, "tf-chief-0", 0).unwrap();
-    let status = c.wait_phase("tf", "Succeeded").await;
-    assert_eq!(condition(&status, "Succeeded").unwrap().status, "True");
-    assert!(status.completion_time.is_some());
-    c.gone("tf-ps-0").await;
-    c.gone("tf-worker-0").await;
-    let chief = c.pods_api().get("tf-chief-0").await.unwrap();
-    assert_eq!(chief.status.unwrap().phase.as_deref(), Some("Succeeded"));
+    c.wait_phase("tf", "Succeeded").await;
     c.wait_event("tf", "SuccessfulCreatePod: created pods chief-0 (attempt 0), ps-0 (attempt 0), worker-0 (attempt 0), worker-1 (attempt 0)").await;
     c.wait_event(
         "tf",
@@ -43,59 +50,7 @@ async fn chief_success_ends_the_job_and_stops_the_parameter_servers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_a_chief_worker_0_decides() {
-    let c = Cluster::start().await;
-    c.submit(&job_yaml("w0", "{worker: {count: 2}}", "{}"))
-        .await;
-    c.running_pod("w0-worker-1", 0).await;
-    c.finish("w0-worker-0", 0, 0).await;
-    let status = c.wait_phase("w0", "Succeeded").await;
-    assert_eq!(status.reason.as_deref(), Some("Succeeded"));
-    assert_eq!(status.replica_statuses["worker"].succeeded, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn all_workers_waits_for_every_worker() {
-    let c = Cluster::start().await;
-    c.submit(&job_yaml(
-        "aw",
-        "{worker: {count: 2}}",
-        "{successPolicy: AllWorkers}",
-    ))
-    .await;
-    c.finish("aw-worker-0", 0, 0).await;
-    c.running_pod("aw-worker-1", 0).await;
-    common::eventually("worker-0 counted", || async {
-        let s = c.status("aw").await?;
-        (s.replica_statuses.get("worker")?.succeeded == 1).then_some(())
-    })
-    .await;
-    assert_eq!(
-        c.status("aw").await.unwrap().phase.as_deref(),
-        Some("Running")
-    );
-    c.sim.finish_pod(NS, "aw-worker-1", 0).unwrap();
-    c.wait_phase("aw", "Succeeded").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_parameter_server_fails_the_job() {
-    let c = Cluster::start().await;
-    c.submit(&job_yaml(
-        "psf",
-        "{ps: {count: 1}, worker: {count: 1}}",
-        "{}",
-    ))
-    .await;
-    c.finish("psf-ps-0", 0, 1).await;
-    let status = c.wait_phase("psf", "Failed").await;
-    assert_eq!(status.reason.as_deref(), Some("ReplicaFailed"));
-    assert!(status.message.unwrap().contains("ps-0 exited with code 1"));
-    c.gone("psf-worker-0").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exit_code_130_restarts_the_pod_and_exit_1_fails_the_job() {
+async fn a_restart_replaces_the_pod_with_one_of_the_next_attempt() {
     let c = Cluster::start().await;
     c.submit(&job_yaml(
         "ec",
@@ -121,40 +76,6 @@ async fn exit_code_130_restarts_the_pod_and_exit_1_fails_the_job() {
         condition(&status, "Restarting").is_some(),
         "the job went through Restarting: {status:?}"
     );
-    c.sim.finish_pod(NS, "ec-worker-1", 1).unwrap();
-    let status = c.wait_phase("ec", "Failed").await;
-    assert_eq!(status.reason.as_deref(), Some("ReplicaFailed"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exceeding_the_backoff_limit_fails_the_job() {
-    let c = Cluster::start().await;
-    c.submit(&job_yaml(
-        "bl",
-        "{worker: {count: 1}}",
-        "{restartPolicy: OnFailure, backoffLimit: 1}",
-    ))
-    .await;
-    c.finish("bl-worker-0", 0, 2).await;
-    c.finish("bl-worker-0", 1, 2).await;
-    let status = c.wait_phase("bl", "Failed").await;
-    assert_eq!(status.reason.as_deref(), Some("BackoffLimitExceeded"));
-    assert_eq!(status.restarts, 1);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_deadline_fails_the_job_and_stops_its_pods() {
-    let c = Cluster::start().await;
-    c.submit(&job_yaml(
-        "dl",
-        "{worker: {count: 1}}",
-        "{activeDeadlineSeconds: 1}",
-    ))
-    .await;
-    c.running_pod("dl-worker-0", 0).await;
-    let status = c.wait_phase("dl", "Failed").await;
-    assert_eq!(status.reason.as_deref(), Some("DeadlineExceeded"));
-    c.gone("dl-worker-0").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::audit::PodAudit;
-use common::scenarios::SCENARIOS;
+use common::scenarios::{drive, expected_pods, under_faults};
 use common::{job_yaml, Cluster, NS};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -73,10 +73,11 @@ fn test_seed() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_operator_at_random_points_keeps_every_job_right() {
     let mut rng = fastrand::Rng::with_seed(test_seed());
+    let scenarios = under_faults();
     let c = Cluster::without_operator().await;
     let audit = PodAudit::start(c.client.clone(), NS);
     // Staggered submissions, so the kills land at different points of different jobs.
-    let delays: Vec<u64> = SCENARIOS.iter().map(|_| rng.u64(0..1500)).collect();
+    let delays: Vec<u64> = scenarios.iter().map(|_| rng.u64(0..1500)).collect();
     let mut kills = 0u32;
     let chaos = async {
         loop {
@@ -88,11 +89,11 @@ async fn killing_the_operator_at_random_points_keeps_every_job_right() {
             tokio::time::sleep(Duration::from_millis(rng.u64(0..100))).await;
         }
     };
-    let jobs = futures::future::join_all(SCENARIOS.iter().zip(delays).map(|(s, delay)| {
+    let jobs = futures::future::join_all(scenarios.iter().zip(delays).map(|(s, delay)| {
         let c = &c;
         async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
-            s.drive(c).await
+            drive(c, s).await
         }
     }));
     tokio::select! {
@@ -100,7 +101,7 @@ async fn killing_the_operator_at_random_points_keeps_every_job_right() {
         _ = chaos => unreachable!("the chaos loop never ends"),
     }
     assert!(kills >= 3, "the operator was killed only {kills} times");
-    audit.assert_one_pod_per_attempt(SCENARIOS.iter().flat_map(|s| s.expected_pods()).collect());
+    audit.assert_one_pod_per_attempt(scenarios.iter().copied().flat_map(expected_pods).collect());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

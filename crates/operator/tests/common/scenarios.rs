@@ -1,184 +1,116 @@
-//! Jobs of different shapes, each driven to its end by finishing its pods in order, with
-//! the phase, restarts and attempts it must end with.
+//! The scenario table (crate `trainctl-scenarios`) on kube-sim: the test plays the kubelet,
+//! ending each pod as the row's steps say, and checks the status the operator writes.
 
 use k8s_openapi::jiff::Timestamp;
+use trainctl_scenarios::{End, Scenario};
 
-use super::{job_yaml, Cluster};
+use super::{condition, Cluster};
 
-/// A job, the pods to finish (replica, attempt, exit code) in order, and its right end.
-pub struct Scenario {
-    pub name: &'static str,
-    pub replicas: &'static str,
-    pub run_policy: &'static str,
-    /// Every replica of the job (`worker-0`).
-    pub replica_ids: &'static [&'static str],
-    pub finishes: &'static [(&'static str, u32, i64)],
-    pub phase: &'static str,
-    pub restarts: u32,
-    /// Replicas whose final attempt is not 0.
-    pub attempts: &'static [(&'static str, u32)],
-    /// Replicas whose pod the operator stops when the job ends.
-    pub stopped: &'static [&'static str],
-}
-
-/// Eight shapes: chief success (PS stopped), worker-0 without chief, AllWorkers, an
-/// ExitCode 130 restart then success, an exit-1 failure, backoffLimit exceeded, and
-/// OnFailure restarts of a non-leading worker.
-pub const SCENARIOS: &[Scenario] = &[
-    Scenario {
-        name: "chief",
-        replicas: "{chief: {count: 1}, ps: {count: 1}, worker: {count: 1}}",
-        run_policy: "{}",
-        replica_ids: &["chief-0", "ps-0", "worker-0"],
-        finishes: &[("chief-0", 0, 0)],
-        phase: "Succeeded",
-        restarts: 0,
-        attempts: &[],
-        stopped: &["ps-0", "worker-0"],
-    },
-    Scenario {
-        name: "worker0",
-        replicas: "{ps: {count: 1}, worker: {count: 2}}",
-        run_policy: "{}",
-        replica_ids: &["ps-0", "worker-0", "worker-1"],
-        finishes: &[("worker-0", 0, 0)],
-        phase: "Succeeded",
-        restarts: 0,
-        attempts: &[],
-        stopped: &["ps-0", "worker-1"],
-    },
-    Scenario {
-        name: "allworkers",
-        replicas: "{worker: {count: 2}}",
-        run_policy: "{successPolicy: AllWorkers}",
-        replica_ids: &["worker-0", "worker-1"],
-        finishes: &[("worker-0", 0, 0), ("worker-1", 0, 0)],
-        phase: "Succeeded",
-        restarts: 0,
-        attempts: &[],
-        stopped: &[],
-    },
-    Scenario {
-        name: "sigint",
-        replicas: "{worker: {count: 1}}",
-        run_policy: "{restartPolicy: ExitCode, backoffLimit: 3}",
-        replica_ids: &["worker-0"],
-        finishes: &[("worker-0", 0, 130), ("worker-0", 1, 0)],
-        phase: "Succeeded",
-        restarts: 1,
-        attempts: &[("worker-0", 1)],
-        stopped: &[],
-    },
-    Scenario {
-        name: "fatal",
-        replicas: "{ps: {count: 1}, worker: {count: 1}}",
-        run_policy: "{restartPolicy: ExitCode, backoffLimit: 3}",
-        replica_ids: &["ps-0", "worker-0"],
-        finishes: &[("worker-0", 0, 1)],
-        phase: "Failed",
-        restarts: 0,
-        attempts: &[],
-        stopped: &["ps-0"],
-    },
-    Scenario {
-        name: "exhausted",
-        replicas: "{worker: {count: 1}}",
-        run_policy: "{restartPolicy: OnFailure, backoffLimit: 1}",
-        replica_ids: &["worker-0"],
-        finishes: &[("worker-0", 0, 1), ("worker-0", 1, 1)],
-        phase: "Failed",
-        restarts: 1,
-        attempts: &[("worker-0", 1)],
-        stopped: &[],
-    },
-    Scenario {
-        name: "flaky",
-        replicas: "{worker: {count: 2}}",
-        run_policy: "{restartPolicy: OnFailure, backoffLimit: 4}",
-        replica_ids: &["worker-0", "worker-1"],
-        finishes: &[("worker-1", 0, 137), ("worker-1", 1, 2), ("worker-0", 0, 0)],
-        phase: "Succeeded",
-        restarts: 2,
-        attempts: &[("worker-1", 2)],
-        stopped: &["worker-1"],
-    },
-    Scenario {
-        name: "evalr",
-        replicas: "{chief: {count: 1}, worker: {count: 2}, evaluator: {count: 1}}",
-        run_policy: "{restartPolicy: ExitCode, backoffLimit: 2}",
-        replica_ids: &["chief-0", "worker-0", "worker-1", "evaluator-0"],
-        finishes: &[("worker-0", 0, 143), ("chief-0", 0, 0)],
-        phase: "Succeeded",
-        restarts: 1,
-        attempts: &[("worker-0", 1)],
-        stopped: &["worker-0", "worker-1", "evaluator-0"],
-    },
+/// The rows the fault and kill tests run together in one cluster: eight shapes (chief,
+/// worker 0, AllWorkers, ExitCode retry and failure, backoffLimit, OnFailure beside others,
+/// evaluator).
+const UNDER_FAULTS: [&str; 8] = [
+    "ps_is_stopped_when_chief_succeeds",
+    "ps_is_stopped_when_worker_0_succeeds",
+    "all_workers_waits_for_every_worker",
+    "exit_code_retries_an_interrupted_replica",
+    "exit_code_fails_on_exit_1_and_stops_the_ps",
+    "backoff_limit_exceeded_fails_the_job",
+    "on_failure_restarts_a_worker_beside_others",
+    "exit_code_retries_a_terminated_worker",
 ];
 
-impl Scenario {
-    /// The job file.
-    pub fn yaml(&self) -> String {
-        job_yaml(self.name, self.replicas, self.run_policy)
-    }
+/// The scenarios the fault and kill tests run together.
+pub fn under_faults() -> Vec<&'static Scenario> {
+    UNDER_FAULTS
+        .into_iter()
+        .map(trainctl_scenarios::scenario)
+        .collect()
+}
 
-    /// The final attempt of a replica.
-    pub fn final_attempt(&self, replica: &str) -> u32 {
-        self.attempts
-            .iter()
-            .find(|(r, _)| *r == replica)
-            .map_or(0, |(_, a)| *a)
-    }
+/// The job file of a scenario, as a cluster runs it.
+fn yaml(s: &Scenario) -> String {
+    s.job_yaml(
+        &s.job_name(),
+        "  image: registry.example.com/train:1\n  command: [python3, train.py]\n",
+    )
+}
 
-    /// Every (job/replica, attempt) that must have had exactly one pod.
-    pub fn expected_pods(&self) -> Vec<(String, u32)> {
-        self.replica_ids
-            .iter()
-            .flat_map(|r| {
-                (0..=self.final_attempt(r)).map(move |a| (format!("{}/{r}", self.name), a))
-            })
-            .collect()
-    }
+/// Every (job/replica, attempt) that must have had exactly one pod.
+pub fn expected_pods(s: &Scenario) -> Vec<(String, u32)> {
+    let job = s.job_name();
+    s.attempts_run()
+        .into_iter()
+        .map(|(replica, attempt)| (format!("{job}/{replica}"), attempt))
+        .collect()
+}
 
-    /// Submits the job, waits for all its pods to run, finishes them in order, waits for its end and checks the
-    /// status: phase, restarts, attempts, times, and the stopped pods gone.
-    pub async fn drive(&self, c: &Cluster) {
-        c.submit(&self.yaml()).await;
-        for replica in self.replica_ids {
-            c.running_pod(&format!("{}-{replica}", self.name), 0).await;
+/// Submits the scenario's job, waits for all its pods to run, ends them as the steps say,
+/// waits for the job's end and checks the status: phase, reason, message, restarts,
+/// attempts, times and condition; the stopped pods gone, the others left as they ended.
+pub async fn drive(c: &Cluster, s: &Scenario) {
+    let job = s.job_name();
+    let pod = |replica: &str| format!("{job}-{replica}");
+    c.submit(&yaml(s)).await;
+    if !s.steps.is_empty() {
+        for replica in s.replica_ids() {
+            c.running_pod(&pod(&replica), 0).await;
         }
-        for (replica, attempt, code) in self.finishes {
-            let pod = format!("{}-{replica}", self.name);
-            c.finish(&pod, *attempt, *code).await;
-            if *code != 0 && *attempt < self.final_attempt(replica) {
-                c.running_pod(&pod, attempt + 1).await;
-            }
+    }
+    for step in s.steps {
+        let name = pod(step.replica);
+        c.finish(&name, step.attempt, step.end.exit_code().into())
+            .await;
+        if s.is_restarted_after(step) {
+            c.running_pod(&name, step.attempt + 1).await;
         }
-        let status = c.wait_phase(self.name, self.phase).await;
-        assert_eq!(status.restarts, self.restarts, "{}: restarts", self.name);
-        for replica in self.replica_ids {
-            let recorded = status.attempts.get(*replica).copied().unwrap_or(0);
-            assert_eq!(
-                recorded,
-                self.final_attempt(replica),
-                "{}: attempt of {replica}",
-                self.name
-            );
-        }
-        let time = |t: &Option<String>, what: &str| -> Timestamp {
-            let text = t
-                .as_deref()
-                .unwrap_or_else(|| panic!("{}: no {what}", self.name));
-            text.parse().expect("an RFC 3339 time")
-        };
-        let start = time(&status.start_time, "startTime");
-        let end = time(&status.completion_time, "completionTime");
-        assert!(
-            start <= end,
-            "{}: started {start}, completed {end}",
-            self.name
+    }
+    let status = c.wait_phase(&job, s.phase).await;
+    assert_eq!(
+        (
+            status.reason.as_deref(),
+            status.message.as_deref(),
+            status.restarts
+        ),
+        (Some(s.reason), Some(s.message), s.restarts),
+        "{}: reason, message, restarts",
+        s.name
+    );
+    for replica in s.replica_ids() {
+        let recorded = status.attempts.get(&replica).copied().unwrap_or(0);
+        assert_eq!(
+            recorded,
+            s.final_attempt(&replica),
+            "{}: attempt of {replica}",
+            s.name
         );
-        for replica in self.stopped {
-            c.gone(&format!("{}-{replica}", self.name)).await;
+    }
+    let time = |t: &Option<String>, what: &str| -> Timestamp {
+        let text = t
+            .as_deref()
+            .unwrap_or_else(|| panic!("{}: no {what}", s.name));
+        text.parse().expect("an RFC 3339 time")
+    };
+    let start = time(&status.start_time, "startTime");
+    let end = time(&status.completion_time, "completionTime");
+    assert!(start <= end, "{}: started {start}, completed {end}", s.name);
+    let ended = condition(&status, s.phase).map(|c| c.status.as_str());
+    assert_eq!(ended, Some("True"), "{}: condition {}", s.name, s.phase);
+
+    for replica in s.replica_ids() {
+        let name = pod(&replica);
+        if s.is_stopped(&replica) {
+            c.gone(&name).await;
+            continue;
         }
+        let phase = match s.final_end(&replica) {
+            Some(End::Exit(0)) => "Succeeded",
+            Some(_) => "Failed",
+            None => "Running",
+        };
+        let left = c.pods_api().get(&name).await;
+        let left = left.unwrap_or_else(|e| panic!("{}: pod {name} is not kept: {e}", s.name));
+        let left = left.status.and_then(|st| st.phase);
+        assert_eq!(left.as_deref(), Some(phase), "{}: pod {name}", s.name);
     }
 }
