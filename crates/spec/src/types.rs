@@ -15,6 +15,15 @@ pub const API_VERSION: &str = "trainctl.dev/v1alpha1";
 /// The kind of a job file.
 pub const KIND: &str = "TrainingJob";
 
+/// The most replicas a job may have, per role and over all its roles together.
+///
+/// Far above any real training job, low enough that a mistyped or hostile count is refused
+/// at the file instead of exhausting memory (every replica gets an id, env, log, port and,
+/// on a cluster, a pod). The largest published training runs use on the order of 16,000
+/// GPUs, that is about 2,000 hosts of 8 GPUs with one replica each; Kubernetes itself is
+/// tested up to 5,000 nodes per cluster. 10,000 leaves room above both.
+pub const MAX_REPLICAS: u32 = 10_000;
+
 /// A training job as written in a job file: a Kubernetes-style object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -252,9 +261,11 @@ impl Replicas {
         self.get(role).map_or(0, |s| s.count)
     }
 
-    /// The number of replicas over all roles.
+    /// The number of replicas over all roles (validation bounds it by [`MAX_REPLICAS`];
+    /// saturating, so an unvalidated job cannot overflow it).
     pub fn total(&self) -> u32 {
-        self.roles().map(|(_, s)| s.count).sum()
+        self.roles()
+            .fold(0u32, |sum, (_, s)| sum.saturating_add(s.count))
     }
 }
 
@@ -662,11 +673,9 @@ impl TrainingJob {
 
     /// GPUs the whole job needs at once.
     pub fn total_gpus(&self) -> u32 {
-        self.spec
-            .replicas
-            .roles()
-            .map(|(_, r)| r.count * r.resources.gpus())
-            .sum()
+        self.spec.replicas.roles().fold(0u32, |sum, (_, r)| {
+            sum.saturating_add(r.count.saturating_mul(r.resources.gpus()))
+        })
     }
 
     /// The JSON schema of the job file, generated from these types.

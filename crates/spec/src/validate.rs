@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::errors::Violation;
-use crate::types::{Framework, ReplicaType, TrainingJob, API_VERSION, KIND};
+use crate::types::{Framework, ReplicaType, TrainingJob, API_VERSION, KIND, MAX_REPLICAS};
 
 /// True for a DNS-1035 label: lower-case letters, digits and `-`, starting with a letter,
 /// ending with a letter or digit, at most 63 characters.
@@ -122,9 +122,57 @@ fn check_env(env: &std::collections::BTreeMap<String, String>, at: &str, out: &m
     }
 }
 
+/// Refuses counts above [`MAX_REPLICAS`], per role and in all, using only the counts (no
+/// allocation that grows with them). True when every count is within the limit, so that
+/// the rules after it may sum and compare counts.
+fn check_replica_counts(job: &TrainingJob, out: &mut Vec<Violation>) -> bool {
+    let replicas = &job.spec.replicas;
+    let mut within = true;
+    for role in ReplicaType::ALL {
+        let n = replicas.count(role);
+        if n > MAX_REPLICAS {
+            within = false;
+            out.push(Violation::new(
+                format!("spec.replicas.{role}.count"),
+                format!(
+                    "{n} replicas is more than a job may have: use at most {MAX_REPLICAS} per \
+                     role and {MAX_REPLICAS} in all"
+                ),
+            ));
+        }
+    }
+    if !within {
+        return false;
+    }
+    let total: u64 = ReplicaType::ALL
+        .iter()
+        .map(|r| u64::from(replicas.count(*r)))
+        .sum();
+    if total > u64::from(MAX_REPLICAS) {
+        let parts: Vec<String> = replicas
+            .roles()
+            .map(|(role, r)| format!("{role} {}", r.count))
+            .collect();
+        out.push(Violation::new(
+            "spec.replicas",
+            format!(
+                "the job has {total} replicas ({}); a job may have at most {MAX_REPLICAS} in all",
+                parts.join(", ")
+            ),
+        ));
+        return false;
+    }
+    true
+}
+
 fn check_replicas(job: &TrainingJob, out: &mut Vec<Violation>) {
     let spec = &job.spec;
     let replicas = &spec.replicas;
+    if !check_replica_counts(job, out) {
+        // The other rules about counts would only repeat the same numbers.
+        check_roles(job, out);
+        return;
+    }
     if replicas.total() == 0 {
         out.push(Violation::new(
             "spec.replicas",
@@ -179,7 +227,13 @@ fn check_replicas(job: &TrainingJob, out: &mut Vec<Violation>) {
         Framework::Tensorflow | Framework::Generic => {}
     }
 
-    for (role, r) in replicas.roles() {
+    check_roles(job, out);
+}
+
+/// The rules of each role's own fields: command, port, resources and env.
+fn check_roles(job: &TrainingJob, out: &mut Vec<Violation>) {
+    let spec = &job.spec;
+    for (role, r) in spec.replicas.roles() {
         let at = format!("spec.replicas.{role}");
         if job.command_of(role).is_empty() {
             out.push(Violation::new(
