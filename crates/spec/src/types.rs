@@ -128,7 +128,7 @@ pub enum Framework {
 }
 
 /// A hyperparameter value: a number, a string or a boolean.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum HyperValue {
     /// `true` or `false`.
@@ -139,6 +139,65 @@ pub enum HyperValue {
     Float(f64),
     /// Anything else, verbatim.
     String(String),
+}
+
+/// Deserialized by hand rather than as an untagged enum: serde's untagged enums buffer the
+/// value and lose its position, and say only "did not match any variant". This reads the
+/// same values (a boolean, a whole number that fits i64, else a float, else a string) and
+/// says what is allowed at the bad value itself.
+impl<'de> Deserialize<'de> for HyperValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(HyperValueVisitor)
+    }
+}
+
+struct HyperValueVisitor;
+
+impl HyperValueVisitor {
+    fn refuse<E: serde::de::Error>(what: &str) -> E {
+        E::custom(format!(
+            "{what} is not a hyperparameter value: use a number, a string or a boolean \
+             (quote it to pass it as text)"
+        ))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for HyperValueVisitor {
+    type Value = HyperValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number, a string or a boolean")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<HyperValue, E> {
+        Ok(HyperValue::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HyperValue, E> {
+        Ok(HyperValue::Int(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HyperValue, E> {
+        Ok(i64::try_from(v).map_or(HyperValue::Float(v as f64), HyperValue::Int))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<HyperValue, E> {
+        Ok(HyperValue::Float(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HyperValue, E> {
+        Ok(HyperValue::String(v.to_string()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<HyperValue, E> {
+        Ok(HyperValue::String(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<HyperValue, E> {
+        Err(Self::refuse("null"))
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<HyperValue, E> {
+        Err(Self::refuse("null"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<HyperValue, A::Error> {
+        Err(Self::refuse("a list"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<HyperValue, A::Error> {
+        Err(Self::refuse("a map"))
+    }
 }
 
 impl fmt::Display for HyperValue {

@@ -1,7 +1,7 @@
 //! Rules a parsed job must satisfy beyond its types. Each rule names the field path and
 //! says what would be right.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::errors::Violation;
 use crate::types::{Framework, ReplicaType, TrainingJob, API_VERSION, KIND, MAX_REPLICAS};
@@ -72,18 +72,7 @@ pub fn validate(job: &TrainingJob) -> Vec<Violation> {
 
     check_replicas(job, &mut out);
     check_env(&spec.env, "spec.env", &mut out);
-    for key in spec.hyperparameters.keys() {
-        if !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-            || key.is_empty()
-        {
-            out.push(Violation::new(
-                format!("spec.hyperparameters.{key}"),
-                "a hyperparameter name may only hold letters, digits, '_', '-' and '.'",
-            ));
-        }
-    }
+    check_hyperparameters(job, &mut out);
     check_volumes(job, &mut out);
     if let Some(Err(e)) = spec.metrics.as_ref().map(|m| m.compiled_regex()) {
         out.push(Violation::new(e.path(), e.to_string()));
@@ -118,6 +107,55 @@ fn check_env(env: &std::collections::BTreeMap<String, String>, at: &str, out: &m
                 format!("{at}.{key}"),
                 "an environment variable name must match [A-Za-z_][A-Za-z0-9_]*",
             ));
+        }
+    }
+}
+
+/// True for a name that is a command-line flag name as the replicas get it (`--NAME=value`):
+/// letters, digits, `-` and `_`, starting with a letter.
+fn is_flag_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The `HP_` variable a flag-name hyperparameter is passed as; the same mapping as
+/// `trainctl_core::wiring::hyperparameter_env_name` for the names `is_flag_name` accepts.
+fn hyperparameter_variable(name: &str) -> String {
+    format!("HP_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+fn check_hyperparameters(job: &TrainingJob, out: &mut Vec<Violation>) {
+    let mut variables: BTreeMap<String, &str> = BTreeMap::new();
+    for name in job.spec.hyperparameters.keys() {
+        let at = format!("spec.hyperparameters.{name}");
+        if !is_flag_name(name) {
+            let stripped = name.trim_start_matches('-');
+            let hint = if name.starts_with('-') && is_flag_name(stripped) {
+                format!(" (write {stripped:?} for --{stripped})")
+            } else {
+                String::new()
+            };
+            out.push(Violation::new(
+                at,
+                format!(
+                    "{name:?} is not a flag name: a hyperparameter is passed as --NAME=value, so \
+                     its name holds letters, digits, '-' and '_', starting with a letter{hint}"
+                ),
+            ));
+            continue;
+        }
+        let variable = hyperparameter_variable(name);
+        if let Some(first) = variables.get(&variable) {
+            out.push(Violation::new(
+                at,
+                format!(
+                    "{first:?} and {name:?} are both passed as {variable}, so one value would \
+                     be lost: rename one of them"
+                ),
+            ));
+        } else {
+            variables.insert(variable, name);
         }
     }
 }
