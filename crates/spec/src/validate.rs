@@ -160,6 +160,29 @@ fn check_hyperparameters(job: &TrainingJob, out: &mut Vec<Violation>) {
     }
 }
 
+/// The program of a command: a shell script that is blank, or a first word that is blank,
+/// can never run (it fails with 127 when the replica starts).
+fn check_program(command: &[String], shell: bool, at: &str, out: &mut Vec<Violation>) {
+    if command.is_empty() {
+        return; // "no command" is reported per role
+    }
+    if shell {
+        if command.iter().all(|w| w.trim().is_empty()) {
+            out.push(Violation::new(
+                at,
+                "the shell script is empty (shell: true joins the words of the command into \
+                 one script); write what to run, such as [\"python3 train.py\"]",
+            ));
+        }
+    } else if command[0].trim().is_empty() {
+        out.push(Violation::new(
+            format!("{at}[0]"),
+            "the program name (the first word of the command) is empty; write the program to \
+             run, such as [\"python3\", \"train.py\"]",
+        ));
+    }
+}
+
 /// Refuses counts above [`MAX_REPLICAS`], per role and in all, using only the counts (no
 /// allocation that grows with them). True when every count is within the limit, so that
 /// the rules after it may sum and compare counts.
@@ -271,8 +294,10 @@ fn check_replicas(job: &TrainingJob, out: &mut Vec<Violation>) {
 /// The rules of each role's own fields: command, port, resources and env.
 fn check_roles(job: &TrainingJob, out: &mut Vec<Violation>) {
     let spec = &job.spec;
+    check_program(&spec.command, spec.shell, "spec.command", out);
     for (role, r) in spec.replicas.roles() {
         let at = format!("spec.replicas.{role}");
+        check_program(&r.command, spec.shell, &format!("{at}.command"), out);
         if job.command_of(role).is_empty() {
             out.push(Violation::new(
                 if spec.command.is_empty() && r.command.is_empty() {

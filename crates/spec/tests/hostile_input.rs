@@ -1,6 +1,6 @@
 //! Job files a careless user or an attacker writes: hyperparameter names that are no flag
 //! name or that collide in their `HP_` variable, values that are no number, string or
-//! boolean,. Each is refused at its line.
+//! boolean, and commands whose program name is empty. Each is refused at its line.
 
 use trainctl_spec::{parse_job_str, HyperValue};
 
@@ -98,4 +98,48 @@ fn hyperparameter_values_keep_their_types() {
     assert_eq!(hp["d"], HyperValue::Float(0.5));
     assert_eq!(hp["e"], HyperValue::String("adam".into()));
     assert_eq!(hp["f"], HyperValue::String("7".into()));
+}
+
+#[test]
+fn an_empty_program_name_is_refused_at_the_command() {
+    for command in ["[\"\"]", "[\"  \", train.py]"] {
+        let errs = errors(&with_spec(&format!(
+            "  command: {command}\n  replicas:\n    worker: {{}}\n"
+        )));
+        assert_eq!(
+            errs,
+            [
+                "job.yaml:6:13: spec.command[0]: the program name (the first word of the command) \
+              is empty; write the program to run, such as [\"python3\", \"train.py\"]"
+            ],
+            "{command}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_program_name_in_a_role_command_is_refused_at_that_role() {
+    let errs = errors(&with_spec(
+        "  command: [python3, train.py]\n  replicas:\n    ps: {command: [\"\"]}\n    worker: {}\n",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("job.yaml:8:20: spec.replicas.ps.command[0]: the program name"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_blank_shell_script_is_refused_but_an_empty_first_word_with_a_script_is_not() {
+    let errs = errors(&with_spec(
+        "  shell: true\n  command: [\"\", \" \"]\n  replicas:\n    worker: {}\n",
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("job.yaml:7:3: spec.command: the shell script is empty"),
+        "{errs:?}"
+    );
+    let fine =
+        with_spec("  shell: true\n  command: [\"\", \"echo hi\"]\n  replicas:\n    worker: {}\n");
+    parse_job_str("job.yaml", &fine).expect("a script after an empty word runs");
 }
