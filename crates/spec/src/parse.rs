@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::errors::SpecError;
 use crate::locate::Locations;
-use crate::types::TrainingJob;
+use crate::types::{TrainingJob, MAX_REPLICAS};
 use crate::validate::validate;
 
 /// Reads, parses and validates the job file at `path`.
@@ -57,8 +57,8 @@ pub fn parse_job_str(file: &str, text: &str) -> Result<TrainingJob, Vec<SpecErro
                 file: file.to_string(),
                 line,
                 column,
+                message: explain(&path, &inner.to_string()),
                 path,
-                message: explain(&inner.to_string()),
             }]);
         }
     };
@@ -86,7 +86,7 @@ fn field_path(err: &serde_path_to_error::Error<serde_yaml_ng::Error>) -> String 
 
 /// Drops serde_yaml's trailing "at line L column C" (we print the position up front) and
 /// turns serde's wording into advice.
-fn explain(message: &str) -> String {
+fn explain(path: &str, message: &str) -> String {
     let message = match message.rfind(" at line ") {
         Some(i) => &message[..i],
         None => message,
@@ -98,6 +98,9 @@ fn explain(message: &str) -> String {
         _ => message,
     }
     .to_string();
+    if path.starts_with("spec.replicas.") && path.ends_with(".count") {
+        return format!("{message}: use a whole number from 0 to {MAX_REPLICAS}");
+    }
     if message.contains("expected u32") || message.contains("expected u64") {
         return format!("{message}: use a whole number >= 0");
     }

@@ -15,6 +15,15 @@ pub const API_VERSION: &str = "trainctl.dev/v1alpha1";
 /// The kind of a job file.
 pub const KIND: &str = "TrainingJob";
 
+/// The most replicas a job may have, per role and over all its roles together.
+///
+/// Far above any real training job, low enough that a mistyped or hostile count is refused
+/// at the file instead of exhausting memory (every replica gets an id, env, log, port and,
+/// on a cluster, a pod). The largest published training runs use on the order of 16,000
+/// GPUs, that is about 2,000 hosts of 8 GPUs with one replica each; Kubernetes itself is
+/// tested up to 5,000 nodes per cluster. 10,000 leaves room above both.
+pub const MAX_REPLICAS: u32 = 10_000;
+
 /// A training job as written in a job file: a Kubernetes-style object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -119,7 +128,7 @@ pub enum Framework {
 }
 
 /// A hyperparameter value: a number, a string or a boolean.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum HyperValue {
     /// `true` or `false`.
@@ -130,6 +139,65 @@ pub enum HyperValue {
     Float(f64),
     /// Anything else, verbatim.
     String(String),
+}
+
+/// Deserialized by hand rather than as an untagged enum: serde's untagged enums buffer the
+/// value and lose its position, and say only "did not match any variant". This reads the
+/// same values (a boolean, a whole number that fits i64, else a float, else a string) and
+/// says what is allowed at the bad value itself.
+impl<'de> Deserialize<'de> for HyperValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(HyperValueVisitor)
+    }
+}
+
+struct HyperValueVisitor;
+
+impl HyperValueVisitor {
+    fn refuse<E: serde::de::Error>(what: &str) -> E {
+        E::custom(format!(
+            "{what} is not a hyperparameter value: use a number, a string or a boolean \
+             (quote it to pass it as text)"
+        ))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for HyperValueVisitor {
+    type Value = HyperValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a number, a string or a boolean")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<HyperValue, E> {
+        Ok(HyperValue::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HyperValue, E> {
+        Ok(HyperValue::Int(v))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HyperValue, E> {
+        Ok(i64::try_from(v).map_or(HyperValue::Float(v as f64), HyperValue::Int))
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<HyperValue, E> {
+        Ok(HyperValue::Float(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HyperValue, E> {
+        Ok(HyperValue::String(v.to_string()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<HyperValue, E> {
+        Ok(HyperValue::String(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<HyperValue, E> {
+        Err(Self::refuse("null"))
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<HyperValue, E> {
+        Err(Self::refuse("null"))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<HyperValue, A::Error> {
+        Err(Self::refuse("a list"))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<HyperValue, A::Error> {
+        Err(Self::refuse("a map"))
+    }
 }
 
 impl fmt::Display for HyperValue {
@@ -252,9 +320,11 @@ impl Replicas {
         self.get(role).map_or(0, |s| s.count)
     }
 
-    /// The number of replicas over all roles.
+    /// The number of replicas over all roles (validation bounds it by [`MAX_REPLICAS`];
+    /// saturating, so an unvalidated job cannot overflow it).
     pub fn total(&self) -> u32 {
-        self.roles().map(|(_, s)| s.count).sum()
+        self.roles()
+            .fold(0u32, |sum, (_, s)| sum.saturating_add(s.count))
     }
 }
 
@@ -662,11 +732,9 @@ impl TrainingJob {
 
     /// GPUs the whole job needs at once.
     pub fn total_gpus(&self) -> u32 {
-        self.spec
-            .replicas
-            .roles()
-            .map(|(_, r)| r.count * r.resources.gpus())
-            .sum()
+        self.spec.replicas.roles().fold(0u32, |sum, (_, r)| {
+            sum.saturating_add(r.count.saturating_mul(r.resources.gpus()))
+        })
     }
 
     /// The JSON schema of the job file, generated from these types.

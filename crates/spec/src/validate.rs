@@ -1,10 +1,10 @@
 //! Rules a parsed job must satisfy beyond its types. Each rule names the field path and
 //! says what would be right.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::errors::Violation;
-use crate::types::{Framework, ReplicaType, TrainingJob, API_VERSION, KIND};
+use crate::types::{Framework, ReplicaType, TrainingJob, API_VERSION, KIND, MAX_REPLICAS};
 
 /// True for a DNS-1035 label: lower-case letters, digits and `-`, starting with a letter,
 /// ending with a letter or digit, at most 63 characters.
@@ -72,18 +72,7 @@ pub fn validate(job: &TrainingJob) -> Vec<Violation> {
 
     check_replicas(job, &mut out);
     check_env(&spec.env, "spec.env", &mut out);
-    for key in spec.hyperparameters.keys() {
-        if !key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-            || key.is_empty()
-        {
-            out.push(Violation::new(
-                format!("spec.hyperparameters.{key}"),
-                "a hyperparameter name may only hold letters, digits, '_', '-' and '.'",
-            ));
-        }
-    }
+    check_hyperparameters(job, &mut out);
     check_volumes(job, &mut out);
     if let Some(Err(e)) = spec.metrics.as_ref().map(|m| m.compiled_regex()) {
         out.push(Violation::new(e.path(), e.to_string()));
@@ -122,9 +111,129 @@ fn check_env(env: &std::collections::BTreeMap<String, String>, at: &str, out: &m
     }
 }
 
+/// True for a name that is a command-line flag name as the replicas get it (`--NAME=value`):
+/// letters, digits, `-` and `_`, starting with a letter.
+fn is_flag_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The `HP_` variable a flag-name hyperparameter is passed as; the same mapping as
+/// `trainctl_core::wiring::hyperparameter_env_name` for the names `is_flag_name` accepts.
+fn hyperparameter_variable(name: &str) -> String {
+    format!("HP_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+fn check_hyperparameters(job: &TrainingJob, out: &mut Vec<Violation>) {
+    let mut variables: BTreeMap<String, &str> = BTreeMap::new();
+    for name in job.spec.hyperparameters.keys() {
+        let at = format!("spec.hyperparameters.{name}");
+        if !is_flag_name(name) {
+            let stripped = name.trim_start_matches('-');
+            let hint = if name.starts_with('-') && is_flag_name(stripped) {
+                format!(" (write {stripped:?} for --{stripped})")
+            } else {
+                String::new()
+            };
+            out.push(Violation::new(
+                at,
+                format!(
+                    "{name:?} is not a flag name: a hyperparameter is passed as --NAME=value, so \
+                     its name holds letters, digits, '-' and '_', starting with a letter{hint}"
+                ),
+            ));
+            continue;
+        }
+        let variable = hyperparameter_variable(name);
+        if let Some(first) = variables.get(&variable) {
+            out.push(Violation::new(
+                at,
+                format!(
+                    "{first:?} and {name:?} are both passed as {variable}, so one value would \
+                     be lost: rename one of them"
+                ),
+            ));
+        } else {
+            variables.insert(variable, name);
+        }
+    }
+}
+
+/// The program of a command: a shell script that is blank, or a first word that is blank,
+/// can never run (it fails with 127 when the replica starts).
+fn check_program(command: &[String], shell: bool, at: &str, out: &mut Vec<Violation>) {
+    if command.is_empty() {
+        return; // "no command" is reported per role
+    }
+    if shell {
+        if command.iter().all(|w| w.trim().is_empty()) {
+            out.push(Violation::new(
+                at,
+                "the shell script is empty (shell: true joins the words of the command into \
+                 one script); write what to run, such as [\"python3 train.py\"]",
+            ));
+        }
+    } else if command[0].trim().is_empty() {
+        out.push(Violation::new(
+            format!("{at}[0]"),
+            "the program name (the first word of the command) is empty; write the program to \
+             run, such as [\"python3\", \"train.py\"]",
+        ));
+    }
+}
+
+/// Refuses counts above [`MAX_REPLICAS`], per role and in all, using only the counts (no
+/// allocation that grows with them). True when every count is within the limit, so that
+/// the rules after it may sum and compare counts.
+fn check_replica_counts(job: &TrainingJob, out: &mut Vec<Violation>) -> bool {
+    let replicas = &job.spec.replicas;
+    let mut within = true;
+    for role in ReplicaType::ALL {
+        let n = replicas.count(role);
+        if n > MAX_REPLICAS {
+            within = false;
+            out.push(Violation::new(
+                format!("spec.replicas.{role}.count"),
+                format!(
+                    "{n} replicas is more than a job may have: use at most {MAX_REPLICAS} per \
+                     role and {MAX_REPLICAS} in all"
+                ),
+            ));
+        }
+    }
+    if !within {
+        return false;
+    }
+    let total: u64 = ReplicaType::ALL
+        .iter()
+        .map(|r| u64::from(replicas.count(*r)))
+        .sum();
+    if total > u64::from(MAX_REPLICAS) {
+        let parts: Vec<String> = replicas
+            .roles()
+            .map(|(role, r)| format!("{role} {}", r.count))
+            .collect();
+        out.push(Violation::new(
+            "spec.replicas",
+            format!(
+                "the job has {total} replicas ({}); a job may have at most {MAX_REPLICAS} in all",
+                parts.join(", ")
+            ),
+        ));
+        return false;
+    }
+    true
+}
+
 fn check_replicas(job: &TrainingJob, out: &mut Vec<Violation>) {
     let spec = &job.spec;
     let replicas = &spec.replicas;
+    if !check_replica_counts(job, out) {
+        // The other rules about counts would only repeat the same numbers.
+        check_roles(job, out);
+        return;
+    }
     if replicas.total() == 0 {
         out.push(Violation::new(
             "spec.replicas",
@@ -179,8 +288,16 @@ fn check_replicas(job: &TrainingJob, out: &mut Vec<Violation>) {
         Framework::Tensorflow | Framework::Generic => {}
     }
 
-    for (role, r) in replicas.roles() {
+    check_roles(job, out);
+}
+
+/// The rules of each role's own fields: command, port, resources and env.
+fn check_roles(job: &TrainingJob, out: &mut Vec<Violation>) {
+    let spec = &job.spec;
+    check_program(&spec.command, spec.shell, "spec.command", out);
+    for (role, r) in spec.replicas.roles() {
         let at = format!("spec.replicas.{role}");
+        check_program(&r.command, spec.shell, &format!("{at}.command"), out);
         if job.command_of(role).is_empty() {
             out.push(Violation::new(
                 if spec.command.is_empty() && r.command.is_empty() {
