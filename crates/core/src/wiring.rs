@@ -9,6 +9,9 @@ use trainctl_spec::{Framework, ReplicaType, TrainingJob};
 
 use crate::ReplicaId;
 
+/// The `HP_` variable of a hyperparameter (the rule lives with the job file's validation).
+pub use trainctl_spec::hyperparameter_env_name;
+
 /// Kubeflow's default TensorFlow port.
 pub const DEFAULT_TF_PORT: u16 = 2222;
 /// Kubeflow's default PyTorch master port.
@@ -193,21 +196,6 @@ pub fn replica_env(
         env.insert(k.into(), v);
     }
     env
-}
-
-/// `learning_rate` -> `HP_LEARNING_RATE`.
-pub fn hyperparameter_env_name(name: &str) -> String {
-    let upper: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("HP_{upper}")
 }
 
 /// The argv of a replica: its command followed by one `--name=value` per hyperparameter.

@@ -296,7 +296,7 @@ fn tfjob_with_args(ps_args: &str, worker_args: &str) -> String {
 #[test]
 fn convert_takes_trailing_shared_name_value_arguments_as_hyperparameters() {
     // (PS args, Worker args, hyperparameters found, the command left)
-    let cases: [(&str, &str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str, &str); 6] = [
         (
             "[--batch_size=32, '--data=/d', --lr=0.1, --use_amp=true]",
             "[--batch_size=32, '--data=/d', --lr=0.1, --use_amp=true]",
@@ -323,6 +323,13 @@ fn convert_takes_trailing_shared_name_value_arguments_as_hyperparameters() {
             "[--decay=1e-3, --scale=1.0]",
             "decay=1e-3 scale=1.0",
             "python t.py",
+        ),
+        // Names a job file refuses (dotted, leading `_`) stay argv, so the job validates.
+        (
+            "[--_seed=1, --model.depth=3]",
+            "[--_seed=1, --model.depth=3]",
+            "",
+            "python t.py --_seed=1 --model.depth=3",
         ),
         // Not name=value words: nothing to take.
         (

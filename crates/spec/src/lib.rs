@@ -17,4 +17,4 @@ pub use metrics_regex::MetricsRegexError;
 pub use parse::{parse_job, parse_job_str};
 pub use quantity::{quantity_amount, Quantity};
 pub use types::*;
-pub use validate::{is_dns1035_label, validate};
+pub use validate::{hyperparameter_env_name, is_dns1035_label, is_hyperparameter_name, validate};

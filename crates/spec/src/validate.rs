@@ -111,27 +111,38 @@ fn check_env(env: &std::collections::BTreeMap<String, String>, at: &str, out: &m
     }
 }
 
-/// True for a name that is a command-line flag name as the replicas get it (`--NAME=value`):
-/// letters, digits, `-` and `_`, starting with a letter.
-fn is_flag_name(s: &str) -> bool {
+/// True for a hyperparameter name that is a command-line flag name as the replicas get it
+/// (`--NAME=value`): letters, digits, `-` and `_`, starting with a letter.
+pub fn is_hyperparameter_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// The `HP_` variable a flag-name hyperparameter is passed as; the same mapping as
-/// `trainctl_core::wiring::hyperparameter_env_name` for the names `is_flag_name` accepts.
-fn hyperparameter_variable(name: &str) -> String {
-    format!("HP_{}", name.to_ascii_uppercase().replace('-', "_"))
+/// The `HP_` variable a hyperparameter is passed as: `learning_rate` -> `HP_LEARNING_RATE`,
+/// `num-layers` -> `HP_NUM_LAYERS` (every character that cannot be in a variable name
+/// becomes `_`).
+pub fn hyperparameter_env_name(name: &str) -> String {
+    let upper: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("HP_{upper}")
 }
 
 fn check_hyperparameters(job: &TrainingJob, out: &mut Vec<Violation>) {
     let mut variables: BTreeMap<String, &str> = BTreeMap::new();
     for name in job.spec.hyperparameters.keys() {
         let at = format!("spec.hyperparameters.{name}");
-        if !is_flag_name(name) {
+        if !is_hyperparameter_name(name) {
             let stripped = name.trim_start_matches('-');
-            let hint = if name.starts_with('-') && is_flag_name(stripped) {
+            let hint = if name.starts_with('-') && is_hyperparameter_name(stripped) {
                 format!(" (write {stripped:?} for --{stripped})")
             } else {
                 String::new()
@@ -145,7 +156,7 @@ fn check_hyperparameters(job: &TrainingJob, out: &mut Vec<Violation>) {
             ));
             continue;
         }
-        let variable = hyperparameter_variable(name);
+        let variable = hyperparameter_env_name(name);
         if let Some(first) = variables.get(&variable) {
             out.push(Violation::new(
                 at,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use trainctl_spec::HyperValue;
+use trainctl_spec::{is_hyperparameter_name, HyperValue};
 
 /// Takes the hyperparameters that end every argv alike off them. The program (the first
 /// word) always stays.
@@ -50,11 +50,7 @@ fn trailing(argv: &[String]) -> Vec<(String, HyperValue)> {
 /// The name and value of a `--name=value` word whose name is a valid hyperparameter name.
 fn hyperparameter(word: &str) -> Option<(String, HyperValue)> {
     let (name, value) = word.strip_prefix("--")?.split_once('=')?;
-    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
-    valid.then(|| (name.to_string(), value_of(value)))
+    is_hyperparameter_name(name).then(|| (name.to_string(), value_of(value)))
 }
 
 /// A value as the job file would hold it: a boolean or number when it is written back
