@@ -68,6 +68,7 @@ fn obs(replicas: &[(&str, ReplicaState)]) -> Observation {
             })
             .collect(),
         ended: None,
+        ..Observation::default()
     }
 }
 
