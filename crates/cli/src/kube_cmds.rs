@@ -35,6 +35,7 @@ pub fn crd() -> Result<ExitCode> {
 
 /// Runs the operator until SIGINT or SIGTERM; in-flight reconciles finish first.
 pub fn operator(args: &OperatorArgs) -> Result<ExitCode> {
+    trainctl_operator::telemetry::init_logging();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let client = client(args.context.as_deref()).await?;

@@ -4,8 +4,13 @@
 //! - [`wiring`]: the environment each replica gets (TF_CONFIG, PyTorch, `TRAINCTL_*`);
 //! - [`state_machine`]: from the spec and the observed replicas, the job phase and what to
 //!   start, restart or stop;
+//! - [`plan`]: the bookkeeping around a decision (attempt numbers, restarts, start time,
+//!   restarts that are due, when to look again, TTL expiry);
+//! - [`backoff`]: restart delays and the setting that changes them;
 //! - [`queue`]: which waiting jobs may take the free GPUs, whole (gang).
 
+pub mod backoff;
+pub mod plan;
 pub mod queue;
 pub mod replica;
 pub mod state_machine;

@@ -7,11 +7,15 @@
 //! the job unless the restart policy restarts it; `ExitCode` retries exit codes >= 128 and
 //! fails on 1..=127; `backoffLimit` and `activeDeadlineSeconds` fail the job; when the job
 //! ends the replicas still running (parameter servers included) are stopped per
-//! `cleanPodPolicy`.
+//! `cleanPodPolicy`. A user's stop request and a job the engine can never admit end it too.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 use trainctl_spec::{CleanPodPolicy, ReplicaType, RestartPolicy, SuccessPolicy, TrainingJob};
 
+pub use crate::backoff::Backoff;
 use crate::ReplicaId;
 
 /// The phase of a whole job.
@@ -93,8 +97,9 @@ pub struct ReplicaObservation {
     pub finished_at: Option<f64>,
 }
 
-/// Everything the state machine needs to know about the present.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything the state machine needs to know about the present: what the engine observed,
+/// what it recorded before, and what was asked of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     /// The engine's clock, in seconds.
     pub now: f64,
@@ -108,6 +113,42 @@ pub struct Observation {
     pub replicas: Vec<ReplicaObservation>,
     /// The terminal outcome already recorded, if the job has ended.
     pub ended: Option<Outcome>,
+    /// When the job ended, as recorded (for ttlSecondsAfterFinished).
+    #[serde(default)]
+    pub finished_at: Option<f64>,
+    /// The current attempt of each replica, as recorded (absent: 0).
+    #[serde(default)]
+    pub attempts: BTreeMap<ReplicaId, u32>,
+    /// The user asked to stop or delete the job.
+    #[serde(default)]
+    pub stop_requested: Option<StopRequest>,
+    /// Why the engine can never admit the job (say, more GPUs than the machine has).
+    #[serde(default)]
+    pub unschedulable: Option<String>,
+}
+
+/// A user's request to end a job before it ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopRequest {
+    /// Stop the job and keep its records.
+    Stop,
+    /// Stop the job to delete it.
+    Delete,
+}
+
+impl StopRequest {
+    /// The outcome of a job ended by this request.
+    pub fn outcome(self) -> Outcome {
+        let reason = match self {
+            StopRequest::Stop => "Stopped",
+            StopRequest::Delete => "Deleted",
+        };
+        Outcome {
+            phase: JobPhase::Failed,
+            reason: reason.into(),
+            message: "the job was stopped by the user".into(),
+        }
+    }
 }
 
 /// A terminal outcome: the phase and why.
@@ -119,31 +160,6 @@ pub struct Outcome {
     pub reason: String,
     /// A sentence for humans.
     pub message: String,
-}
-
-/// Restart delays: `base * 2^restarts`, capped at `max` (seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Backoff {
-    /// Delay before the first restart.
-    pub base: f64,
-    /// Longest delay.
-    pub max: f64,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            base: 1.0,
-            max: 60.0,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before restart number `restarts + 1`.
-    pub fn delay(&self, restarts: u32) -> f64 {
-        (self.base * 2f64.powi(restarts.min(30) as i32)).min(self.max)
-    }
 }
 
 /// Something the engine must do.
@@ -195,12 +211,41 @@ impl Decision {
     }
 }
 
+/// The exit codes that fail a job for good under `ExitCode`: the program's own verdict.
+/// Higher codes (signals, OOM kills: 128+N) are retried.
+pub const PERMANENT_EXIT_CODES: RangeInclusive<i32> = 1..=127;
+
 /// Whether an exit code is restarted under `policy`.
 pub fn is_retryable(policy: RestartPolicy, exit_code: i32) -> bool {
     match policy {
         RestartPolicy::Never => false,
         RestartPolicy::OnFailure => exit_code != 0,
-        RestartPolicy::ExitCode => exit_code >= 128,
+        RestartPolicy::ExitCode => exit_code > *PERMANENT_EXIT_CODES.end(),
+    }
+}
+
+/// The replicas whose success is the job's success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deciders {
+    /// One replica: the chief or master when there is one, else worker 0.
+    One(ReplicaId),
+    /// Every worker (`AllWorkers`, without a chief or master).
+    AllWorkers,
+}
+
+/// Who decides the job's success. As in Kubeflow v1, a chief or master always decides;
+/// `AllWorkers` only applies without one (otherwise the workers finishing would end the job
+/// and stop a running chief).
+pub fn success_deciders(job: &TrainingJob) -> Deciders {
+    let replicas = &job.spec.replicas;
+    let leader = [ReplicaType::Chief, ReplicaType::Master]
+        .into_iter()
+        .find(|r| replicas.count(*r) > 0);
+    let all_workers = job.spec.run_policy.success_policy == SuccessPolicy::AllWorkers;
+    match leader {
+        Some(role) => Deciders::One(ReplicaId::new(role, 0)),
+        None if all_workers && replicas.count(ReplicaType::Worker) > 0 => Deciders::AllWorkers,
+        None => Deciders::One(ReplicaId::new(ReplicaType::Worker, 0)),
     }
 }
 
@@ -209,6 +254,20 @@ pub fn decide(job: &TrainingJob, obs: &Observation, backoff: Backoff) -> Decisio
     let policy = &job.spec.run_policy;
     if let Some(ended) = &obs.ended {
         return finish(job, obs, ended.clone());
+    }
+    if let Some(why) = &obs.unschedulable {
+        return finish(
+            job,
+            obs,
+            Outcome {
+                phase: JobPhase::Failed,
+                reason: "Unschedulable".into(),
+                message: why.clone(),
+            },
+        );
+    }
+    if let Some(request) = obs.stop_requested {
+        return finish(job, obs, request.outcome());
     }
     if policy.suspend {
         let mut d = Decision::new(JobPhase::Suspended, "Suspended", "the job is suspended");
@@ -321,34 +380,128 @@ fn state_of(obs: &Observation, id: ReplicaId) -> Option<ReplicaState> {
 
 /// The success message when the success policy is met.
 fn success(job: &TrainingJob, obs: &Observation) -> Option<String> {
-    let replicas = &job.spec.replicas;
-    let workers = replicas.count(ReplicaType::Worker);
-    let leader = [ReplicaType::Chief, ReplicaType::Master]
-        .into_iter()
-        .find(|r| replicas.count(*r) > 0);
-    let all_workers = job.spec.run_policy.success_policy == SuccessPolicy::AllWorkers;
-    // As in Kubeflow v1, a chief or master always decides; AllWorkers only applies without
-    // one (otherwise the workers finishing would end the job and stop a running chief).
-    if all_workers && workers > 0 && leader.is_none() {
-        let done = (0..workers).all(|i| {
-            state_of(obs, ReplicaId::new(ReplicaType::Worker, i)) == Some(ReplicaState::Succeeded)
-        });
-        return done.then(|| format!("all {workers} workers succeeded"));
+    let succeeded = |id| state_of(obs, id) == Some(ReplicaState::Succeeded);
+    match success_deciders(job) {
+        Deciders::AllWorkers => {
+            let workers = job.spec.replicas.count(ReplicaType::Worker);
+            (0..workers)
+                .all(|i| succeeded(ReplicaId::new(ReplicaType::Worker, i)))
+                .then(|| format!("all {workers} workers succeeded"))
+        }
+        Deciders::One(decider) => succeeded(decider).then(|| format!("{decider} succeeded")),
     }
-    let decider = match leader {
-        Some(role) => ReplicaId::new(role, 0),
-        None => ReplicaId::new(ReplicaType::Worker, 0),
-    };
-    (state_of(obs, decider) == Some(ReplicaState::Succeeded))
-        .then(|| format!("{decider} succeeded"))
 }
 
-/// The decision for an ended job: its outcome, and stop actions per cleanPodPolicy.
+/// The decision for an ended job: its outcome, and stop actions per cleanPodPolicy (every
+/// running replica when the user asked to stop).
 fn finish(job: &TrainingJob, obs: &Observation, outcome: Outcome) -> Decision {
     let mut d = Decision::new(outcome.phase, &outcome.reason, outcome.message);
-    d.actions = match job.spec.run_policy.clean_pod_policy {
-        CleanPodPolicy::Running | CleanPodPolicy::All => running(obs).map(Action::Stop).collect(),
-        CleanPodPolicy::None => Vec::new(),
-    };
+    let clean = job.spec.run_policy.clean_pod_policy != CleanPodPolicy::None;
+    if clean || obs.stop_requested.is_some() {
+        d.actions = running(obs).map(Action::Stop).collect();
+    }
     d
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A PyTorch job with the given `replicas:` and `runPolicy:` (flow mappings).
+    pub(crate) fn job(replicas: &str, run_policy: &str) -> TrainingJob {
+        let yaml = format!(
+            "apiVersion: trainctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {{name: j}}\n\
+             spec: {{framework: pytorch, command: [t], replicas: {replicas}, \
+             runPolicy: {run_policy}}}\n"
+        );
+        trainctl_spec::parse_job_str("j.yaml", &yaml).expect("valid test job")
+    }
+
+    fn running(ids: &[&str]) -> Observation {
+        Observation {
+            now: 10.0,
+            admitted: true,
+            replicas: ids
+                .iter()
+                .map(|r| ReplicaObservation {
+                    id: r.parse().unwrap(),
+                    state: ReplicaState::Running,
+                    finished_at: None,
+                })
+                .collect(),
+            ..Observation::default()
+        }
+    }
+
+    #[test]
+    fn a_job_that_can_never_be_admitted_fails_as_unschedulable() {
+        let obs = Observation {
+            unschedulable: Some("needs 9 GPUs".into()),
+            ..Observation::default()
+        };
+        let d = decide(&job("{worker: {}}", "{}"), &obs, Backoff::default());
+        assert_eq!(
+            (d.phase, d.reason.as_str()),
+            (JobPhase::Failed, "Unschedulable")
+        );
+        assert_eq!(d.message, "needs 9 GPUs");
+    }
+
+    #[test]
+    fn a_stop_after_the_end_keeps_the_outcome_and_stops_what_still_runs() {
+        let mut obs = running(&["worker-0"]);
+        obs.ended = Some(Outcome {
+            phase: JobPhase::Succeeded,
+            reason: "Succeeded".into(),
+            message: "done".into(),
+        });
+        obs.stop_requested = Some(StopRequest::Stop);
+        let d = decide(
+            &job("{worker: {}}", "{cleanPodPolicy: None}"),
+            &obs,
+            Backoff::default(),
+        );
+        assert_eq!(
+            (d.phase, d.reason.as_str()),
+            (JobPhase::Succeeded, "Succeeded")
+        );
+        assert_eq!(d.actions, [Action::Stop("worker-0".parse().unwrap())]);
+    }
+
+    #[test]
+    fn a_stop_request_ends_a_queued_job_as_stopped() {
+        let obs = Observation {
+            stop_requested: Some(StopRequest::Stop),
+            ..Observation::default()
+        };
+        let d = decide(&job("{worker: {}}", "{}"), &obs, Backoff::default());
+        assert_eq!((d.phase, d.reason.as_str()), (JobPhase::Failed, "Stopped"));
+    }
+
+    #[test]
+    fn chief_or_master_decides_success_else_worker_zero_or_all_workers() {
+        let one = |s: &str| Deciders::One(s.parse().unwrap());
+        let all = "{successPolicy: AllWorkers}";
+        assert_eq!(
+            success_deciders(&job("{master: {}, worker: {}}", all)),
+            one("master-0")
+        );
+        assert_eq!(
+            success_deciders(&job("{worker: {count: 3}}", "{}")),
+            one("worker-0")
+        );
+        assert_eq!(
+            success_deciders(&job("{worker: {count: 3}}", all)),
+            Deciders::AllWorkers
+        );
+    }
+
+    #[test]
+    fn exit_codes_up_to_127_fail_for_good_under_exit_code() {
+        for code in PERMANENT_EXIT_CODES {
+            assert!(!is_retryable(RestartPolicy::ExitCode, code), "{code}");
+        }
+        assert!(is_retryable(RestartPolicy::ExitCode, 128));
+        assert!(is_retryable(RestartPolicy::ExitCode, 137));
+    }
 }

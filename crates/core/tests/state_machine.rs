@@ -63,6 +63,7 @@ fn obs(replicas: &[(&str, ReplicaState)]) -> Observation {
             })
             .collect(),
         ended: None,
+        ..Observation::default()
     }
 }
 

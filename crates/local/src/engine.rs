@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use trainctl_core::plan::is_expired;
 use trainctl_core::state_machine::JobPhase;
 use trainctl_spec::TrainingJob;
 
@@ -229,14 +230,9 @@ impl LocalEngine {
                     self.store.release(&job.name)?;
                 }
             }
-            if let (Some(ttl), Some(done)) = (
-                job.spec.spec.run_policy.ttl_seconds_after_finished,
-                job.finished,
-            ) {
-                if job.phase.is_terminal() && t - done >= ttl as f64 {
-                    self.store.remove_job(&job.name)?;
-                    let _ = std::fs::remove_dir_all(self.home.job_dir(&job.name));
-                }
+            if job.phase.is_terminal() && is_expired(&job.spec, job.finished, t) {
+                self.store.remove_job(&job.name)?;
+                let _ = std::fs::remove_dir_all(self.home.job_dir(&job.name));
             }
         }
         Ok(())

@@ -1,5 +1,5 @@
-//! The supervisor of one job: observes its replica processes, asks the core state machine
-//! what to do, does it, and records everything in the store. It runs in the foreground for
+//! The supervisor of one job: observes its replica processes, asks core for the plan (what
+//! to launch and stop), does it, and records everything in the store. It runs in the foreground for
 //! `trainctl run` and in a detached process for `trainctl submit`.
 
 use std::collections::BTreeMap;
@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
+use trainctl_core::backoff::parse_seconds;
+use trainctl_core::plan::{plan, Plan};
 use trainctl_core::state_machine::{
-    decide, Action, Backoff, JobPhase, Observation, Outcome, ReplicaObservation, ReplicaState,
+    Backoff, JobPhase, Observation, Outcome, ReplicaObservation, ReplicaState, StopRequest,
 };
 use trainctl_core::wiring::{replica_argv, replica_env, AttemptContext, Hosts};
 use trainctl_core::ReplicaId;
@@ -39,20 +41,13 @@ pub struct SupervisorConfig {
 impl SupervisorConfig {
     /// Defaults, overridden by the environment.
     pub fn from_env() -> Self {
-        let secs = |name: &str, default: f64| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .unwrap_or(default)
-        };
-        let base = secs("TRAINCTL_RESTART_BACKOFF_SECONDS", 1.0);
         SupervisorConfig {
-            backoff: Backoff {
-                base,
-                max: 60f64.max(base),
-            },
-            grace: secs("TRAINCTL_STOP_GRACE_SECONDS", 10.0),
+            backoff: Backoff::from_lookup(|k| std::env::var(k).ok()),
+            grace: std::env::var("TRAINCTL_STOP_GRACE_SECONDS")
+                .ok()
+                .as_deref()
+                .and_then(parse_seconds)
+                .unwrap_or(10.0),
             poll: Duration::from_millis(100),
         }
     }
@@ -164,47 +159,43 @@ impl Supervisor<'_> {
         } else {
             Vec::new()
         };
-        if need as usize > inventory.len() {
-            self.ended = Some(Outcome {
-                phase: JobPhase::Failed,
-                reason: "Unschedulable".into(),
-                message: format!(
-                    "the job needs {need} GPUs at once but this machine has {} (from {})",
-                    inventory.len(),
-                    gpus::source()
-                ),
-            });
-        }
+        let unschedulable = (need as usize > inventory.len()).then(|| {
+            format!(
+                "the job needs {need} GPUs at once but this machine has {} (from {})",
+                inventory.len(),
+                gpus::source()
+            )
+        });
         let mut queued_noted = false;
         loop {
             let t = now();
-            let deleting = self.store.deleting(self.job.name())?.unwrap_or(true);
-            if (stop.load(Ordering::SeqCst) || deleting) && self.ended.is_none() {
-                self.ended = Some(Outcome {
-                    phase: JobPhase::Failed,
-                    reason: if deleting { "Deleted" } else { "Stopped" }.into(),
-                    message: "the job was stopped by the user".into(),
-                });
+            let stop_requested = if self.store.deleting(self.job.name())?.unwrap_or(true) {
+                Some(StopRequest::Delete)
+            } else {
+                stop.load(Ordering::SeqCst).then_some(StopRequest::Stop)
+            };
+            let decide = |sup: &Self| {
+                let obs = Observation {
+                    stop_requested,
+                    unschedulable: unschedulable.clone(),
+                    ..sup.observe(t)
+                };
+                plan(&sup.job, &obs, sup.cfg.backoff)
+            };
+            let mut step = decide(self);
+            // Pending before admission: the job waits in the gang queue.
+            if !self.admitted
+                && step.decision.phase == JobPhase::Pending
+                && self.try_admit(&inventory, &mut queued_noted)?
+            {
+                step = decide(self);
             }
-            let stopping_all = stop.load(Ordering::SeqCst) || deleting;
-
-            if !self.admitted && self.ended.is_none() && !self.job.spec.run_policy.suspend {
-                self.try_admit(&inventory, &mut queued_noted)?;
-            }
-
-            let decision = decide(&self.job, &self.observe(t), self.cfg.backoff);
+            let decision = &step.decision;
             if self.ended.is_none() {
                 self.ended = decision.outcome();
             }
             self.show(decision.phase, &decision.reason, &decision.message, t)?;
-
-            let mut wake = self.act(decision.actions, t)?;
-            if stopping_all {
-                let ids: Vec<ReplicaId> = self.replicas.keys().copied().collect();
-                for id in ids {
-                    self.stop(id, t);
-                }
-            }
+            self.act(&step, t)?;
             self.escalate(t);
 
             let live = self.replicas.values().any(|r| r.live.is_some());
@@ -215,12 +206,10 @@ impl Supervisor<'_> {
                 self.store.release(self.job.name())?;
                 return Ok(self.ended.as_ref().map_or(decision.phase, |o| o.phase));
             }
-            if let (Some(limit), Some(start)) = (
-                self.job.spec.run_policy.active_deadline_seconds,
-                self.started_at,
-            ) {
-                wake = wake.min(start + limit as f64);
-            }
+            let wake = step
+                .wake_at
+                .unwrap_or(f64::INFINITY)
+                .min(t + self.cfg.poll.as_secs_f64());
             let timeout = Duration::from_secs_f64((wake - now()).clamp(0.001, 1.0));
             match self.exits.1.recv_timeout(timeout) {
                 Ok(exit) => self.record_exit(exit)?,
@@ -233,7 +222,12 @@ impl Supervisor<'_> {
     }
 
     /// Asks the gang queue for the job's resources; notes once that the job is queued.
-    fn try_admit(&mut self, inventory: &[u32], queued_noted: &mut bool) -> Result<(), EngineError> {
+    /// Says whether they were granted.
+    fn try_admit(
+        &mut self,
+        inventory: &[u32],
+        queued_noted: &mut bool,
+    ) -> Result<bool, EngineError> {
         if admission::try_admit(&mut self.store, &self.job, inventory)? == Admission::Granted {
             self.admitted = true;
             self.reload_allocation()?;
@@ -251,28 +245,20 @@ impl Supervisor<'_> {
                 &format!("waiting for {need} free GPUs to start the whole job"),
             );
         }
-        Ok(())
+        Ok(self.admitted)
     }
 
-    /// Carries out the state machine's actions; returns when to look again at the latest
-    /// (a pending restart's time, else one poll from now).
-    fn act(&mut self, actions: Vec<Action>, t: f64) -> Result<f64, EngineError> {
-        let mut wake = t + self.cfg.poll.as_secs_f64();
-        for action in actions {
-            match action {
-                Action::Start(id) => self.launch(id, 0, false)?,
-                Action::Restart { id, not_before } => {
-                    if t >= not_before {
-                        let next = self.replicas[&id].attempt.map_or(0, |a| a + 1);
-                        self.launch(id, next, true)?;
-                    } else {
-                        wake = wake.min(not_before);
-                    }
-                }
-                Action::Stop(id) => self.stop(id, t),
-            }
+    /// Carries out the plan: launches and stops, and the restart count and start time.
+    fn act(&mut self, plan: &Plan, t: f64) -> Result<(), EngineError> {
+        self.restarts = plan.restarts;
+        self.started_at = plan.started_at;
+        for launch in &plan.launches {
+            self.launch(launch.id, launch.attempt, launch.restart, t)?;
         }
-        Ok(wake)
+        for id in &plan.stops {
+            self.stop(*id, t);
+        }
+        Ok(())
     }
 
     fn observe(&self, t: f64) -> Observation {
@@ -291,6 +277,12 @@ impl Supervisor<'_> {
                 })
                 .collect(),
             ended: self.ended.clone(),
+            attempts: self
+                .replicas
+                .iter()
+                .filter_map(|(id, r)| Some((*id, r.attempt?)))
+                .collect(),
+            ..Observation::default()
         }
     }
 
@@ -324,7 +316,13 @@ impl Supervisor<'_> {
         Ok(())
     }
 
-    fn launch(&mut self, id: ReplicaId, attempt: u32, is_restart: bool) -> Result<(), EngineError> {
+    fn launch(
+        &mut self,
+        id: ReplicaId,
+        attempt: u32,
+        is_restart: bool,
+        t: f64,
+    ) -> Result<(), EngineError> {
         let name = self.name();
         let ports: BTreeMap<ReplicaId, u16> =
             self.replicas.iter().map(|(id, r)| (*id, r.port)).collect();
@@ -352,17 +350,12 @@ impl Supervisor<'_> {
         );
         let argv = replica_argv(&self.job, id.role);
         let log = self.home.attempt_log(&name, id, attempt);
-        let t = now();
         let spawned = process::spawn(&Launch {
             argv: &argv,
             env: &env,
             cwd: &self.workdir,
             log: &log,
         });
-        if is_restart {
-            self.restarts += 1;
-        }
-        self.started_at.get_or_insert(t);
         let track = self.replicas.get_mut(&id).expect("known replica");
         track.attempt = Some(attempt);
         track.state = ReplicaState::Running;

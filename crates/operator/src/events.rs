@@ -1,5 +1,11 @@
 //! Kubernetes Events about a job: its phase changes and the pods created, stopped or
 //! deleted from outside, for `kubectl describe` and `trainctl describe`.
+//!
+//! Written as core/v1 Events rather than through kube-runtime's `events::Recorder`: the
+//! Recorder writes events.k8s.io/v1 Events (another API group for the operator's RBAC, and
+//! not where `trainctl describe` and the in-memory API server read them), and it merges
+//! repeats of one reason and note into a series, while a reconcile here already says all
+//! the pods it created or stopped in one Event.
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
@@ -50,8 +56,8 @@ pub async fn record_event(
     };
     let events: Api<Event> = Api::namespaced(client.clone(), &ns);
     if let Err(e) = events.create(&PostParams::default(), &event).await {
-        eprintln!(
-            "trainctl-operator: cannot record event {reason} on {ns}/{}: {e}",
+        tracing::warn!(
+            "cannot record event {reason} on {ns}/{}: {e}",
             job.name_any()
         );
     }

@@ -87,9 +87,11 @@ pub async fn run_as_leader(
             _ = tokio::time::sleep(elector.lease.renew_interval()) => {}
         }
     }
-    eprintln!(
-        "trainctl-operator: {} holds lease {}/{}",
-        elector.lease.identity, elector.lease.namespace, elector.lease.name
+    tracing::info!(
+        "{} holds lease {}/{}",
+        elector.lease.identity,
+        elector.lease.namespace,
+        elector.lease.name
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut controller = tokio::spawn(run_controller(client, config, metrics, async move {
@@ -119,9 +121,9 @@ pub async fn run_as_leader(
         // A safety net: run_controller stops at once when the stop comes before its first
         // list of jobs (which kube-runtime would wait for forever), and otherwise after the
         // reconciles in flight.
-        eprintln!(
-            "trainctl-operator: the controller did not stop within {SHUTDOWN_GRACE:?}; \
-             aborting it (reconciles are idempotent)"
+        tracing::warn!(
+            "the controller did not stop within {SHUTDOWN_GRACE:?}; aborting it (reconciles \
+             are idempotent)"
         );
         controller.abort();
     }

@@ -19,6 +19,7 @@ pub mod pod_cache;
 pub mod reconcile;
 pub mod retry;
 pub mod status;
+pub mod telemetry;
 pub mod tensorboard;
 pub mod tracking;
 
@@ -29,7 +30,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action as Requeue, Controller};
 use kube::runtime::watcher;
-use kube::Api;
+use kube::{Api, ResourceExt};
 use trainctl_core::state_machine::Backoff;
 
 pub use crd::{crd, ResourceSpec, TrainingJobResource};
@@ -47,6 +48,20 @@ pub enum Error {
     /// A rendered object made no sense.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl Error {
+    /// The error's kind, one of a fixed few: `conflict` (the object changed meanwhile),
+    /// `api` (the API server refused), `connection` (no answer from it), `json`, `invalid`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(e)) if e.code == 409 => "conflict",
+            Error::Kube(kube::Error::Api(_)) => "api",
+            Error::Kube(_) => "connection",
+            Error::Json(_) => "json",
+            Error::Invalid(_) => "invalid",
+        }
+    }
 }
 
 /// Settings of the operator.
@@ -90,16 +105,7 @@ impl OperatorConfig {
         {
             config.collector_image = image;
         }
-        if let Some(base) = std::env::var("TRAINCTL_RESTART_BACKOFF_SECONDS")
-            .ok()
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v >= 0.0)
-        {
-            config.backoff = Backoff {
-                base,
-                max: 60f64.max(base),
-            };
-        }
+        config.backoff = Backoff::from_lookup(|k| std::env::var(k).ok());
         config
     }
 }
@@ -124,7 +130,12 @@ fn error_policy(job: Arc<TrainingJobResource>, error: &Error, ctx: Arc<Context>)
     let delay = ctx
         .retries
         .failed(&reconcile::job_key(&job), ctx.config.retry);
-    eprintln!("trainctl-operator: reconcile failed, retrying in {delay:?}: {error}");
+    tracing::warn!(
+        namespace = job.namespace().unwrap_or_default(),
+        name = job.name_any(),
+        kind = error.kind(),
+        "reconcile failed, retrying in {delay:?}: {error}"
+    );
     Requeue::requeue(delay)
 }
 

@@ -1,5 +1,5 @@
-//! Prometheus metrics of the operator: reconciles, errors, reconcile durations, jobs by
-//! phase, reconciles deferred until the pod cache caught up.
+//! Prometheus metrics of the operator: reconciles, errors by kind, reconcile durations, jobs
+//! by phase, reconciles deferred until the pod cache caught up.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,11 +20,17 @@ struct PhaseLabel {
     phase: String,
 }
 
+/// The `kind` label of the reconcile errors counter (see [`crate::Error::kind`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabel {
+    kind: &'static str,
+}
+
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
     reconciles: Counter,
-    errors: Counter,
+    errors: Family<ErrorLabel, Counter>,
     durations: Histogram,
     cache_waits: Counter,
     jobs: Family<PhaseLabel, Gauge>,
@@ -35,12 +41,16 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("trainctl_operator");
         let reconciles = Counter::default();
-        let errors = Counter::default();
+        let errors = Family::<ErrorLabel, Counter>::default();
         let durations = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let cache_waits = Counter::default();
         let jobs = Family::<PhaseLabel, Gauge>::default();
         registry.register("reconciles", "Reconciles run", reconciles.clone());
-        registry.register("reconcile_errors", "Reconciles that failed", errors.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that failed, by kind of error",
+            errors.clone(),
+        );
         registry.register(
             "reconcile_duration_seconds",
             "How long reconciles took",
@@ -65,11 +75,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one reconcile.
-    pub fn observe_reconcile(&self, took: Duration, failed: bool) {
+    /// Counts one reconcile, and its error's kind if it failed.
+    pub fn observe_reconcile(&self, took: Duration, error: Option<&'static str>) {
         self.reconciles.inc();
-        if failed {
-            self.errors.inc();
+        if let Some(kind) = error {
+            self.errors.get_or_create(&ErrorLabel { kind }).inc();
         }
         self.durations.observe(took.as_secs_f64());
     }

@@ -52,7 +52,7 @@ impl PodCache {
             .default_backoff()
             // The controller drops its trigger streams' errors; until the first list
             // succeeds no job is reconciled, so a watch that keeps failing (RBAC) is said.
-            .inspect_err(|e| eprintln!("trainctl-operator: pod watch: {}", watch_error(e)))
+            .inspect_err(|e| tracing::error!("pod watch: {}", watch_error(e)))
             .map_ok(move |event| {
                 let pods = self.apply(event);
                 pods.iter().for_each(&mut touched);

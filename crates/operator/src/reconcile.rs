@@ -1,7 +1,7 @@
 //! One reconcile of one TrainingJob: read the job fresh and its pods from the pod cache
-//! (once the cache shows the job's earlier pod writes), ask the core state machine (the
-//! same `decide` the local engine drives), record the status first, then create, restart
-//! or stop pods. Recording before acting makes a restart of the operator at any point
+//! (once the cache shows the job's earlier pod writes), ask core for the plan (the same
+//! `plan` the local engine drives), record the status first, then create, restart or stop
+//! pods. Recording before acting makes a restart of the operator at any point
 //! safe: the attempt numbers in the status say which pods are current, so a pod is never
 //! created twice and a restart is never counted twice.
 
@@ -14,7 +14,8 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use trainctl_core::state_machine::{decide, Action, Decision, Observation};
+use trainctl_core::plan::{is_expired, plan, Launch, Plan};
+use trainctl_core::state_machine::Observation;
 use trainctl_core::ReplicaId;
 use trainctl_kube::render::{pod_group, replica_objects};
 
@@ -46,7 +47,11 @@ fn parse_time(text: &Option<String>) -> Option<f64> {
     Some(t.as_millisecond() as f64 / 1000.0)
 }
 
-/// Reconciles the job the controller was woken for.
+/// Reconciles the job the controller was woken for, in a span naming the job.
+#[tracing::instrument(skip_all, fields(
+    namespace = trigger.namespace().unwrap_or_default(),
+    name = trigger.name_any(),
+))]
 pub async fn reconcile(
     trigger: Arc<TrainingJobResource>,
     ctx: Arc<Context>,
@@ -54,7 +59,7 @@ pub async fn reconcile(
     let started = std::time::Instant::now();
     let result = reconcile_job(&trigger, &ctx).await;
     ctx.metrics
-        .observe_reconcile(started.elapsed(), result.is_err());
+        .observe_reconcile(started.elapsed(), result.as_ref().err().map(Error::kind));
     if result.is_ok() {
         ctx.retries.succeeded(&job_key(&trigger));
     }
@@ -105,9 +110,9 @@ fn wait_for_pod_cache(job: &TrainingJobResource, ctx: &Context) -> Option<Requeu
             Some(Requeue::requeue(left))
         }
         Settled::GaveUp(unseen) => {
-            eprintln!(
-                "trainctl-operator: the pod watch has not shown these writes of job {} for \
-                 {:?}, going on without them: {}",
+            tracing::warn!(
+                "the pod watch has not shown these writes of job {} for {:?}, going on \
+                 without them: {}",
                 job_key(job),
                 crate::expectations::GIVE_UP_AFTER,
                 unseen.join(", ")
@@ -147,11 +152,17 @@ impl<'a> Reconciler<'a> {
             return Ok(requeue);
         }
         let pods = self.current_pods();
-        let ids = ReplicaId::all_of(&self.job);
-        let attempt = |id: ReplicaId| old.attempts.get(&id.to_string()).copied().unwrap_or(0);
-        let replicas: Vec<_> = ids
+        let attempts: BTreeMap<ReplicaId, u32> = old
+            .attempts
             .iter()
-            .map(|&id| replica_state(id, pods.get(&id).map(|p| &**p), attempt(id)))
+            .filter_map(|(id, attempt)| Some((id.parse().ok()?, *attempt)))
+            .collect();
+        let replicas: Vec<_> = ReplicaId::all_of(&self.job)
+            .into_iter()
+            .map(|id| {
+                let attempt = attempts.get(&id).copied().unwrap_or(0);
+                replica_state(id, pods.get(&id).map(|p| &**p), attempt)
+            })
             .collect();
         let observation = Observation {
             now: self.now,
@@ -160,24 +171,24 @@ impl<'a> Reconciler<'a> {
             restarts: old.restarts,
             replicas: replicas.clone(),
             ended: old.outcome(),
+            finished_at: parse_time(&old.completion_time),
+            attempts,
+            ..Observation::default()
         };
-        let decision = decide(&self.job, &observation, self.ctx.config.backoff);
+        let plan = plan(&self.job, &observation, self.ctx.config.backoff);
+        let decision = &plan.decision;
 
         let mut status = old.clone();
-        status.apply(&decision, &self.now_text);
-        status.replicas = ids.len() as u32;
+        status.apply(decision, &self.now_text);
+        status.replicas = replicas.len() as u32;
         status.replica_statuses = role_counts(&replicas);
-        let due: Vec<ReplicaId> = self.due_restarts(&decision);
-        for id in &due {
-            status.restarts += 1;
-            status.attempts.insert(id.to_string(), attempt(*id) + 1);
-        }
-        let starting = decision
-            .actions
+        status.restarts = plan.restarts;
+        status.attempts = plan
+            .attempts
             .iter()
-            .any(|a| matches!(a, Action::Start(_)))
-            || !due.is_empty();
-        if starting && status.start_time.is_none() {
+            .map(|(id, attempt)| (id.to_string(), *attempt))
+            .collect();
+        if plan.started_at.is_some() && status.start_time.is_none() {
             status.start_time = Some(self.now_text.clone());
         }
         if status != old {
@@ -197,19 +208,13 @@ impl<'a> Reconciler<'a> {
             )
             .await;
         }
-        self.act(&decision, &pods, &status).await?;
-        Ok(self.next_look(&decision, &status))
+        self.act(&plan, &pods).await?;
+        Ok(self.next_look(&plan))
     }
 
     /// Deletes a finished job whose TTL has passed; says when to look again otherwise.
     async fn expire(&self, status: &JobStatus) -> Result<Option<Requeue>, Error> {
-        let (Some(ttl), Some(done)) = (
-            self.job.spec.run_policy.ttl_seconds_after_finished,
-            parse_time(&status.completion_time),
-        ) else {
-            return Ok(None);
-        };
-        if self.now < done + ttl as f64 {
+        if !is_expired(&self.job, parse_time(&status.completion_time), self.now) {
             return Ok(None);
         }
         let jobs: Api<TrainingJobResource> = Api::namespaced(self.ctx.client.clone(), &self.ns);
@@ -246,18 +251,6 @@ impl<'a> Reconciler<'a> {
         out
     }
 
-    /// Restarts whose backoff has passed.
-    fn due_restarts(&self, decision: &Decision) -> Vec<ReplicaId> {
-        decision
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Restart { id, not_before } if *not_before <= self.now => Some(*id),
-                _ => None,
-            })
-            .collect()
-    }
-
     async fn write_status(&self, status: &JobStatus) -> Result<(), Error> {
         let jobs: Api<TrainingJobResource> = Api::namespaced(self.ctx.client.clone(), &self.ns);
         let patch = json!({
@@ -277,23 +270,8 @@ impl<'a> Reconciler<'a> {
     }
 
     /// Carries out the decision: services and pods to create, pods to replace or stop.
-    async fn act(
-        &self,
-        decision: &Decision,
-        pods: &BTreeMap<ReplicaId, Arc<Pod>>,
-        status: &JobStatus,
-    ) -> Result<(), Error> {
-        let due = self.due_restarts(decision);
-        let starts: Vec<ReplicaId> = decision
-            .actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Start(id) => Some(*id),
-                _ => None,
-            })
-            .chain(due)
-            .collect();
-        if !starts.is_empty() {
+    async fn act(&self, plan: &Plan, pods: &BTreeMap<ReplicaId, Arc<Pod>>) -> Result<(), Error> {
+        if !plan.launches.is_empty() {
             self.ensure_pod_group().await?;
             let first_start = self
                 .resource
@@ -313,8 +291,7 @@ impl<'a> Reconciler<'a> {
         }
         let mut removed = BTreeSet::new();
         let mut created = Vec::new();
-        for id in starts {
-            let attempt = status.attempts.get(&id.to_string()).copied().unwrap_or(0);
+        for &Launch { id, attempt, .. } in &plan.launches {
             if let Some(old) = pods.get(&id) {
                 self.remove_pod(id, old).await?;
                 removed.insert(id);
@@ -326,13 +303,11 @@ impl<'a> Reconciler<'a> {
         self.tell(false, "SuccessfulCreatePod", "created pods", &created)
             .await;
         let mut stopped = Vec::new();
-        for action in &decision.actions {
-            if let Action::Stop(id) = action {
-                if let Some(pod) = pods.get(id) {
-                    self.remove_pod(*id, pod).await?;
-                    removed.insert(*id);
-                    stopped.push(id.to_string());
-                }
+        for id in &plan.stops {
+            if let Some(pod) = pods.get(id) {
+                self.remove_pod(*id, pod).await?;
+                removed.insert(*id);
+                stopped.push(id.to_string());
             }
         }
         self.tell(false, "SuccessfulDeletePod", "stopped pods", &stopped)
@@ -340,9 +315,9 @@ impl<'a> Reconciler<'a> {
         // A pod deleted from outside waits on its finalizer until its deletion is counted
         // (a newer attempt is due) or the job has ended; the pods of a deleted job are
         // released by the orphan sweeper, so a finished job's pods cost no extra write.
-        let ended = decision.phase.is_terminal();
+        let ended = plan.decision.phase.is_terminal();
         for (id, pod) in pods.iter().filter(|(id, _)| !removed.contains(id)) {
-            let current = status.attempts.get(&id.to_string()).copied().unwrap_or(0);
+            let current = plan.attempts.get(id).copied().unwrap_or(0);
             let deleting = pod.metadata.deletion_timestamp.is_some();
             if is_tracked(pod) && deleting && (ended || pod_attempt(pod) < current) {
                 self.release_pod(*id, pod).await?;
@@ -508,29 +483,15 @@ impl<'a> Reconciler<'a> {
         }
     }
 
-    /// When to look again without a change: a pending restart, the deadline, the TTL.
-    fn next_look(&self, decision: &Decision, status: &JobStatus) -> Requeue {
-        let policy = &self.job.spec.run_policy;
-        let mut at = self.now + RESYNC.as_secs_f64();
-        for action in &decision.actions {
-            if let Action::Restart { not_before, .. } = action {
-                at = at.min(*not_before);
-            }
-        }
-        if let (Some(limit), Some(start), false) = (
-            policy.active_deadline_seconds,
-            parse_time(&status.start_time),
-            decision.phase.is_terminal(),
-        ) {
-            at = at.min(start + limit as f64);
-        }
-        if let (Some(ttl), Some(done)) = (
-            policy.ttl_seconds_after_finished,
-            parse_time(&status.completion_time),
-        ) {
-            at = at.min(done + ttl as f64);
-        }
-        Requeue::requeue(Duration::from_secs_f64((at - self.now).max(0.05)))
+    /// When to look again without a change: when the plan says (a pending restart, the
+    /// deadline, the TTL), and at the latest after [`RESYNC`].
+    fn next_look(&self, plan: &Plan) -> Requeue {
+        let wait = plan
+            .wake_at
+            .map_or(RESYNC.as_secs_f64(), |at| at - self.now);
+        Requeue::requeue(Duration::from_secs_f64(
+            wait.clamp(0.05, RESYNC.as_secs_f64()),
+        ))
     }
 }
 

@@ -54,10 +54,7 @@ pub fn may_be_orphaned(pod: &Pod) -> bool {
 pub async fn release_orphans(client: kube::Client, mut queue: UnboundedReceiver<Arc<Pod>>) {
     while let Some(pod) = queue.recv().await {
         if let Err(e) = release_if_orphaned(&client, &pod).await {
-            eprintln!(
-                "trainctl-operator: cannot release pod {}: {e}",
-                pod.name_any()
-            );
+            tracing::warn!("cannot release pod {}: {e}", pod.name_any());
         }
     }
 }

@@ -7,8 +7,9 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
+use trainctl_core::state_machine::{success_deciders, Deciders};
 use trainctl_core::ReplicaId;
-use trainctl_spec::{ReplicaType, RestartPolicy, SuccessPolicy};
+use trainctl_spec::{ReplicaType, RestartPolicy};
 
 use k8s_openapi::api::core::v1::EnvVar;
 
@@ -172,20 +173,11 @@ pub fn replicated_job(
     })
 }
 
-/// The chief or master decides when there is one; else any worker's Job completing
+/// Core's deciders of success: the chief or master, else any worker's Job completing
 /// (JobSet cannot single out worker 0), or all of them under AllWorkers.
 fn success_policy(ctx: &Ctx) -> Value {
-    let replicas = &ctx.job.spec.replicas;
-    let decider = [ReplicaType::Chief, ReplicaType::Master]
-        .into_iter()
-        .find(|r| replicas.count(*r) > 0);
-    match (decider, ctx.job.spec.run_policy.success_policy) {
-        (Some(role), _) => json!({"operator": "Any", "targetReplicatedJobs": [role.as_str()]}),
-        (None, SuccessPolicy::AllWorkers) => {
-            json!({"operator": "All", "targetReplicatedJobs": ["worker"]})
-        }
-        (None, SuccessPolicy::ChiefOrWorker0) => {
-            json!({"operator": "Any", "targetReplicatedJobs": ["worker"]})
-        }
+    match success_deciders(&ctx.job) {
+        Deciders::One(id) => json!({"operator": "Any", "targetReplicatedJobs": [id.role.as_str()]}),
+        Deciders::AllWorkers => json!({"operator": "All", "targetReplicatedJobs": ["worker"]}),
     }
 }

@@ -4,6 +4,7 @@
 use k8s_openapi::api::batch::v1::{
     PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
 };
+use trainctl_core::state_machine::PERMANENT_EXIT_CODES;
 use trainctl_spec::{RestartPolicy, RunPolicy};
 
 /// The retry settings of one batch/v1 Job and its pod template.
@@ -50,8 +51,8 @@ pub fn whole_gang(run: &RunPolicy) -> JobRetry {
     }
 }
 
-/// Exit codes 1..127 are the program's own verdict: fail the Job. Codes >= 128 (signals,
-/// OOM kills) count against backoffLimit and are retried.
+/// The exit codes that are the program's own verdict ([`PERMANENT_EXIT_CODES`]) fail the
+/// Job; higher codes (signals, OOM kills) count against backoffLimit and are retried.
 fn fatal_exit_codes() -> PodFailurePolicy {
     PodFailurePolicy {
         rules: vec![PodFailurePolicyRule {
@@ -59,7 +60,7 @@ fn fatal_exit_codes() -> PodFailurePolicy {
             on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
                 container_name: None,
                 operator: "In".into(),
-                values: (1..=127).collect(),
+                values: PERMANENT_EXIT_CODES.collect(),
             }),
             // Kubernetes before 1.29 requires the field; an empty list means "no pattern".
             on_pod_conditions: Some(Vec::new()),
