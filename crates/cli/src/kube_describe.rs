@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use trainctl_operator::client::Cluster;
+use trainctl_kube_client::client::Cluster;
 
 use crate::kube_verbs::{phase_of, seconds_since};
 use crate::view::{age, table};
@@ -105,7 +105,7 @@ fn pod_row(pod: &Pod) -> Vec<String> {
         .map_or("-".into(), |t| t.exit_code.to_string());
     vec![
         pod.name_any(),
-        trainctl_operator::observe::pod_attempt(pod).to_string(),
+        trainctl_kube_client::names::pod_attempt(pod).to_string(),
         pod.spec
             .as_ref()
             .and_then(|s| s.node_name.clone())

@@ -11,8 +11,8 @@ use anyhow::{anyhow, bail, Result};
 use futures::{AsyncBufReadExt, StreamExt};
 use kube::ResourceExt;
 use trainctl_core::ReplicaId;
-use trainctl_operator::client::{AttemptLog, Cluster, LogSource};
-use trainctl_operator::TrainingJobResource;
+use trainctl_kube_client::client::{AttemptLog, Cluster, LogSource};
+use trainctl_kube_client::TrainingJobResource;
 
 use crate::args::LogsArgs;
 

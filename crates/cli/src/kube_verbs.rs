@@ -1,6 +1,6 @@
 //! The verbs against a Kubernetes cluster (`--kube`, `--context`, `-n`, or `backend: kube`):
 //! submit, get, wait, delete, suspend, resume here; describe in `kube_describe`, logs in
-//! `kube_logs`. The calls themselves live in `trainctl_operator::client`.
+//! `kube_logs`. The calls themselves live in `trainctl_kube_client::client`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use kube::ResourceExt;
-use trainctl_operator::client::Cluster;
-use trainctl_operator::TrainingJobResource;
+use trainctl_kube_client::client::Cluster;
+use trainctl_kube_client::TrainingJobResource;
 
 use crate::args::{Command, Output, SubmitArgs};
 use crate::backend::resolve;

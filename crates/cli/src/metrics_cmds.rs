@@ -22,8 +22,8 @@ use trainctl_metrics::run_reader::{discover_runs, RunReader};
 use trainctl_metrics::series::Run;
 use trainctl_metrics::stdout::StdoutParser;
 
-use trainctl_operator::client::Cluster;
-use trainctl_operator::job_metrics::{collect_job, job_metrics};
+use trainctl_kube_client::client::Cluster;
+use trainctl_kube_client::job_metrics::{collect_job, job_metrics};
 
 use crate::args::{CollectArgs, MetricsArgs, Output};
 use crate::view;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use trainctl_local::Home;
-use trainctl_operator::client::Cluster;
+use trainctl_kube_client::client::Cluster;
 use trainctl_web::access::check_address;
 use trainctl_web::Dashboard;
 

@@ -11,10 +11,10 @@ use serde_json::{json, Value};
 use trainctl_core::wiring::replica_object_name;
 use trainctl_core::ReplicaId;
 use trainctl_metrics::series::Run;
-use trainctl_operator::client::{Cluster, LogSource};
-use trainctl_operator::job_metrics::job_metrics;
-use trainctl_operator::observe::pod_attempt;
-use trainctl_operator::TrainingJobResource;
+use trainctl_kube_client::client::{Cluster, LogSource};
+use trainctl_kube_client::job_metrics::job_metrics;
+use trainctl_kube_client::names::pod_attempt;
+use trainctl_kube_client::TrainingJobResource;
 
 use crate::jobs::{ListQuery, Page};
 use crate::server::ApiError;
@@ -160,7 +160,7 @@ pub async fn one(cluster: &Cluster, name: &str) -> Result<Value, ApiError> {
     Ok(object)
 }
 
-/// Hands the job's series (parsed from its logs by the operator crate's `job_metrics`) to
+/// Hands the job's series (parsed from its logs by the client crate's `job_metrics`) to
 /// `view`; also says whether the job had ended before they were read.
 pub(crate) async fn read_metrics<T>(
     cluster: &Cluster,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use trainctl_local::{EngineError, Home, JobDetail, LocalEngine};
 
-use trainctl_operator::client::Cluster;
+use trainctl_kube_client::client::Cluster;
 
 use crate::charts::Charts;
 use crate::{access, assets, jobs, live};
