@@ -6,13 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use trainctl_local::Home;
 use trainctl_kube_client::client::Cluster;
+use trainctl_local::Home;
 use trainctl_web::access::check_address;
 use trainctl_web::Dashboard;
 
 use crate::backend::{resolve, Target};
-use crate::view;
+use trainctl_backend::view;
 
 /// `ui` arguments.
 #[derive(Debug, Args)]

@@ -27,10 +27,10 @@ use kube::runtime::watcher;
 use kube::Api;
 use trainctl_core::state_machine::Backoff;
 
-// The resource, its status and the names shared with the clients live in
+// The resource (and its CRD), its status and the names shared with the clients live in
 // `trainctl-kube-client`; the controller's modules reach them under the same paths.
 pub use trainctl_kube_client::{crd, names, status};
-pub use trainctl_kube_client::{crd::crd, JobStatus, ResourceSpec, TrainingJobResource};
+pub use trainctl_kube_client::{JobStatus, ResourceSpec, TrainingJobResource};
 
 /// Why a reconcile failed (it is retried).
 #[derive(Debug, thiserror::Error)]

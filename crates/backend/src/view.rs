@@ -1,10 +1,10 @@
-//! How jobs look to users: Kubernetes-style objects for `-o json|yaml`, tables, ages and
-//! timestamps.
+//! How jobs look to users: Kubernetes-style objects for `-o json|yaml` and the dashboard,
+//! tables, ages and timestamps.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use trainctl_local::store::{JobRow, ReplicaRow};
+use trainctl_local::store::ReplicaRow;
 use trainctl_local::JobDetail;
 
 /// A job as a Kubernetes-style object with a status, for `-o json|yaml`.
@@ -52,32 +52,6 @@ pub fn replica_summary(replicas: &[ReplicaRow]) -> String {
     format!("{running}/{}", replicas.len())
 }
 
-/// A table row for `get`.
-pub fn job_row(job: &JobRow, replicas: &[ReplicaRow], wide: bool, now: f64) -> Vec<String> {
-    let mut row = vec![
-        job.name.clone(),
-        job.phase.as_str().to_string(),
-        replica_summary(replicas),
-        job.restarts.to_string(),
-        age(now - job.created),
-    ];
-    if wide {
-        row.push(list_or_dash(&job.gpus));
-        let ports: Vec<u16> = replicas
-            .iter()
-            .map(|r| r.port)
-            .filter(|p| *p != 0)
-            .collect();
-        row.push(list_or_dash(&ports));
-        row.push(if job.reason.is_empty() {
-            "-".into()
-        } else {
-            job.reason.clone()
-        });
-    }
-    row
-}
-
 /// Comma-separated values, or `-` when empty.
 pub fn list_or_dash<T: ToString>(items: &[T]) -> String {
     if items.is_empty() {
@@ -115,6 +89,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Every line of `text` indented by two spaces.
+pub fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
 }
 
 /// kubectl-style age: 45s, 3m12s, 2h5m, 4d.
