@@ -12,7 +12,6 @@ use trainctl_web::access::check_address;
 use trainctl_web::Dashboard;
 
 use crate::backend::{resolve, Target};
-use trainctl_backend::view;
 
 /// `ui` arguments.
 #[derive(Debug, Args)]
@@ -42,7 +41,7 @@ pub fn ui(a: &UiArgs) -> Result<ExitCode> {
                 cluster.list().await?;
                 Dashboard::for_cluster(cluster, a.token.clone())
             }
-            None => Dashboard::new(Home::from_env(), view::job_object, a.token.clone()),
+            None => Dashboard::new(Home::from_env(), a.token.clone()),
         };
         let listener = tokio::net::TcpListener::bind(a.address)
             .await
