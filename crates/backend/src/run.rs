@@ -4,8 +4,6 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
@@ -38,10 +36,39 @@ pub fn warn(problems: &[Problem]) {
 /// Supervises a created job until it ends (or `stop` is set), recording its metrics all
 /// along; returns its final phase.
 pub fn supervise_collecting(home: &Home, name: &str, stop: &AtomicBool) -> Result<JobPhase> {
-    let collecting = Collecting::start(home, name);
-    let phase = supervise(home, name, &SupervisorConfig::from_env(), stop);
-    collecting.finish();
+    let ended = AtomicBool::new(false);
+    let phase = std::thread::scope(|scope| {
+        let collecting = scope.spawn(|| collect_until(home, name, &ended));
+        let phase = supervise(home, name, &SupervisorConfig::from_env(), stop);
+        ended.store(true, Ordering::SeqCst);
+        collecting.thread().unpark();
+        phase
+    });
     Ok(phase?)
+}
+
+/// Collects the job's metrics once a second, and once more after `ended` is set; a warning,
+/// and no collecting, when its `spec.metrics` cannot work. Opening the collector happens on
+/// this thread, off the path that starts the replicas.
+fn collect_until(home: &Home, name: &str, ended: &AtomicBool) {
+    let mut c = match collector(home, name) {
+        Ok((c, _)) => c,
+        Err(e) => {
+            eprintln!("warning: metrics of job {name} are not collected: {e:#}");
+            return;
+        }
+    };
+    loop {
+        std::thread::park_timeout(Duration::from_secs(1));
+        let last = ended.load(Ordering::SeqCst);
+        if let Err(e) = c.collect(last) {
+            eprintln!("warning: collecting the metrics of job {name}: {e:#}");
+            return;
+        }
+        if last {
+            return;
+        }
+    }
 }
 
 /// Runs a created job here until it ends (or `stop` is set): supervises it, records its
@@ -50,16 +77,13 @@ pub fn supervise_collecting(home: &Home, name: &str, stop: &AtomicBool) -> Resul
 pub fn run_attached(
     home: &Home,
     name: &str,
-    out: impl FnOnce() -> Box<dyn Write> + Send + 'static,
+    out: impl FnOnce() -> Box<dyn Write> + Send,
     stop: &AtomicBool,
 ) -> Result<JobPhase> {
-    let done = Arc::new(AtomicBool::new(false));
-    let follower = {
-        let done = done.clone();
-        let db = home.db_path();
-        let name = name.to_string();
-        std::thread::spawn(move || -> Result<()> {
-            let store = Store::open(&db)?;
+    let done = AtomicBool::new(false);
+    let (result, logs) = std::thread::scope(|scope| {
+        let follower = scope.spawn(|| -> Result<()> {
+            let store = Store::open(&home.db_path())?;
             let sel = Selection {
                 prefix: true,
                 ..Selection::default()
@@ -67,8 +91,8 @@ pub fn run_attached(
             let mut out = out();
             // Phase changes go to stderr as they happen, so a queued or restarting job says so.
             let mut shown = (String::new(), String::new());
-            copy_logs(&store, &name, &sel, &mut out, true, &mut |store| {
-                if let Some(j) = store.job(&name)? {
+            copy_logs(&store, name, &sel, &mut out, true, &mut |store| {
+                if let Some(j) = store.job(name)? {
                     let now_showing = (j.phase.as_str().to_string(), j.reason.clone());
                     if now_showing != shown && !j.phase.is_terminal() {
                         eprintln!(
@@ -81,62 +105,16 @@ pub fn run_attached(
                 Ok(done.load(Ordering::SeqCst))
             })?;
             Ok(())
-        })
-    };
-    let result = supervise_collecting(home, name, stop);
-    done.store(true, Ordering::SeqCst);
-    follower.thread().unpark();
-    let logs = follower
-        .join()
-        .map_err(|_| anyhow!("log streaming thread panicked"))?;
+        });
+        let result = supervise_collecting(home, name, stop);
+        done.store(true, Ordering::SeqCst);
+        follower.thread().unpark();
+        (result, follower.join())
+    });
+    let logs = logs.map_err(|_| anyhow!("log streaming thread panicked"))?;
     let phase = result?;
     if let Err(e) = logs {
         eprintln!("warning: log streaming stopped: {e:#}");
     }
     Ok(phase)
-}
-
-/// Records a job's metrics while it runs: a thread that collects its output every second.
-struct Collecting {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-impl Collecting {
-    /// Starts collecting for the job in the background, once a second; a warning, and no
-    /// collecting, when its `spec.metrics` cannot work. Opening the collector happens on the
-    /// collecting thread, off the path that starts the replicas.
-    fn start(home: &Home, name: &str) -> Collecting {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let (home, name) = (home.clone(), name.to_string());
-        let thread = std::thread::spawn(move || {
-            let mut c = match collector(&home, &name) {
-                Ok((c, _)) => c,
-                Err(e) => {
-                    eprintln!("warning: metrics of job {name} are not collected: {e:#}");
-                    return;
-                }
-            };
-            loop {
-                std::thread::park_timeout(Duration::from_secs(1));
-                let last = stopping.load(Ordering::SeqCst);
-                if let Err(e) = c.collect(last) {
-                    eprintln!("warning: collecting the metrics of job {name}: {e:#}");
-                    return;
-                }
-                if last {
-                    return;
-                }
-            }
-        });
-        Collecting { stop, thread }
-    }
-
-    /// Reads the job's output one last time (it has ended) and stops.
-    fn finish(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.thread().unpark();
-        let _ = self.thread.join();
-    }
 }

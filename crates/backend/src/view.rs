@@ -109,25 +109,9 @@ pub fn age(secs: f64) -> String {
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-23T16:26:39Z`).
 pub fn rfc3339(t: f64) -> String {
-    let secs = t.max(0.0) as i64;
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    k8s_openapi::jiff::Timestamp::from_second(t.max(0.0) as i64)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::MAX)
+        .to_string()
 }
 
 #[cfg(test)]
