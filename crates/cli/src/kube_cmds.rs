@@ -29,7 +29,10 @@ pub struct OperatorArgs {
 
 /// Prints the CRD as YAML.
 pub fn crd() -> Result<ExitCode> {
-    print!("{}", serde_yaml_ng::to_string(&trainctl_operator::crd())?);
+    print!(
+        "{}",
+        serde_yaml_ng::to_string(&trainctl_kube_client::crd())?
+    );
     Ok(ExitCode::SUCCESS)
 }
 

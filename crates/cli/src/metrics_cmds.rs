@@ -1,119 +1,44 @@
-//! `trainctl metrics` (a job's training curves as a table, JSON or a PNG, for local and
-//! cluster jobs), `trainctl tensorboard` (TensorBoard on the job's event files), the
-//! collector that records a local job's metrics while it runs, and `trainctl collect`, which
-//! does the same for a cluster job into a log directory.
+//! How `trainctl metrics` shows a job's training curves (a table, JSON or a PNG; the series
+//! come from the backend, or from event files with `--logdir`), and `trainctl tensorboard`
+//! (TensorBoard on a local job's event files).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use trainctl_local::{Home, LocalEngine};
-use trainctl_metrics::collect::Collector;
-use trainctl_metrics::event_file::{EventFileReader, Problem};
-use trainctl_metrics::job::JobMetrics;
+use trainctl_backend::run::{collector, warn};
+use trainctl_backend::view;
+use trainctl_local::Home;
+use trainctl_metrics::event_file::EventFileReader;
 use trainctl_metrics::plot::{plot_png, Curve};
 use trainctl_metrics::run_reader::{discover_runs, RunReader};
 use trainctl_metrics::series::Run;
-use trainctl_metrics::stdout::StdoutParser;
 
-use trainctl_operator::client::Cluster;
-use trainctl_operator::job_metrics::{collect_job, job_metrics};
-
-use crate::args::{CollectArgs, MetricsArgs, Output};
-use crate::view;
+use crate::args::{MetricsArgs, Output};
 
 /// Size of `--plot` charts in pixels.
 const PLOT_SIZE: (u32, u32) = (960, 540);
 /// Tags `--plot` draws when `--tag` is not given, first found first.
 const DEFAULT_TAGS: [&str; 3] = ["loss", "cost", "accuracy"];
 
-/// Opens the job's collector (with the parser its `spec.metrics` asks for).
-fn collector(home: &Home, name: &str) -> Result<(Collector, bool)> {
-    let mut engine = LocalEngine::open(home.clone())?;
-    let job = engine.job(name)?;
-    let parser = StdoutParser::for_spec(job.spec.spec.metrics.as_ref())?;
-    let c = Collector::open(&home.job_dir(name), &home.tensorboard_dir(name), parser)?;
-    Ok((c, job.phase.is_terminal()))
-}
-
-/// `trainctl metrics`.
-pub fn metrics(a: &MetricsArgs) -> Result<ExitCode> {
-    let (source, owned) = match (&a.job, &a.logdir) {
-        (Some(name), None) => {
-            let home = Home::from_env();
-            let (mut c, ended) = collector(&home, name)?;
-            c.collect(ended)?;
-            let mut m = JobMetrics::new(&home.job_dir(name), &home.tensorboard_dir(name));
-            warn(&m.poll()?);
-            let runs: Vec<(String, Run)> = m
-                .runs()
-                .into_iter()
-                .map(|(n, r)| (n.to_string(), r.clone()))
-                .collect();
-            (format!("job {name}"), runs)
-        }
-        (None, Some(path)) => (path.display().to_string(), read_logdir(path)?),
-        _ => bail!("give a job name or --logdir PATH"),
+/// `trainctl metrics --logdir PATH`: the series of the event files there.
+pub fn logdir_metrics(a: &MetricsArgs) -> Result<ExitCode> {
+    let Some(path) = &a.logdir else {
+        bail!("give a job name or --logdir PATH");
     };
-    report(a, &source, &owned)
-}
-
-/// `trainctl metrics JOB --kube`: the same report, parsed from the logs of every attempt
-/// of the cluster job's replicas.
-pub async fn cluster_metrics(cluster: &Cluster, a: &MetricsArgs) -> Result<ExitCode> {
-    let Some(name) = &a.job else {
-        bail!("give the name of a job on the cluster");
-    };
-    let runs = job_metrics(cluster, name).await?;
-    report(a, &format!("job {name}"), &runs)
+    report(a, &path.display().to_string(), &read_logdir(path)?)
 }
 
 /// Prints the stats of `runs`, or plots them with `--plot`.
-fn report(a: &MetricsArgs, source: &str, owned: &[(String, Run)]) -> Result<ExitCode> {
+pub fn report(a: &MetricsArgs, source: &str, owned: &[(String, Run)]) -> Result<ExitCode> {
     let runs: Vec<(&str, &Run)> = owned.iter().map(|(n, r)| (n.as_str(), r)).collect();
     if let Some(png) = &a.plot {
         return plot(&runs, a.tag.as_deref(), png, source);
     }
     print_stats(&runs, a.output, source)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// How often `collect` reads the cluster job's logs.
-const COLLECT_EVERY: Duration = Duration::from_secs(1);
-
-/// `trainctl collect JOB --kube --logdir DIR`: records a cluster job's metrics under DIR
-/// until the job ends (then, with `--keep-running`, waits until terminated).
-pub async fn collect(cluster: &Cluster, a: &CollectArgs) -> Result<ExitCode> {
-    let mut points = 0;
-    collect_job(cluster, &a.job, &a.logdir, COLLECT_EVERY, &mut |n| {
-        points += n
-    })
-    .await?;
-    println!(
-        "job {} ended: {points} points collected into {}",
-        a.job,
-        a.logdir.display()
-    );
-    if a.keep_running {
-        std::io::stdout().flush()?;
-        // A Deployment restarts a container that exits: stay until the pod is stopped.
-        std::future::pending::<()>().await;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `collect` without a cluster: local jobs are collected while they run.
-pub fn collect_local() -> Result<ExitCode> {
-    bail!(
-        "trainctl records the metrics of local jobs while they run (see `trainctl metrics JOB`); \
-         collect is for cluster jobs: use --kube (or -n/--context)"
-    )
 }
 
 /// The runs of an event file, or of every directory under `path` that holds event files.
@@ -133,12 +58,6 @@ fn read_logdir(path: &Path) -> Result<Vec<(String, Run)>> {
         runs.push((name, reader.run().clone()));
     }
     Ok(runs)
-}
-
-fn warn(problems: &[Problem]) {
-    for p in problems {
-        eprintln!("warning: {p}");
-    }
 }
 
 /// Per run and tag: points, last step, last, min and max.
@@ -284,49 +203,4 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
-}
-
-/// Records a job's metrics while it runs: a thread that collects its output every second.
-pub struct Collecting {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<()>,
-}
-
-impl Collecting {
-    /// Starts collecting for the job in the background, once a second; a warning, and no
-    /// collecting, when its `spec.metrics` cannot work. Opening the collector happens on the
-    /// collecting thread, off the path that starts the replicas.
-    pub fn start(home: &Home, name: &str) -> Collecting {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let (home, name) = (home.clone(), name.to_string());
-        let thread = std::thread::spawn(move || {
-            let mut c = match collector(&home, &name) {
-                Ok((c, _)) => c,
-                Err(e) => {
-                    eprintln!("warning: metrics of job {name} are not collected: {e:#}");
-                    return;
-                }
-            };
-            loop {
-                std::thread::park_timeout(Duration::from_secs(1));
-                let last = stopping.load(Ordering::SeqCst);
-                if let Err(e) = c.collect(last) {
-                    eprintln!("warning: collecting the metrics of job {name}: {e:#}");
-                    return;
-                }
-                if last {
-                    return;
-                }
-            }
-        });
-        Collecting { stop, thread }
-    }
-
-    /// Reads the job's output one last time (it has ended) and stops.
-    pub fn finish(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.thread().unpark();
-        let _ = self.thread.join();
-    }
 }

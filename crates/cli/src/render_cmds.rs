@@ -66,7 +66,7 @@ fn parse_name<T: DeserializeOwned>(s: &str) -> Result<T, String> {
 }
 
 /// Reads and validates a job file, errors one per line with file:line:column.
-fn load_job(file: &Path) -> Result<TrainingJob> {
+pub fn load_job(file: &Path) -> Result<TrainingJob> {
     trainctl_spec::parse_job(file).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!("invalid job file\n{}", lines.join("\n"))
@@ -74,7 +74,7 @@ fn load_job(file: &Path) -> Result<TrainingJob> {
 }
 
 /// Prints findings to stderr; fails when one is an error.
-fn report(findings: &[Finding]) -> Result<()> {
+pub fn report(findings: &[Finding]) -> Result<()> {
     for f in findings {
         eprintln!("{f}");
     }
@@ -92,12 +92,6 @@ fn report(findings: &[Finding]) -> Result<()> {
 /// refuse it. Rules about clusters only are left to `render` and `lint`.
 pub fn lint_before_start(job: &TrainingJob) -> Result<()> {
     report(&trainctl_kube::lint_local(job))
-}
-
-/// Runs lint on a job before it is submitted to a cluster: every rule applies, warnings are
-/// printed, errors refuse it.
-pub fn lint_before_cluster(job: &TrainingJob) -> Result<()> {
-    report(&trainctl_kube::lint_job(job))
 }
 
 /// `trainctl render`.

@@ -6,13 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use trainctl_kube_client::client::Cluster;
 use trainctl_local::Home;
-use trainctl_operator::client::Cluster;
 use trainctl_web::access::check_address;
 use trainctl_web::Dashboard;
 
 use crate::backend::{resolve, Target};
-use crate::view;
 
 /// `ui` arguments.
 #[derive(Debug, Args)]
@@ -42,7 +41,7 @@ pub fn ui(a: &UiArgs) -> Result<ExitCode> {
                 cluster.list().await?;
                 Dashboard::for_cluster(cluster, a.token.clone())
             }
-            None => Dashboard::new(Home::from_env(), view::job_object, a.token.clone()),
+            None => Dashboard::new(Home::from_env(), a.token.clone()),
         };
         let listener = tokio::net::TcpListener::bind(a.address)
             .await

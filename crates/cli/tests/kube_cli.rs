@@ -387,9 +387,13 @@ async fn cluster_errors_say_what_to_do() {
     let run = env.trainctl(&["get", "bad", "--kube"]).await;
     assert_fails(&run, 1, "not found");
 
-    // No operator: the job is created but nothing answers; wait says so.
+    // No operator: the job is created but nothing answers; it is Pending (as the dashboard
+    // shows it), and wait says so.
     let run = env.trainctl(&["submit", path, "--kube"]).await;
     assert_ok(&run, "submit");
+    let run = env.trainctl(&["get", "lonely", "--kube"]).await;
+    assert_ok(&run, "get");
+    assert!(run.stdout.contains("lonely   Pending"), "{}", run.stdout);
     let run = env.trainctl(&["submit", path, "--kube"]).await;
     assert_fails(
         &run,
@@ -400,6 +404,7 @@ async fn cluster_errors_say_what_to_do() {
         .trainctl(&["wait", "lonely", "--kube", "--timeout", "6s"])
         .await;
     assert_fails(&run, 2, "is the trainctl operator running?");
+    assert!(run.stderr.contains("(phase Pending)"), "{}", run.stderr);
 
     env.sim.inject_fault(FaultRule {
         verb: Some("delete".into()),

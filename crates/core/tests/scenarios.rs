@@ -1,11 +1,13 @@
-//! The scenario table (crate `trainctl-scenarios`) run against the state machine alone: a
-//! simulated engine with its own clock carries out `decide`'s actions and ends attempts as
-//! each row's steps say.
+//! The scenario table (crate `trainctl-scenarios`) run against core alone: a simulated engine
+//! with its own clock observes, asks [`plan`] what to do (launches with their attempts,
+//! stops, restart count, start time, next wake time), records it, carries it out, and ends
+//! attempts as each row's steps say. Every number the checks read comes from core.
 
 use std::collections::BTreeMap;
 
+use trainctl_core::plan::plan;
 use trainctl_core::state_machine::{
-    decide, Action, Backoff, Observation, Outcome, ReplicaObservation, ReplicaState,
+    Backoff, Observation, Outcome, ReplicaObservation, ReplicaState,
 };
 use trainctl_core::ReplicaId;
 use trainctl_scenarios::{Scenario, Step};
@@ -20,7 +22,7 @@ const BACKOFF: Backoff = Backoff {
 /// Simulated time between two steps: short next to any deadline of the table.
 const STEP_SECONDS: f64 = 0.01;
 
-/// Simulated time that passes when nothing is scripted (a deadline may fall in it).
+/// Simulated time that passes when nothing is scripted and core names no wake time.
 const IDLE_SECONDS: f64 = 1.0;
 
 /// The simulated engine gives up on a job that has not ended by then.
@@ -29,20 +31,20 @@ const GIVE_UP_AT: f64 = 3600.0;
 /// One replica as the simulated engine tracks it.
 struct SimReplica {
     state: ReplicaState,
-    attempt: u32,
     finished_at: Option<f64>,
-    restart_at: Option<f64>,
     stopped: bool,
 }
 
-/// A job run by the simulated engine.
+/// A job run by the simulated engine: what it observed and what core told it to record.
 struct Sim {
     job: TrainingJob,
     now: f64,
     started_at: Option<f64>,
     restarts: u32,
+    attempts: BTreeMap<ReplicaId, u32>,
     replicas: BTreeMap<ReplicaId, SimReplica>,
     ended: Option<Outcome>,
+    wake_at: Option<f64>,
 }
 
 impl Sim {
@@ -56,9 +58,7 @@ impl Sim {
             .map(|r| {
                 let replica = SimReplica {
                     state: ReplicaState::NotStarted,
-                    attempt: 0,
                     finished_at: None,
-                    restart_at: None,
                     stopped: false,
                 };
                 (id(r), replica)
@@ -69,8 +69,10 @@ impl Sim {
             now: 0.0,
             started_at: None,
             restarts: 0,
+            attempts: BTreeMap::new(),
             replicas,
             ended: None,
+            wake_at: None,
         }
     }
 
@@ -80,6 +82,7 @@ impl Sim {
             admitted: true,
             started_at: self.started_at,
             restarts: self.restarts,
+            attempts: self.attempts.clone(),
             replicas: self
                 .replicas
                 .iter()
@@ -90,33 +93,32 @@ impl Sim {
                 })
                 .collect(),
             ended: self.ended.clone(),
+            ..Observation::default()
         }
     }
 
-    /// Decides and carries the actions out; returns whether they changed anything.
-    fn decide_and_act(&mut self) -> bool {
-        let decision = decide(&self.job, &self.observe(), BACKOFF);
+    /// Plans, records and carries the plan out; returns whether it launched or stopped any.
+    fn plan_and_act(&mut self) -> bool {
+        let plan = plan(&self.job, &self.observe(), BACKOFF);
         if self.ended.is_none() {
-            self.ended = decision.outcome();
+            self.ended = plan.decision.outcome();
         }
-        let mut changed = false;
-        for action in decision.actions {
-            match action {
-                Action::Start(id) => self.run(id, 0),
-                Action::Restart { id, not_before } => {
-                    let r = self.replica(id);
-                    if r.restart_at == Some(not_before) {
-                        continue;
-                    }
-                    r.restart_at = Some(not_before);
-                }
-                Action::Stop(id) => {
-                    let r = self.replica(id);
-                    r.state = ReplicaState::Stopped;
-                    r.stopped = true;
-                }
-            }
-            changed = true;
+        self.restarts = plan.restarts;
+        self.attempts = plan.attempts;
+        self.started_at = plan.started_at;
+        self.wake_at = plan.wake_at;
+        let changed = !plan.launches.is_empty() || !plan.stops.is_empty();
+        for launch in plan.launches {
+            *self.replica(launch.id) = SimReplica {
+                state: ReplicaState::Running,
+                finished_at: None,
+                stopped: false,
+            };
+        }
+        for id in plan.stops {
+            let r = self.replica(id);
+            r.state = ReplicaState::Stopped;
+            r.stopped = true;
         }
         changed
     }
@@ -125,47 +127,23 @@ impl Sim {
         self.replicas.get_mut(&id).expect("a replica of the job")
     }
 
-    fn run(&mut self, id: ReplicaId, attempt: u32) {
-        self.started_at.get_or_insert(self.now);
-        let r = self.replica(id);
-        *r = SimReplica {
-            state: ReplicaState::Running,
-            attempt,
-            finished_at: None,
-            restart_at: None,
-            stopped: false,
-        };
-    }
-
-    /// Carries out the earliest pending restart, moving the clock to it; false when none.
-    fn restart_next(&mut self) -> bool {
-        let next = self
-            .replicas
-            .iter()
-            .filter_map(|(id, r)| r.restart_at.map(|at| (at, *id)))
-            .min_by(|a, b| a.0.total_cmp(&b.0));
-        let Some((at, id)) = next else {
-            return false;
-        };
-        self.now = self.now.max(at);
-        self.restarts += 1;
-        let attempt = self.replicas[&id].attempt + 1;
-        self.run(id, attempt);
-        true
+    fn attempt(&self, id: ReplicaId) -> u32 {
+        self.attempts.get(&id).copied().unwrap_or(0)
     }
 
     /// Ends the running attempt a step names.
     fn play(&mut self, s: &Scenario, step: &Step) {
         let now = self.now;
-        let r = self.replica(id(step.replica));
+        let replica = id(step.replica);
+        let attempt = self.attempt(replica);
+        let r = self.replica(replica);
         assert!(
-            r.state == ReplicaState::Running && r.attempt == step.attempt,
-            "{}: {} attempt {} is not running before its step (it is {:?}, attempt {})",
+            r.state == ReplicaState::Running && attempt == step.attempt,
+            "{}: {} attempt {} is not running before its step (it is {:?}, attempt {attempt})",
             s.name,
             step.replica,
             step.attempt,
             r.state,
-            r.attempt
         );
         let code = step.end.exit_code();
         r.state = if code == 0 {
@@ -187,19 +165,28 @@ fn run(s: &Scenario) {
     let mut sim = Sim::new(s);
     let mut steps = s.steps.iter();
     loop {
-        let acted = sim.decide_and_act();
-        if sim.ended.is_some() {
-            if acted {
-                continue;
-            }
-            break;
-        }
-        if acted || sim.restart_next() {
+        let acted = sim.plan_and_act();
+        if acted {
             continue;
         }
-        match steps.next() {
-            Some(step) => sim.play(s, step),
-            None => sim.now += IDLE_SECONDS,
+        if sim.ended.is_some() {
+            break;
+        }
+        // A restart waiting for its backoff comes before the next step, as on a real engine
+        // whose replicas take longer than the backoff to end.
+        let restart_due = sim
+            .replicas
+            .values()
+            .any(|r| matches!(r.state, ReplicaState::Failed { .. }));
+        match (sim.wake_at, restart_due) {
+            (Some(at), true) => sim.now = sim.now.max(at),
+            _ => match steps.next() {
+                Some(step) => sim.play(s, step),
+                None => {
+                    let next = sim.wake_at.filter(|&at| at > sim.now);
+                    sim.now = next.unwrap_or(sim.now + IDLE_SECONDS);
+                }
+            },
         }
         assert!(sim.now < GIVE_UP_AT, "{}: the job never ended", s.name);
     }
@@ -221,7 +208,7 @@ fn run(s: &Scenario) {
     for (id, r) in &sim.replicas {
         let name = id.to_string();
         assert_eq!(
-            r.attempt,
+            sim.attempt(*id),
             s.final_attempt(&name),
             "{}: final attempt of {name}",
             s.name

@@ -5,20 +5,15 @@
 //! replica at a time through a Lease ([`leader`]).
 
 pub mod archive;
-pub mod client;
-pub mod crd;
 pub mod events;
 pub mod expectations;
 pub mod http;
-pub mod job_metrics;
 pub mod leader;
 pub mod metrics;
-pub mod names;
 pub mod observe;
 pub mod pod_cache;
 pub mod reconcile;
 pub mod retry;
-pub mod status;
 pub mod telemetry;
 pub mod tensorboard;
 pub mod tracking;
@@ -33,8 +28,10 @@ use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
 use trainctl_core::state_machine::Backoff;
 
-pub use crd::{crd, ResourceSpec, TrainingJobResource};
-pub use status::JobStatus;
+// The resource (and its CRD), its status and the names shared with the clients live in
+// `trainctl-kube-client`; the controller's modules reach them under the same paths.
+pub use trainctl_kube_client::{crd, names, status};
+pub use trainctl_kube_client::{JobStatus, ResourceSpec, TrainingJobResource};
 
 /// Why a reconcile failed (it is retried).
 #[derive(Debug, thiserror::Error)]

@@ -8,9 +8,7 @@ use trainctl_core::state_machine::{ReplicaObservation, ReplicaState};
 use trainctl_core::ReplicaId;
 
 use crate::status::RoleStatus;
-
-/// Pod label: the attempt of the replica the pod runs (0 is the first).
-pub const ATTEMPT_LABEL: &str = "trainctl.dev/attempt";
+pub use trainctl_kube_client::names::{pod_attempt, ATTEMPT_LABEL};
 
 /// Pod finalizer: holds a pod deleted from outside until the operator has counted the
 /// attempt as failed and archived its log (as the Job controller's tracking finalizer).
@@ -30,16 +28,6 @@ pub fn is_tracked(pod: &Pod) -> bool {
 pub fn was_killed_from_outside(pod: &Pod) -> bool {
     let evicted = pod.status.as_ref().and_then(|s| s.reason.as_deref()) == Some("Evicted");
     evicted || (pod.metadata.deletion_timestamp.is_some() && is_tracked(pod))
-}
-
-/// The attempt a pod runs.
-pub fn pod_attempt(pod: &Pod) -> u32 {
-    pod.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(ATTEMPT_LABEL))
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The container's exit code and when it ended, for an ended pod.

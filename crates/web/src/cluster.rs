@@ -10,11 +10,11 @@ use kube::ResourceExt;
 use serde_json::{json, Value};
 use trainctl_core::wiring::replica_object_name;
 use trainctl_core::ReplicaId;
+use trainctl_kube_client::client::{Cluster, LogSource};
+use trainctl_kube_client::job_metrics::job_metrics;
+use trainctl_kube_client::names::pod_attempt;
+use trainctl_kube_client::TrainingJobResource;
 use trainctl_metrics::series::Run;
-use trainctl_operator::client::{Cluster, LogSource};
-use trainctl_operator::job_metrics::job_metrics;
-use trainctl_operator::observe::pod_attempt;
-use trainctl_operator::TrainingJobResource;
 
 use crate::jobs::{ListQuery, Page};
 use crate::server::ApiError;
@@ -42,14 +42,6 @@ pub(crate) async fn get(cluster: &Cluster, name: &str) -> Result<TrainingJobReso
     }
 }
 
-/// The recorded phase, or Pending before the operator has seen the job.
-pub(crate) fn phase_of(job: &TrainingJobResource) -> String {
-    job.status
-        .as_ref()
-        .and_then(|s| s.phase.clone())
-        .unwrap_or_else(|| "Pending".into())
-}
-
 /// Whether the job has succeeded or failed.
 pub(crate) fn has_ended(job: &TrainingJobResource) -> bool {
     job.status.as_ref().is_some_and(|s| s.outcome().is_some())
@@ -66,7 +58,7 @@ fn job_object(job: &TrainingJobResource) -> Value {
     if !object["status"].is_object() {
         object["status"] = json!({"replicas": job.spec.0.replicas.total(), "restarts": 0});
     }
-    object["status"]["phase"] = json!(phase_of(job));
+    object["status"]["phase"] = json!(job.phase());
     object
 }
 
@@ -78,7 +70,7 @@ pub async fn list(cluster: &Cluster, query: &ListQuery) -> Result<Page<Value>, A
     });
     let rows = jobs
         .into_iter()
-        .map(|j| (j.name_any(), phase_of(&j), j))
+        .map(|j| (j.name_any(), j.phase(), j))
         .collect();
     let page = query.page(rows);
     let items = page.items.iter().map(job_object).collect();
@@ -160,7 +152,7 @@ pub async fn one(cluster: &Cluster, name: &str) -> Result<Value, ApiError> {
     Ok(object)
 }
 
-/// Hands the job's series (parsed from its logs by the operator crate's `job_metrics`) to
+/// Hands the job's series (parsed from its logs by the client crate's `job_metrics`) to
 /// `view`; also says whether the job had ended before they were read.
 pub(crate) async fn read_metrics<T>(
     cluster: &Cluster,

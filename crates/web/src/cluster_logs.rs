@@ -10,7 +10,7 @@ use axum::response::sse::Event;
 use futures::{AsyncBufReadExt, StreamExt};
 use tokio::sync::mpsc;
 use trainctl_core::ReplicaId;
-use trainctl_operator::client::{Cluster, LogSource};
+use trainctl_kube_client::client::{Cluster, LogSource};
 
 use crate::cluster::{failed, get, has_ended};
 use crate::live::{end_event, log_event, replica_of, LogsQuery, DEFAULT_TAIL};

@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use trainctl_backend::view::job_object;
 use trainctl_local::{EngineError, JobDetail};
 
 use crate::charts::{points_limit, snapshot};
@@ -134,7 +135,7 @@ fn local_list(local: &Local, query: &ListQuery) -> Result<Page<Value>, ApiError>
             attempts: store.attempts(&row.name).map_err(EngineError::from)?,
             events: store.events(&row.name).map_err(EngineError::from)?,
         };
-        items.push((local.render)(&detail));
+        items.push(job_object(&detail));
     }
     Ok(page.with_items(items))
 }
@@ -149,7 +150,7 @@ pub async fn one(
         Source::Local(_) => {
             blocking(move || {
                 let local = d.local()?;
-                Ok(Json((local.render)(&local.engine()?.detail(&name)?)))
+                Ok(Json(job_object(&local.engine()?.detail(&name)?)))
             })
             .await
         }

@@ -6,7 +6,7 @@
 //! - [`Source`]: where the jobs come from, this machine or a cluster (`trainctl ui --kube`);
 //!   the routes and the app are the same for both.
 //! - [`jobs`]: the job list (filters, pages) and one job, as the objects `trainctl get -o json`
-//!   prints (rendered by the caller's [`Render`] function for local jobs).
+//!   prints (`trainctl_backend::view` renders local jobs).
 //! - [`cluster`], [`cluster_logs`]: a cluster's jobs, pods and Events, and its live logs.
 //! - [`charts`]: every series of a job, downsampled for display, kept in memory per job and
 //!   polled incrementally; a live viewer gets only the new points after the first snapshot.
@@ -22,4 +22,4 @@ pub mod jobs;
 pub mod live;
 mod server;
 
-pub use server::{router, serve, Dashboard, Local, Render, Source};
+pub use server::{router, serve, Dashboard, Local, Source};

@@ -9,16 +9,12 @@ use axum::routing::get;
 use axum::{middleware, Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use trainctl_local::{EngineError, Home, JobDetail, LocalEngine};
+use trainctl_local::{EngineError, Home, LocalEngine};
 
-use trainctl_operator::client::Cluster;
+use trainctl_kube_client::client::Cluster;
 
 use crate::charts::Charts;
 use crate::{access, assets, jobs, live};
-
-/// Renders a job as the Kubernetes-style object the CLI prints with `-o json`, so the API
-/// and `trainctl get` show one shape.
-pub type Render = fn(&JobDetail) -> Value;
 
 /// Where the jobs come from. The routes and the web app are the same for both; each route
 /// asks the source.
@@ -29,13 +25,10 @@ pub enum Source {
     Cluster(Cluster),
 }
 
-/// This machine's jobs: the local engine's state directory, the object renderer and the
-/// in-memory chart cache.
+/// This machine's jobs: the local engine's state directory and the in-memory chart cache.
 pub struct Local {
     /// The state directory.
     pub(crate) home: Home,
-    /// The object renderer.
-    pub(crate) render: Render,
     /// Metrics of recently viewed jobs.
     pub(crate) charts: Charts,
 }
@@ -55,10 +48,9 @@ pub struct Dashboard {
 
 impl Dashboard {
     /// A dashboard over the jobs in `home`; with `token`, every request must carry it.
-    pub fn new(home: Home, render: Render, token: Option<String>) -> Self {
+    pub fn new(home: Home, token: Option<String>) -> Self {
         let source = Source::Local(Local {
             home,
-            render,
             charts: Charts::default(),
         });
         Dashboard { source, token }

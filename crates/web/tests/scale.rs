@@ -8,14 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use trainctl_local::{Home, JobDetail, LocalEngine};
+use trainctl_local::{Home, LocalEngine};
 use trainctl_metrics::db::{Cursor, MetricsDb, TaggedPoint};
 use trainctl_metrics::series::Point;
 use trainctl_web::{router, Dashboard};
-
-fn render(d: &JobDetail) -> Value {
-    json!({"metadata": {"name": d.job.name}, "status": {"phase": d.job.phase.as_str(), "replicas": d.replicas}})
-}
 
 fn job(name: &str) -> trainctl_spec::TrainingJob {
     let yaml = format!(
@@ -69,7 +65,7 @@ fn a_thousand_jobs_and_a_million_points_are_served_in_small_pieces() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(Arc::new(Dashboard::new(home, render, None)));
+    let app = router(Arc::new(Dashboard::new(home, None)));
     runtime.spawn(async move { axum::serve(listener, app).await });
 
     let (page, size, took) = get(&base, "/api/jobs");

@@ -1,18 +1,17 @@
-//! `describe --kube`: a job's spec summary, status, replica pods with node and status,
+//! `describe` on a cluster: a job's spec summary, status, replica pods with node and status,
 //! conditions, and the Events about the job and its pods.
-
-use std::process::ExitCode;
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use trainctl_operator::client::Cluster;
+use trainctl_kube_client::client::Cluster;
+use trainctl_kube_client::names::pod_attempt;
 
-use crate::kube_verbs::{phase_of, seconds_since};
-use crate::view::{age, table};
+use crate::cluster::seconds_since;
+use crate::view::{age, indent, table};
 
-/// Prints the description of one job.
-pub async fn describe(cluster: &Cluster, name: &str) -> Result<ExitCode> {
+/// The description of one job.
+pub async fn describe(cluster: &Cluster, name: &str) -> Result<String> {
     let job = cluster.get(name).await?;
     let pods = cluster.job_pods(name).await?;
     let events = cluster.job_events(name, &pods).await?;
@@ -27,7 +26,7 @@ pub async fn describe(cluster: &Cluster, name: &str) -> Result<ExitCode> {
     let mut s = String::new();
     s += &format!("Name:          {name}\n");
     s += &format!("Namespace:     {}\n", cluster.namespace);
-    s += &format!("Phase:         {}\n", phase_of(&job));
+    s += &format!("Phase:         {}\n", job.phase());
     s += &format!("Reason:        {}\n", or_dash(status.reason.clone()));
     s += &format!("Message:       {}\n", or_dash(status.message.clone()));
     s += &format!("Framework:     {}\n", compact(&spec.framework));
@@ -47,7 +46,7 @@ pub async fn describe(cluster: &Cluster, name: &str) -> Result<ExitCode> {
     s += &format!("Restarts:      {}\n", status.restarts);
     s += "\nPods:\n";
     let rows: Vec<Vec<String>> = pods.iter().map(pod_row).collect();
-    s += &crate::indent(&table(
+    s += &indent(&table(
         &["NAME", "ATTEMPT", "NODE", "STATUS", "EXIT", "AGE"],
         &rows,
     ));
@@ -64,7 +63,7 @@ pub async fn describe(cluster: &Cluster, name: &str) -> Result<ExitCode> {
             ]
         })
         .collect();
-    s += &crate::indent(&table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows));
+    s += &indent(&table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows));
     s += "\nEvents:\n";
     let rows: Vec<Vec<String>> = events
         .iter()
@@ -78,12 +77,11 @@ pub async fn describe(cluster: &Cluster, name: &str) -> Result<ExitCode> {
             ]
         })
         .collect();
-    s += &crate::indent(&table(
+    s += &indent(&table(
         &["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         &rows,
     ));
-    print!("{s}");
-    Ok(ExitCode::SUCCESS)
+    Ok(s)
 }
 
 /// A value as compact JSON without quotes around a bare string.
@@ -105,7 +103,7 @@ fn pod_row(pod: &Pod) -> Vec<String> {
         .map_or("-".into(), |t| t.exit_code.to_string());
     vec![
         pod.name_any(),
-        trainctl_operator::observe::pod_attempt(pod).to_string(),
+        pod_attempt(pod).to_string(),
         pod.spec
             .as_ref()
             .and_then(|s| s.node_name.clone())

@@ -95,6 +95,14 @@ impl TrainingJobResource {
         resource
     }
 
+    /// The recorded phase, or Pending before the operator has seen the job.
+    pub fn phase(&self) -> String {
+        self.status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Pending".into())
+    }
+
     /// The job as the core rules and the renderer see it.
     pub fn to_job(&self) -> TrainingJob {
         let meta = &self.metadata;

@@ -1,28 +1,33 @@
-//! `logs --kube`: the latest attempt of every replica (or the one `--replica`/`--attempt`
+//! `logs` on a cluster: the latest attempt of every replica (or the one `--replica`/`--attempt`
 //! pick), live from the pod while it exists and from the operator's archive once it is
 //! gone. `-f` follows each replica across its attempts: when a pod is replaced it prints a
 //! `--- worker-0 attempt 1 ---` line and carries on with the new attempt, until the job ends.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use futures::{AsyncBufReadExt, StreamExt};
 use kube::ResourceExt;
 use trainctl_core::ReplicaId;
-use trainctl_operator::client::{AttemptLog, Cluster, LogSource};
-use trainctl_operator::TrainingJobResource;
+use trainctl_kube_client::client::{AttemptLog, Cluster, LogSource};
+use trainctl_kube_client::TrainingJobResource;
 
-use crate::args::LogsArgs;
+use crate::LogRequest;
 
 /// How often `-f` looks for a new attempt or the job's end once a pod's log stream ended.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
-/// Prints (and with `-f` follows) a job's logs.
-pub async fn logs(cluster: &Cluster, a: &LogsArgs) -> Result<ExitCode> {
-    let job = cluster.get(&a.job).await?;
-    let replica = selected_replica(&job, a.replica.as_deref())?;
+/// Writes (and when `a.follow`, follows) the logs `a` picks of job `name` into `out`.
+pub async fn logs(
+    cluster: &Cluster,
+    name: &str,
+    a: &LogRequest,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let job = cluster.get(name).await?;
+    let replica = a.replica;
     let mut sources = cluster.log_sources(&job, replica, a.attempt).await?;
     if a.attempt.is_none() {
         // Like the local engine: the latest attempt of each replica.
@@ -32,11 +37,12 @@ pub async fn logs(cluster: &Cluster, a: &LogsArgs) -> Result<ExitCode> {
     }
     if sources.is_empty() {
         match a.attempt {
-            Some(n) => bail!("job {} has no log for attempt {n}", a.job),
-            None if !a.follow => eprintln!("job {} has no logs yet", a.job),
+            Some(n) => bail!("job {name} has no log for attempt {n}"),
+            None if !a.follow => eprintln!("job {name} has no logs yet"),
             None => {}
         }
     }
+    let out = RefCell::new(out);
     let label = |id: ReplicaId| {
         if replica.is_none() {
             format!("[{id}] ")
@@ -52,9 +58,9 @@ pub async fn logs(cluster: &Cluster, a: &LogsArgs) -> Result<ExitCode> {
             };
             let lines: Vec<&str> = text.lines().collect();
             let skip = a.tail.map_or(0, |n| lines.len().saturating_sub(n));
-            print_lines(&label(source.replica), &lines[skip..])?;
+            print_lines(&out, &label(source.replica), &lines[skip..])?;
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
     // Follow every selected replica, even one whose pod does not exist yet; with
     // `--attempt`, only that attempt of the replicas that have it.
@@ -68,6 +74,7 @@ pub async fn logs(cluster: &Cluster, a: &LogsArgs) -> Result<ExitCode> {
         job: &job,
         replica: id,
         label: label(id),
+        out: &out,
         pinned: a.attempt.is_some(),
     });
     let runs = followers.map(|f| {
@@ -77,29 +84,13 @@ pub async fn logs(cluster: &Cluster, a: &LogsArgs) -> Result<ExitCode> {
     for result in futures::future::join_all(runs).await {
         result?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-/// The replica `--replica` names, checked against the job.
-fn selected_replica(job: &TrainingJobResource, asked: Option<&str>) -> Result<Option<ReplicaId>> {
-    let Some(asked) = asked else {
-        return Ok(None);
-    };
-    let id: ReplicaId = asked.parse().map_err(|e: String| anyhow!(e))?;
-    let all = ReplicaId::all_of(&job.to_job());
-    if !all.contains(&id) {
-        let names: Vec<String> = all.iter().map(ToString::to_string).collect();
-        bail!(
-            "job {} has no replica {id}; it has {}",
-            job.name_any(),
-            names.join(", ")
-        );
-    }
-    Ok(Some(id))
-}
-
-fn print_lines(label: &str, lines: &[&str]) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+/// Writes `lines`, each after `label`, and flushes them (the writer is shared by the
+/// replicas' followers, each borrowing it for one write).
+fn print_lines(out: &RefCell<&mut dyn Write>, label: &str, lines: &[&str]) -> Result<()> {
+    let mut out = out.borrow_mut();
     for line in lines {
         writeln!(out, "{label}{line}")?;
     }
@@ -108,16 +99,17 @@ fn print_lines(label: &str, lines: &[&str]) -> Result<()> {
 }
 
 /// Follows one replica's log across its attempts.
-struct Follower<'a> {
+struct Follower<'a, 'w> {
     cluster: &'a Cluster,
     job: &'a TrainingJobResource,
     replica: ReplicaId,
     label: String,
+    out: &'a RefCell<&'w mut dyn Write>,
     /// Only the starting attempt (`--attempt`): stop when it ends.
     pinned: bool,
 }
 
-impl Follower<'_> {
+impl Follower<'_, '_> {
     /// Prints the attempt `start` (the replica's latest, if any) from its first line (or its
     /// last `tail` lines), then every later attempt, until the job has ended and all its
     /// output is printed. Lines are counted per attempt, so the live stream and the
@@ -150,7 +142,7 @@ impl Follower<'_> {
                     if current.is_some() {
                         let separator =
                             format!("--- {} attempt {} ---", self.replica, next.attempt);
-                        print_lines(&self.label, &[&separator])?;
+                        print_lines(self.out, &self.label, &[&separator])?;
                     }
                     current = Some(next.attempt);
                     printed = match &next.source {
@@ -178,7 +170,7 @@ impl Follower<'_> {
         let mut seen = 0;
         while let Some(Ok(line)) = lines.next().await {
             if seen >= skip {
-                print_lines(&self.label, &[&line])?;
+                print_lines(self.out, &self.label, &[&line])?;
             }
             seen += 1;
         }
@@ -190,7 +182,7 @@ impl Follower<'_> {
         let text = self.text_of(attempt).await?;
         let lines: Vec<&str> = text.lines().collect();
         if lines.len() > printed {
-            print_lines(&self.label, &lines[printed..])?;
+            print_lines(self.out, &self.label, &lines[printed..])?;
         }
         Ok(lines.len().max(printed))
     }

@@ -15,8 +15,7 @@ use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
 use crate::crd::TrainingJobResource;
-use crate::names::{job_selector, log_archive_name};
-use crate::observe::pod_attempt;
+use crate::names::{job_selector, log_archive_name, pod_attempt};
 
 /// The group/version the TrainingJob CRD serves.
 const GROUP_VERSION: &str = "trainctl.dev/v1alpha1";

@@ -1,10 +1,10 @@
-//! How jobs look to users: Kubernetes-style objects for `-o json|yaml`, tables, ages and
-//! timestamps.
+//! How jobs look to users: Kubernetes-style objects for `-o json|yaml` and the dashboard,
+//! tables, ages and timestamps.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use trainctl_local::store::{JobRow, ReplicaRow, ReplicaStatus};
+use trainctl_local::store::{ReplicaRow, ReplicaStatus};
 use trainctl_local::JobDetail;
 
 /// A job as a Kubernetes-style object with a status, for `-o json|yaml`.
@@ -55,32 +55,6 @@ pub fn replica_summary(replicas: &[ReplicaRow]) -> String {
     format!("{running}/{}", replicas.len())
 }
 
-/// A table row for `get`.
-pub fn job_row(job: &JobRow, replicas: &[ReplicaRow], wide: bool, now: f64) -> Vec<String> {
-    let mut row = vec![
-        job.name.clone(),
-        job.phase.as_str().to_string(),
-        replica_summary(replicas),
-        job.restarts.to_string(),
-        age(now - job.created),
-    ];
-    if wide {
-        row.push(list_or_dash(&job.gpus));
-        let ports: Vec<u16> = replicas
-            .iter()
-            .map(|r| r.port)
-            .filter(|p| *p != 0)
-            .collect();
-        row.push(list_or_dash(&ports));
-        row.push(if job.reason.is_empty() {
-            "-".into()
-        } else {
-            job.reason.clone()
-        });
-    }
-    row
-}
-
 /// Comma-separated values, or `-` when empty.
 pub fn list_or_dash<T: ToString>(items: &[T]) -> String {
     if items.is_empty() {
@@ -120,6 +94,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// Every line of `text` indented by two spaces.
+pub fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}\n")).collect()
+}
+
 /// kubectl-style age: 45s, 3m12s, 2h5m, 4d.
 pub fn age(secs: f64) -> String {
     let s = secs.max(0.0) as u64;
@@ -133,25 +112,9 @@ pub fn age(secs: f64) -> String {
 
 /// Unix seconds as RFC 3339 UTC (`2026-11-23T16:26:39Z`).
 pub fn rfc3339(t: f64) -> String {
-    let secs = t.max(0.0) as i64;
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    k8s_openapi::jiff::Timestamp::from_second(t.max(0.0) as i64)
+        .unwrap_or(k8s_openapi::jiff::Timestamp::MAX)
+        .to_string()
 }
 
 #[cfg(test)]

@@ -1,0 +1,13 @@
+//! The cluster side shared by the operator and its clients: the `trainingjobs.trainctl.dev`
+//! resource ([`crd`]) with its status ([`status`]) and the names both sides agree on
+//! ([`names`]), and the client of the CLI and the dashboard ([`client`]) with a cluster
+//! job's metrics parsed from its logs ([`job_metrics`]).
+
+pub mod client;
+pub mod crd;
+pub mod job_metrics;
+pub mod names;
+pub mod status;
+
+pub use crd::{crd, ResourceSpec, TrainingJobResource};
+pub use status::JobStatus;
