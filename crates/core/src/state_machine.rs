@@ -215,6 +215,17 @@ impl Decision {
 /// Higher codes (signals, OOM kills: 128+N) are retried.
 pub const PERMANENT_EXIT_CODES: RangeInclusive<i32> = 1..=127;
 
+/// The outcome of a job whose engine lost it: the process that ran its replicas (the local
+/// supervisor) is gone, so nothing observed or restarted them since. The engine observes the
+/// loss; what it means for the job is decided here. `log` names where the lost process wrote.
+pub fn supervisor_lost(log: &str) -> Outcome {
+    Outcome {
+        phase: JobPhase::Failed,
+        reason: "SupervisorLost".into(),
+        message: format!("the supervising process exited unexpectedly; see {log}"),
+    }
+}
+
 /// Whether an exit code is restarted under `policy`.
 pub fn is_retryable(policy: RestartPolicy, exit_code: i32) -> bool {
     match policy {

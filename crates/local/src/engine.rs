@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use trainctl_core::plan::is_expired;
-use trainctl_core::state_machine::JobPhase;
+use trainctl_core::state_machine::{supervisor_lost, JobPhase};
 use trainctl_spec::TrainingJob;
 
 use crate::home::Home;
@@ -221,10 +221,10 @@ impl LocalEngine {
                 && job.supervisor_pid != 0
                 && !process::is_same_process(job.supervisor_pid, job.supervisor_start)
             {
-                let msg = "the supervising process exited unexpectedly; see supervisor.log";
+                let lost = supervisor_lost("supervisor.log");
                 if self
                     .store
-                    .fail_unless_ended(&job.name, "SupervisorLost", msg, t)?
+                    .fail_unless_ended(&job.name, &lost.reason, &lost.message, t)?
                 {
                     self.kill_replicas(&job.name, Duration::from_secs(1))?;
                     self.store.release(&job.name)?;
