@@ -8,7 +8,7 @@ use trainctl_kube_client::client::Cluster;
 use trainctl_kube_client::names::pod_attempt;
 
 use crate::cluster::seconds_since;
-use crate::view::{age, indent, table};
+use crate::view::{age, section};
 
 /// The description of one job.
 pub async fn describe(cluster: &Cluster, name: &str) -> Result<String> {
@@ -44,13 +44,12 @@ pub async fn describe(cluster: &Cluster, name: &str) -> Result<String> {
         or_dash(status.completion_time.clone())
     );
     s += &format!("Restarts:      {}\n", status.restarts);
-    s += "\nPods:\n";
     let rows: Vec<Vec<String>> = pods.iter().map(pod_row).collect();
-    s += &indent(&table(
+    s += &section(
+        "Pods",
         &["NAME", "ATTEMPT", "NODE", "STATUS", "EXIT", "AGE"],
         &rows,
-    ));
-    s += "\nConditions:\n";
+    );
     let rows: Vec<Vec<String>> = status
         .conditions
         .iter()
@@ -63,8 +62,11 @@ pub async fn describe(cluster: &Cluster, name: &str) -> Result<String> {
             ]
         })
         .collect();
-    s += &indent(&table(&["TYPE", "STATUS", "REASON", "MESSAGE"], &rows));
-    s += "\nEvents:\n";
+    s += &section(
+        "Conditions",
+        &["TYPE", "STATUS", "REASON", "MESSAGE"],
+        &rows,
+    );
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -77,10 +79,11 @@ pub async fn describe(cluster: &Cluster, name: &str) -> Result<String> {
             ]
         })
         .collect();
-    s += &indent(&table(
+    s += &section(
+        "Events",
         &["AGE", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         &rows,
-    ));
+    );
     Ok(s)
 }
 

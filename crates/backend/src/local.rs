@@ -16,7 +16,7 @@ use trainctl_metrics::series::Run;
 use trainctl_spec::TrainingJob;
 
 use crate::run::{collector, warn};
-use crate::view::{age, indent, job_object, list_or_dash, replica_summary, rfc3339, table};
+use crate::view::{age, job_object, list_or_dash, replica_summary, rfc3339, section};
 use crate::{Backend, JobSummary, LogRequest, Waited};
 
 /// This machine's jobs.
@@ -89,7 +89,6 @@ fn describe(d: &JobDetail) -> Result<String> {
         j.restarts, spec.run_policy.backoff_limit, spec.run_policy.restart_policy
     );
     s += &format!("GPUs:          {}\n", list_or_dash(&j.gpus));
-    s += "\nReplicas:\n";
     let dash_if = |zero: bool, v: String| if zero { "-".into() } else { v };
     let rows: Vec<Vec<String>> = d
         .replicas
@@ -106,11 +105,11 @@ fn describe(d: &JobDetail) -> Result<String> {
             ]
         })
         .collect();
-    s += &indent(&table(
+    s += &section(
+        "Replicas",
         &["REPLICA", "STATE", "ATTEMPT", "EXIT", "PID", "PORT", "GPUS"],
         &rows,
-    ));
-    s += "\nAttempts:\n";
+    );
     let rows: Vec<Vec<String>> = d
         .attempts
         .iter()
@@ -126,11 +125,11 @@ fn describe(d: &JobDetail) -> Result<String> {
             ]
         })
         .collect();
-    s += &indent(&table(
+    s += &section(
+        "Attempts",
         &["REPLICA", "ATTEMPT", "STARTED", "DURATION", "EXIT", "LOG"],
         &rows,
-    ));
-    s += "\nEvents:\n";
+    );
     let rows: Vec<Vec<String>> = d
         .events
         .iter()
@@ -143,7 +142,7 @@ fn describe(d: &JobDetail) -> Result<String> {
             ]
         })
         .collect();
-    s += &indent(&table(&["AGE", "TYPE", "REASON", "MESSAGE"], &rows));
+    s += &section("Events", &["AGE", "TYPE", "REASON", "MESSAGE"], &rows);
     Ok(s)
 }
 

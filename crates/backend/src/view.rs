@@ -94,9 +94,13 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Every line of `text` indented by two spaces.
-pub fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}\n")).collect()
+/// A titled block of `describe`: a blank line, `Title:`, then the table indented by two spaces.
+pub fn section(title: &str, header: &[&str], rows: &[Vec<String>]) -> String {
+    let body: String = table(header, rows)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect();
+    format!("\n{title}:\n{body}")
 }
 
 /// kubectl-style age: 45s, 3m12s, 2h5m, 4d.
