@@ -74,7 +74,7 @@ where
 
 #[tokio::test]
 async fn typed_crud_works_on_every_builtin_kind() {
-    let s = common::start().await;
+    let s = common::start_api_only().await;
     let c = &s.client;
     let meta = |name: &str| json!({"name": name});
     crud(
@@ -152,7 +152,7 @@ async fn typed_crud_works_on_every_builtin_kind() {
 
 #[tokio::test]
 async fn stale_resource_version_is_a_409_conflict_and_duplicates_already_exist() {
-    let s = common::start().await;
+    let s = common::start_api_only().await;
     let api = Api::<core::ConfigMap>::default_namespaced(s.client.clone());
     let cm: core::ConfigMap = object(json!({"metadata": {"name": "cfg"}, "data": {"n": "0"}}));
     let first = api.create(&PostParams::default(), &cm).await.unwrap();
@@ -251,7 +251,7 @@ async fn status_is_written_only_through_the_subresource_and_generation_tracks_sp
 
 #[tokio::test]
 async fn crds_are_served_with_discovery_scope_status_and_schema_validation() {
-    let s = common::start().await;
+    let s = common::start_api_only().await;
     let crds = Api::<CustomResourceDefinition>::all(s.client.clone());
     crds.create(&PostParams::default(), &object(common::widget_crd()))
         .await
@@ -308,7 +308,7 @@ async fn crds_are_served_with_discovery_scope_status_and_schema_validation() {
 
 #[tokio::test]
 async fn label_and_field_selectors_filter_lists() {
-    let s = common::start().await;
+    let s = common::start_api_only().await;
     let api = Api::<core::ConfigMap>::default_namespaced(s.client.clone());
     for (name, tier) in [("a", "front"), ("b", "back"), ("c", "front")] {
         let cm = object(json!({"metadata": {"name": name, "labels": {"tier": tier}}}));
@@ -364,7 +364,7 @@ async fn label_and_field_selectors_filter_lists() {
 
 #[tokio::test]
 async fn server_side_apply_strategic_merge_and_json_patches_edit_a_pod_as_kubernetes_does() {
-    let s = common::start().await;
+    let s = common::start_api_only().await;
     let api = Api::<core::Pod>::default_namespaced(s.client.clone());
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
         "spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}});
@@ -429,7 +429,7 @@ async fn create_owner(cms: &Api<core::ConfigMap>, name: &str) -> serde_json::Val
 
 #[tokio::test]
 async fn garbage_collection_follows_owner_references_and_finalizers_block_deletion() {
-    let s = common::start().await;
+    let s = common::start_api_only().await;
     let cms = Api::<core::ConfigMap>::default_namespaced(s.client.clone());
     let owner_ref = create_owner(&cms, "owner").await;
     for name in ["dep-1", "dep-2"] {

@@ -32,6 +32,18 @@ pub async fn start() -> Sim {
     .await
 }
 
+/// A server for API tests: no built-in schemas and no simulated scheduler or kubelet, so
+/// nothing but the test writes objects (a running kubelet would bump a pod's
+/// resourceVersion between the test's get and replace, as on a real cluster).
+pub async fn start_api_only() -> Sim {
+    start_with(ServerConfig {
+        schemas: SchemaSource::Off,
+        simulate_cluster: false,
+        ..ServerConfig::default()
+    })
+    .await
+}
+
 /// Polls `check` every 20ms until it returns Some, failing after 10s.
 pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
