@@ -10,6 +10,7 @@ mod cluster_describe;
 mod cluster_logs;
 pub mod local;
 pub mod run;
+pub mod top;
 pub mod view;
 
 use std::io::Write;

@@ -102,6 +102,11 @@ pub enum Command {
     Crd,
     /// Run the operator: the controller that runs TrainingJobs on the cluster.
     Operator(crate::kube_cmds::OperatorArgs),
+    /// Check that this machine can run GPU jobs: driver, NVML, GPUs, CUDA builds, errors,
+    /// foreign processes, container runtime; with the fix for every problem.
+    Doctor(crate::gpu_cmds::DoctorArgs),
+    /// Show what this machine's GPUs and jobs' replicas are doing now.
+    Top(crate::gpu_cmds::TopArgs),
     /// Internal: supervise a submitted job (started by `submit`).
     #[command(hide = true)]
     Supervise {

@@ -5,6 +5,7 @@
 mod args;
 mod backend;
 mod flag_job;
+mod gpu_cmds;
 mod kube_cmds;
 mod metrics_cmds;
 mod progress;
@@ -45,6 +46,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Crd => kube_cmds::crd(),
         Command::Operator(a) => kube_cmds::operator(&a),
         Command::Ui(a) => ui_cmds::ui(&a),
+        Command::Doctor(a) => gpu_cmds::doctor(&a),
+        Command::Top(a) => gpu_cmds::top(&a),
         Command::Render(a) => render_cmds::render(&a),
         Command::Lint { file } => render_cmds::lint(&file),
         Command::Convert { file } => render_cmds::convert(&file),

@@ -1,0 +1,257 @@
+//! `doctor` (is this machine ready to run GPU jobs, and if not, what to do) and `top`
+//! (what its GPUs and replicas are doing now).
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use trainctl_backend::view::table;
+use trainctl_gpu::doctor::{self, Machine, Status};
+use trainctl_gpu::System;
+use trainctl_local::store::ReplicaStatus;
+use trainctl_local::{Home, LocalEngine};
+
+use crate::args::Output;
+
+/// `doctor` arguments.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Output format (json or yaml; the default is a checklist).
+    #[arg(short, long, value_enum)]
+    pub output: Option<Output>,
+    /// The Python interpreter whose frameworks' CUDA builds are checked.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+/// Runs the checks and prints the checklist; exits 1 when a blocking check fails.
+pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
+    let machine = Machine::observe(&args.python, &replica_groups());
+    let checks = doctor::check(&machine);
+    let verdict = doctor::verdict(&checks);
+    match args.output {
+        Some(Output::Json) => {
+            let report =
+                serde_json::json!({"verdict": verdict, "checks": checks, "machine": machine});
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Some(Output::Yaml) => {
+            let report =
+                serde_json::json!({"verdict": verdict, "checks": checks, "machine": machine});
+            print!("{}", serde_yaml_ng::to_string(&report)?);
+        }
+        _ => {
+            let mut rows = Vec::new();
+            for c in &checks {
+                rows.push(vec![
+                    c.name.to_string(),
+                    c.status.label().to_string(),
+                    c.detail.clone(),
+                ]);
+                if let Some(fix) = &c.fix {
+                    rows.push(vec![String::new(), String::new(), format!("fix: {fix}")]);
+                }
+            }
+            print!("{}", table(&["CHECK", "STATUS", "DETAIL"], &rows));
+            let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+            match verdict {
+                Status::Fail => println!(
+                    "\nverdict: FAIL ({failed} blocking problem(s)): GPU jobs cannot run here yet"
+                ),
+                Status::Warn => println!("\nverdict: WARN: GPU jobs run; read the warnings above"),
+                _ => println!("\nverdict: OK: ready for GPU jobs"),
+            }
+        }
+    }
+    Ok(if verdict == Status::Fail {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The process groups of the local engine's running replicas (none when there is no state
+/// directory yet: doctor never creates one).
+fn replica_groups() -> BTreeSet<u32> {
+    let home = Home::from_env();
+    if !home.db_path().exists() {
+        return BTreeSet::new();
+    }
+    let Ok(engine) = LocalEngine::open(home) else {
+        return BTreeSet::new();
+    };
+    let store = engine.store();
+    let jobs = store.jobs().unwrap_or_default();
+    jobs.iter()
+        .filter(|j| j.finished.is_none())
+        .flat_map(|j| store.replicas(&j.name).unwrap_or_default())
+        .filter(|r| r.pid > 0 && r.state == ReplicaStatus::Running)
+        .map(|r| r.pid as u32)
+        .collect()
+}
+
+/// `top` arguments.
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub what: TopWhat,
+    /// Output format (json or yaml; the default is a table).
+    #[arg(short, long, value_enum, global = true)]
+    pub output: Option<Output>,
+    /// Refresh in place until interrupted.
+    #[arg(long, short = 'w', global = true)]
+    pub watch: bool,
+    /// Time between refreshes, and the CPU sampling interval (e.g. 2s).
+    #[arg(long, default_value = "2s", value_parser = crate::args::parse_duration, global = true)]
+    pub interval: std::time::Duration,
+}
+
+/// What `top` shows.
+#[derive(Debug, clap::Subcommand)]
+pub enum TopWhat {
+    /// This machine's GPUs: total, allocated to trainctl jobs, in use, and per-GPU readings.
+    Node,
+    /// Running replicas (of one job, or all): CPU, memory, GPU utilization and memory.
+    Job {
+        /// Only this job.
+        job: Option<String>,
+    },
+}
+
+/// Prints `top node` or `top job`, once or (`--watch`) until interrupted.
+pub fn top(args: &TopArgs) -> Result<ExitCode> {
+    let engine = LocalEngine::open(Home::from_env())?;
+    loop {
+        let text = match &args.what {
+            TopWhat::Node => {
+                let node = trainctl_backend::top::node(engine.store(), &System)?;
+                format_or(args.output, &node, || node_table(&node))?
+            }
+            TopWhat::Job { job } => {
+                if let Some(name) = job {
+                    engine
+                        .store()
+                        .job(name)?
+                        .ok_or_else(|| anyhow::anyhow!("job {name:?} not found"))?;
+                }
+                let interval = if args.watch {
+                    args.interval
+                } else {
+                    args.interval.min(std::time::Duration::from_secs(1))
+                };
+                let used = trainctl_backend::top::replicas(
+                    engine.store(),
+                    &System,
+                    job.as_deref(),
+                    interval,
+                )?;
+                format_or(args.output, &used, || replicas_table(&used))?
+            }
+        };
+        if !args.watch {
+            print!("{text}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        // Clear the screen and home the cursor, then draw.
+        print!("\x1b[2J\x1b[H{text}");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        if matches!(args.what, TopWhat::Node) {
+            std::thread::sleep(args.interval);
+        }
+    }
+}
+
+fn format_or<T: serde::Serialize>(
+    output: Option<Output>,
+    value: &T,
+    table: impl Fn() -> String,
+) -> Result<String> {
+    Ok(match output {
+        Some(Output::Json) => serde_json::to_string_pretty(value)? + "\n",
+        Some(Output::Yaml) => serde_yaml_ng::to_string(value)?,
+        _ => table(),
+    })
+}
+
+fn or_dash<T: ToString>(value: Option<T>) -> String {
+    value.map_or("-".into(), |v| v.to_string())
+}
+
+fn node_table(node: &trainctl_backend::top::Node) -> String {
+    let header = format!(
+        "GPUs: {} total, {} allocated to trainctl jobs, {} in use (read through {})\n\n",
+        node.total,
+        node.allocated,
+        node.in_use,
+        node.source.label()
+    );
+    let rows: Vec<Vec<String>> = node
+        .gpus
+        .iter()
+        .map(|g| {
+            let gpu = &g.gpu;
+            let memory = match (gpu.memory_used_mib, gpu.memory_total_mib) {
+                (Some(u), Some(t)) => format!("{u}/{t} MiB"),
+                _ => "-".into(),
+            };
+            vec![
+                gpu.index.to_string(),
+                or_dash(gpu.name.clone()),
+                or_dash(g.allocated_to.clone()),
+                or_dash(gpu.utilization_pct.map(|u| format!("{u}%"))),
+                memory,
+                or_dash(gpu.temperature_c.map(|t| format!("{t}C"))),
+                or_dash(gpu.power_w.map(|w| format!("{w:.0}W"))),
+            ]
+        })
+        .collect();
+    header
+        + &table(
+            &[
+                "GPU",
+                "MODEL",
+                "ALLOCATED TO",
+                "UTIL",
+                "MEMORY",
+                "TEMP",
+                "POWER",
+            ],
+            &rows,
+        )
+}
+
+fn replicas_table(used: &[trainctl_backend::top::ReplicaUse]) -> String {
+    if used.is_empty() {
+        return "no running replicas\n".into();
+    }
+    let rows: Vec<Vec<String>> = used
+        .iter()
+        .map(|r| {
+            vec![
+                r.job.clone(),
+                r.replica.clone(),
+                r.pid.to_string(),
+                format!("{:.1}%", r.cpu_pct),
+                format!("{} MiB", r.rss_mib),
+                trainctl_backend::view::list_or_dash(&r.gpus),
+                or_dash(r.gpu_utilization_pct.map(|u| format!("{u}%"))),
+                or_dash(r.gpu_memory_mib.map(|m| format!("{m} MiB"))),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "JOB",
+            "REPLICA",
+            "PID",
+            "CPU",
+            "RSS",
+            "GPUS",
+            "GPU UTIL",
+            "GPU MEMORY",
+        ],
+        &rows,
+    )
+}
