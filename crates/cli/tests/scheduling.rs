@@ -135,3 +135,130 @@ fn more_gpus_than_the_machine_has_is_refused_at_submit() {
     );
     assert!(sb.tc(&["get", "huge"]).status.code() == Some(1));
 }
+
+#[test]
+fn two_homes_on_one_machine_never_put_two_jobs_on_one_gpu() {
+    let first = Sandbox::new();
+    let leases = first.gpu_leases();
+    let mut homes = [first, Sandbox::new()];
+    let record = homes[0].dir.path().join("gpu-use.log");
+    for sb in &mut homes {
+        sb.gpus = Some("0,1".into());
+        sb.leases = Some(leases.clone());
+        sb.write(
+            "use.sh",
+            &format!(
+                "s=$(date +%s.%N); sleep 0.7; echo \"$CUDA_VISIBLE_DEVICES $s $(date +%s.%N)\" >> {}\n",
+                record.display()
+            ),
+        );
+    }
+    let mut names = Vec::new();
+    for (h, sb) in homes.iter().enumerate() {
+        for j in 0..3 {
+            let name = format!("h{h}-j{j}");
+            let file = sb.job(
+                &format!("{name}.yaml"),
+                &job_yaml(
+                    &name,
+                    "  command: [sh, use.sh]\n  replicas: {worker: {resources: {gpu: 1}}}\n",
+                ),
+            );
+            names.push((h, name));
+            sb.ok(&["submit", file.to_str().unwrap()]);
+        }
+    }
+    for (h, name) in &names {
+        assert_eq!(homes[*h].wait(name), "Succeeded", "{name}");
+    }
+    let log = std::fs::read_to_string(&record).unwrap();
+    let mut uses: Vec<(String, f64, f64)> = log
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].to_string(),
+                f[1].parse().unwrap(),
+                f[2].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(uses.len(), 6, "{log}");
+    uses.sort_by(|a, b| a.1.total_cmp(&b.1));
+    for (i, (gpu, start, _)) in uses.iter().enumerate() {
+        for (other, _, end) in &uses[..i] {
+            assert!(
+                other != gpu || end <= start,
+                "two jobs on GPU {gpu} at once:\n{log}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_gpu_busy_with_someone_elses_process_is_not_handed_out() {
+    let mut sb = Sandbox::new();
+    sb.gpus = Some("0,1".into());
+    let path = common::fake_gpus::install(sb.dir.path());
+    // The fake nvidia-smi reports this stranger on GPU 0.
+    let mut stranger = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    std::fs::write(
+        common::fake_gpus::gpu_pids_file(sb.dir.path()),
+        format!("{}\n", stranger.id()),
+    )
+    .unwrap();
+    sb.write(
+        "gpu.sh",
+        "echo \"CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES\"\n",
+    );
+    let one = sb.job(
+        "one.yaml",
+        &job_yaml(
+            "one",
+            "  command: [sh, gpu.sh]\n  replicas: {worker: {resources: {gpu: 1}}}\n",
+        ),
+    );
+    let submit = |file: &std::path::Path, share: &str| {
+        let out = sb
+            .command(&["submit", file.to_str().unwrap()])
+            .env("PATH", &path)
+            .env("TRAINCTL_GPU_SOURCE", "nvidia-smi")
+            .env("TRAINCTL_SHARE_BUSY_GPUS", share)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    submit(&one, "0");
+    assert_eq!(sb.wait("one"), "Succeeded");
+    assert_eq!(
+        sb.attempt_log("one", "worker-0", 0),
+        "CUDA_VISIBLE_DEVICES=1\n"
+    );
+    let described = sb.ok(&["describe", "one"]);
+    assert!(
+        described.contains(&format!(
+            "GPU 0 runs pid {} not started by trainctl",
+            stranger.id()
+        )),
+        "{described}"
+    );
+
+    let two = sb.job(
+        "two.yaml",
+        &job_yaml(
+            "two",
+            "  command: [sh, gpu.sh]\n  replicas: {worker: {count: 2, resources: {gpu: 1}}}\n",
+        ),
+    );
+    submit(&two, "1");
+    assert_eq!(sb.wait("two"), "Succeeded", "allowed to share the busy GPU");
+    stranger.kill().unwrap();
+    let _ = stranger.wait();
+}

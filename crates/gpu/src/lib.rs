@@ -5,6 +5,7 @@
 
 pub mod cuda;
 pub mod doctor;
+pub mod lease;
 mod nvml;
 pub mod smi;
 mod timed;

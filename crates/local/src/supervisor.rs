@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use trainctl_core::backoff::parse_seconds;
 use trainctl_core::plan::{plan, Plan};
@@ -16,6 +16,7 @@ use trainctl_core::state_machine::{
 };
 use trainctl_core::wiring::{replica_argv, replica_env, AttemptContext, Hosts};
 use trainctl_core::ReplicaId;
+use trainctl_gpu::lease::{busy_without_lease, Lease, LeaseDir, SHARE_BUSY_VAR};
 use trainctl_spec::TrainingJob;
 
 use crate::admission::{self, Admission};
@@ -90,7 +91,14 @@ struct Supervisor<'a> {
     restarts: u32,
     ended: Option<Outcome>,
     shown: Option<(JobPhase, String)>,
+    /// Machine-wide leases on the GPUs granted, held until the job lets them go.
+    leases: Vec<Lease>,
+    /// GPUs seen busy with someone else's processes, and when.
+    busy: Option<(Instant, Vec<u32>)>,
 }
+
+/// How long a reading of busy GPUs holds while a job waits.
+const BUSY_RECHECK: Duration = Duration::from_secs(10);
 
 /// Drives job `name` until it has ended and none of its processes is left. `stop` (set by a
 /// signal handler or by `delete`) stops every replica and ends the job as Failed/Stopped.
@@ -137,6 +145,8 @@ pub fn supervise(
         exits: channel(),
         ended: None,
         shown: None,
+        leases: Vec::new(),
+        busy: None,
     };
     sup.run(stop)
 }
@@ -204,6 +214,7 @@ impl Supervisor<'_> {
                     self.show(o.phase, &o.reason, &o.message, t)?;
                 }
                 self.store.release(self.job.name())?;
+                self.leases.clear();
                 return Ok(self.ended.as_ref().map_or(decision.phase, |o| o.phase));
             }
             let wake = step
@@ -222,15 +233,29 @@ impl Supervisor<'_> {
     }
 
     /// Asks the gang queue for the job's resources; notes once that the job is queued.
-    /// Says whether they were granted.
+    /// Says whether they were granted. Only GPUs whose machine-wide lease this supervisor
+    /// could take are offered, so trainctls of other homes or users never share a GPU.
     fn try_admit(
         &mut self,
         inventory: &[u32],
         queued_noted: &mut bool,
     ) -> Result<bool, EngineError> {
-        if admission::try_admit(&mut self.store, &self.job, inventory)? == Admission::Granted {
+        let mut leases = LeaseDir::from_env()
+            .take_free(inventory)
+            .map_err(EngineError::Invalid)?;
+        let busy = self.busy_gpus(&leases);
+        leases.retain(|l| !busy.contains(&l.index));
+        let leased: Vec<u32> = leases.iter().map(|l| l.index).collect();
+        if admission::try_admit(&mut self.store, &self.job, &leased)? == Admission::Granted {
             self.admitted = true;
             self.reload_allocation()?;
+            let granted: Vec<u32> = self
+                .replicas
+                .values()
+                .flat_map(|r| r.gpus.clone())
+                .collect();
+            leases.retain(|l| granted.contains(&l.index));
+            self.leases = leases;
             self.event(
                 false,
                 "Admitted",
@@ -246,6 +271,32 @@ impl Supervisor<'_> {
             );
         }
         Ok(self.admitted)
+    }
+
+    /// GPUs among the leased ones that run someone else's processes, read at most every
+    /// [`BUSY_RECHECK`] while the job waits; each newly busy one is noted as an event.
+    fn busy_gpus(&mut self, leases: &[Lease]) -> Vec<u32> {
+        let fresh = self
+            .busy
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < BUSY_RECHECK);
+        if !fresh {
+            let leased: Vec<u32> = leases.iter().map(|l| l.index).collect();
+            let busy = busy_without_lease(&leased);
+            let before = self.busy.take().map(|(_, b)| b).unwrap_or_default();
+            for (_, why) in busy.iter().filter(|(g, _)| !before.contains(g)) {
+                self.event(
+                    true,
+                    "GpuBusy",
+                    &format!("{why}; not handing it out ({SHARE_BUSY_VAR}=1 allows it)"),
+                );
+            }
+            self.busy = Some((Instant::now(), busy.into_iter().map(|(g, _)| g).collect()));
+        }
+        self.busy
+            .as_ref()
+            .map(|(_, b)| b.clone())
+            .unwrap_or_default()
     }
 
     /// Carries out the plan: launches and stops, and the restart count and start time.

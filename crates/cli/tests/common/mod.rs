@@ -15,6 +15,8 @@ use serde_json::Value;
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     pub gpus: Option<String>,
+    /// A lease directory shared with another sandbox (one machine, two homes).
+    pub leases: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -22,11 +24,20 @@ impl Sandbox {
         Sandbox {
             dir: tempfile::tempdir().expect("temp dir"),
             gpus: Some(String::new()),
+            leases: None,
         }
     }
 
     pub fn home(&self) -> PathBuf {
         self.dir.path().join("home")
+    }
+
+    /// This sandbox's machine-wide GPU leases (tests run side by side; each gets its own
+    /// "machine" unless two sandboxes are told to share one).
+    pub fn gpu_leases(&self) -> PathBuf {
+        self.leases
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("gpu-leases"))
     }
 
     pub fn work(&self) -> PathBuf {
@@ -54,6 +65,7 @@ impl Sandbox {
             .env("TRAINCTL_HOME", self.home())
             .env("TRAINCTL_RESTART_BACKOFF_SECONDS", "0.05")
             .env("TRAINCTL_STOP_GRACE_SECONDS", "3")
+            .env("TRAINCTL_GPU_LEASE_DIR", self.gpu_leases())
             .stdin(Stdio::null());
         match &self.gpus {
             Some(g) => c.env("TRAINCTL_GPUS", g),
