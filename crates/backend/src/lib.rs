@@ -9,6 +9,7 @@ pub mod cluster;
 mod cluster_describe;
 mod cluster_logs;
 pub mod local;
+pub mod resource_history;
 pub mod run;
 pub mod top;
 pub mod view;

@@ -1,6 +1,6 @@
 //! A local job run in this process (`trainctl run`, and the detached supervisor of a
 //! submitted job): the supervisor, a thread that records the job's metrics every second,
-//! and for `run` a thread that streams its logs and says each phase change on stderr.
+//! one that samples its resource use, and for `run` a thread that streams its logs and says each phase change on stderr.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,8 @@ use trainctl_local::{Home, LocalEngine};
 use trainctl_metrics::collect::Collector;
 use trainctl_metrics::event_file::Problem;
 use trainctl_metrics::stdout::StdoutParser;
+
+use crate::resource_history::{sample_until, HistoryConfig};
 
 /// Opens the job's metrics collector (with the parser its `spec.metrics` asks for); also
 /// says whether the job has ended.
@@ -33,15 +35,18 @@ pub fn warn(problems: &[Problem]) {
     }
 }
 
-/// Supervises a created job until it ends (or `stop` is set), recording its metrics all
-/// along; returns its final phase.
+/// Supervises a created job until it ends (or `stop` is set), recording its metrics and its
+/// resource history all along; returns its final phase.
 pub fn supervise_collecting(home: &Home, name: &str, stop: &AtomicBool) -> Result<JobPhase> {
     let ended = AtomicBool::new(false);
+    let history = HistoryConfig::from_env();
     let phase = std::thread::scope(|scope| {
         let collecting = scope.spawn(|| collect_until(home, name, &ended));
+        let sampling = scope.spawn(|| sample_until(home, name, &ended, &history));
         let phase = supervise(home, name, &SupervisorConfig::from_env(), stop);
         ended.store(true, Ordering::SeqCst);
         collecting.thread().unpark();
+        sampling.thread().unpark();
         phase
     });
     Ok(phase?)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use trainctl_gpu::usage;
+use trainctl_gpu::usage::{self, GroupUsage};
 use trainctl_gpu::{Gpu, GpuReader, Reading, Source};
 use trainctl_local::store::{ReplicaStatus, Store};
 
@@ -132,60 +132,85 @@ pub struct ReplicaUse {
     pub gpu_memory_mib: Option<u64>,
 }
 
-/// Samples every running replica (of `only`, when given) twice, `interval` apart.
+/// Samples the running replicas' usage; CPU percent is over the time since the previous
+/// sample of the same replica (0 on its first).
+#[derive(Debug, Default)]
+pub struct Sampler {
+    previous: BTreeMap<u32, (Instant, GroupUsage)>,
+}
+
+impl Sampler {
+    /// Reads every running replica (of `only`, when given) now.
+    pub fn sample(
+        &mut self,
+        store: &Store,
+        reader: &dyn GpuReader,
+        only: Option<&str>,
+    ) -> anyhow::Result<Vec<ReplicaUse>> {
+        let running = running(store, only)?;
+        let groups: Vec<u32> = running.iter().map(|r| r.pid).collect();
+        let now = Instant::now();
+        let usage = usage::groups(&groups);
+        let reading = if running.iter().any(|r| !r.gpus.is_empty()) {
+            read_gpus(reader)
+        } else {
+            Reading {
+                source: Source::None,
+                driver: Default::default(),
+                gpus: Vec::new(),
+                failures: Vec::new(),
+            }
+        };
+        let mut gpu_memory: BTreeMap<u32, u64> = BTreeMap::new();
+        for process in reading.gpus.iter().flat_map(|g| &g.processes) {
+            if let Some(group) = trainctl_gpu::process_group(process.pid) {
+                *gpu_memory.entry(group).or_default() += process.memory_mib.unwrap_or(0);
+            }
+        }
+        let mut previous = BTreeMap::new();
+        let used = running
+            .into_iter()
+            .map(|r| {
+                let current = usage.get(&r.pid).copied().unwrap_or_default();
+                let cpu_pct = match self.previous.get(&r.pid) {
+                    Some((at, before)) => {
+                        usage::cpu_percent(before, &current, now.duration_since(*at).as_secs_f64())
+                    }
+                    None => 0.0,
+                };
+                previous.insert(r.pid, (now, current));
+                ReplicaUse {
+                    cpu_pct,
+                    rss_mib: current.rss_mib(),
+                    gpu_utilization_pct: reading
+                        .gpus
+                        .iter()
+                        .filter(|g| r.gpus.contains(&g.index))
+                        .filter_map(|g| g.utilization_pct)
+                        .max(),
+                    gpu_memory_mib: (!r.gpus.is_empty())
+                        .then(|| gpu_memory.get(&r.pid).copied().unwrap_or(0)),
+                    job: r.job,
+                    replica: r.replica,
+                    pid: r.pid,
+                    gpus: r.gpus,
+                }
+            })
+            .collect();
+        self.previous = previous;
+        Ok(used)
+    }
+}
+
+/// Samples every running replica (of `only`, when given) twice, `interval` apart: `top job`.
 pub fn replicas(
     store: &Store,
     reader: &dyn GpuReader,
     only: Option<&str>,
     interval: Duration,
 ) -> anyhow::Result<Vec<ReplicaUse>> {
-    let running = running(store, only)?;
-    let groups: Vec<u32> = running.iter().map(|r| r.pid).collect();
-    let before = usage::groups(&groups);
-    let started = Instant::now();
+    let mut sampler = Sampler::default();
+    sampler.sample(store, reader, only)?;
     std::thread::sleep(interval);
-    let after = usage::groups(&groups);
-    let seconds = started.elapsed().as_secs_f64();
-    let reading = if running.iter().any(|r| !r.gpus.is_empty()) {
-        read_gpus(reader)
-    } else {
-        Reading {
-            source: Source::None,
-            driver: Default::default(),
-            gpus: Vec::new(),
-            failures: Vec::new(),
-        }
-    };
-    let mut gpu_memory: BTreeMap<u32, u64> = BTreeMap::new();
-    for process in reading.gpus.iter().flat_map(|g| &g.processes) {
-        if let Some(group) = trainctl_gpu::process_group(process.pid) {
-            *gpu_memory.entry(group).or_default() += process.memory_mib.unwrap_or(0);
-        }
-    }
-    Ok(running
-        .into_iter()
-        .map(|r| {
-            let (b, a) = (
-                before.get(&r.pid).copied().unwrap_or_default(),
-                after.get(&r.pid).copied().unwrap_or_default(),
-            );
-            let utilization = reading
-                .gpus
-                .iter()
-                .filter(|g| r.gpus.contains(&g.index))
-                .filter_map(|g| g.utilization_pct)
-                .max();
-            ReplicaUse {
-                cpu_pct: usage::cpu_percent(&b, &a, seconds),
-                rss_mib: a.rss_mib(),
-                gpu_utilization_pct: utilization,
-                gpu_memory_mib: (!r.gpus.is_empty())
-                    .then(|| gpu_memory.get(&r.pid).copied().unwrap_or(0)),
-                job: r.job,
-                replica: r.replica,
-                pid: r.pid,
-                gpus: r.gpus,
-            }
-        })
-        .collect())
+    sampler.sample(store, reader, only)
 }

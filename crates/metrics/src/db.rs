@@ -58,6 +58,16 @@ pub struct StoredPoint {
     pub tagged: TaggedPoint,
 }
 
+fn insert_points(tx: &rusqlite::Transaction, points: &[TaggedPoint]) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO points (run, tag, step, wall_time, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for TaggedPoint { run, tag, point: p } in points {
+        insert.execute(params![run, tag, p.step, p.wall_time, p.value])?;
+    }
+    Ok(())
+}
+
 /// The metrics database of one job.
 pub struct MetricsDb {
     conn: Connection,
@@ -106,12 +116,7 @@ impl MetricsDb {
     ) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO points (run, tag, step, wall_time, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for TaggedPoint { run, tag, point: p } in points {
-                insert.execute(params![run, tag, p.step, p.wall_time, p.value])?;
-            }
+            insert_points(&tx, points)?;
             tx.execute(
                 "INSERT INTO cursors (log, byte_offset, step, seq, event_file)
                  VALUES (?1, ?2, ?3, ?4, ?5)
@@ -126,6 +131,13 @@ impl MetricsDb {
                 ],
             )?;
         }
+        tx.commit()
+    }
+
+    /// Stores points that come from no log (the resource samples), all or nothing.
+    pub fn add(&mut self, points: &[TaggedPoint]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        insert_points(&tx, points)?;
         tx.commit()
     }
 
