@@ -60,20 +60,18 @@ fn observation_weights(n: usize) -> Vec<f64> {
 }
 
 impl Parzen {
-    /// The estimator of `points` (rows of coordinates, in trial-number order) over `coords`.
-    pub fn new(coords: &[Coord], points: &[Vec<f64>], settings: &TpeSettings) -> Parzen {
-        let n = points.len();
+    /// The estimator of observations given as `columns` (one per coordinate, each in
+    /// trial-number order) over `coords`.
+    pub fn new(coords: &[Coord], columns: &[Vec<f64>], settings: &TpeSettings) -> Parzen {
+        let n = columns.first().map_or(0, Vec::len);
         let mut weights = observation_weights(n);
         weights.push(if n == 0 { 1.0 } else { settings.prior_weight });
         let total: f64 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= total);
         let dims = coords
             .iter()
-            .enumerate()
-            .map(|(d, c)| {
-                let column: Vec<f64> = points.iter().map(|p| p[d]).collect();
-                dim_kernels(*c, &column, settings)
-            })
+            .zip(columns)
+            .map(|(c, column)| dim_kernels(*c, column, settings))
             .collect();
         Parzen {
             log_weights: weights.iter().map(|w| w.ln()).collect(),
@@ -94,16 +92,11 @@ impl Parzen {
 
     /// The log density (up to a constant shared by every estimator over the same space).
     pub fn log_pdf(&self, x: &[f64]) -> f64 {
-        let per_kernel = self.log_weights.iter().enumerate().map(|(k, lw)| {
-            lw + self
-                .dims
-                .iter()
-                .zip(x)
-                .map(|(d, xi)| log_pdf_dim(d, k, *xi))
-                .sum::<f64>()
-        });
-        let values: Vec<f64> = per_kernel.collect();
-        log_sum_exp(values.iter().copied())
+        let mut per_kernel = self.log_weights.clone();
+        for (d, xi) in self.dims.iter().zip(x) {
+            add_log_pdf_dim(d, *xi, &mut per_kernel);
+        }
+        log_sum_exp(&per_kernel)
     }
 }
 
@@ -227,30 +220,43 @@ fn sample_dim(d: &DimKernels, k: usize, rng: &mut Rng) -> f64 {
     }
 }
 
-fn log_pdf_dim(d: &DimKernels, k: usize, x: f64) -> f64 {
+/// Adds each kernel's log density of one coordinate to `acc` (one entry per kernel).
+fn add_log_pdf_dim(d: &DimKernels, x: f64, acc: &mut [f64]) {
     match d {
-        DimKernels::Choice { log_probs } => log_probs[k][x as usize],
+        DimKernels::Choice { log_probs } => {
+            for (a, row) in acc.iter_mut().zip(log_probs) {
+                *a += row[x as usize];
+            }
+        }
         DimKernels::Numeric {
             mus,
             sigmas,
             log_norms,
             log,
-            step,
+            step: None,
             ..
         } => {
-            let (mu, sigma) = (mus[k], sigmas[k]);
-            match step {
-                None => {
-                    let t = if *log { x.ln() } else { x };
-                    log_normal_pdf((t - mu) / sigma) - log_norms[k]
-                }
-                Some(s) => {
-                    let (mut a, mut b) = (x - s / 2.0, x + s / 2.0);
-                    if *log {
-                        (a, b) = (a.ln(), b.ln());
-                    }
-                    log_normal_mass((a - mu) / sigma, (b - mu) / sigma) + sigma.ln() - log_norms[k]
-                }
+            let t = if *log { x.ln() } else { x };
+            for (k, a) in acc.iter_mut().enumerate() {
+                *a += log_normal_pdf((t - mus[k]) / sigmas[k]) - log_norms[k];
+            }
+        }
+        DimKernels::Numeric {
+            mus,
+            sigmas,
+            log_norms,
+            log,
+            step: Some(s),
+            ..
+        } => {
+            let (mut lo, mut hi) = (x - s / 2.0, x + s / 2.0);
+            if *log {
+                (lo, hi) = (lo.ln(), hi.ln());
+            }
+            for (k, a) in acc.iter_mut().enumerate() {
+                let (mu, sigma) = (mus[k], sigmas[k]);
+                *a += log_normal_mass((lo - mu) / sigma, (hi - mu) / sigma) + sigma.ln()
+                    - log_norms[k];
             }
         }
     }

@@ -52,23 +52,20 @@ pub fn suggest(
     }
     let (below, above) = split(obs);
     let coords: Vec<Coord> = space.params().iter().map(|p| p.coord()).collect();
-    let rows = |group: &[Observation]| group.iter().map(|o| o.xs.clone()).collect::<Vec<_>>();
-    let (below, above) = (rows(&below), rows(&above));
+    let columns = |group: &[Observation]| -> Vec<Vec<f64>> {
+        (0..coords.len())
+            .map(|d| group.iter().map(|o| o.xs[d]).collect())
+            .collect()
+    };
+    let (below, above) = (columns(&below), columns(&above));
     let mut rng = Rng::from_words(&[seed, number, STREAM]);
     let xs: Vec<f64> = if multivariate {
         best_candidate(&coords, &below, &above, settings, &mut rng)
     } else {
         (0..coords.len())
             .map(|d| {
-                let column =
-                    |rows: &[Vec<f64>]| rows.iter().map(|r| vec![r[d]]).collect::<Vec<_>>();
-                best_candidate(
-                    &coords[d..=d],
-                    &column(&below),
-                    &column(&above),
-                    settings,
-                    &mut rng,
-                )[0]
+                let (l, g) = (&below[d..=d], &above[d..=d]);
+                best_candidate(&coords[d..=d], l, g, settings, &mut rng)[0]
             })
             .collect()
     };
@@ -78,13 +75,13 @@ pub fn suggest(
 /// The candidate drawn from the good density that maximizes log l(x) - log g(x).
 fn best_candidate(
     coords: &[Coord],
-    below: &[Vec<f64>],
-    above: &[Vec<f64>],
+    below_columns: &[Vec<f64>],
+    above_columns: &[Vec<f64>],
     settings: &TpeSettings,
     rng: &mut Rng,
 ) -> Vec<f64> {
-    let l = Parzen::new(coords, below, settings);
-    let g = Parzen::new(coords, above, settings);
+    let l = Parzen::new(coords, below_columns, settings);
+    let g = Parzen::new(coords, above_columns, settings);
     let mut best: Option<(f64, Vec<f64>)> = None;
     for candidate in l.sample(rng, settings.n_ei_candidates) {
         let score = l.log_pdf(&candidate) - g.log_pdf(&candidate);
