@@ -1,4 +1,4 @@
-//! CMA-ES (Hansen's (mu/mu_w, lambda) strategy) over the numeric parameters in the unit cube,
+//! CMA-ES (Hansen's active (mu/mu_w, lambda) strategy, as in the `cmaes` library Optuna uses) over the numeric parameters in the unit cube,
 //! log-scaled where the parameter is. The state is rebuilt by replaying the completed trials
 //! in number order, `lambda` at a time, so a suggestion depends only on the seed and the
 //! history. Categorical and discrete parameters are drawn at random, as Optuna does.
@@ -34,20 +34,41 @@ struct Cma {
 }
 
 impl Cma {
+    /// The initial state: mean at the cube's centre, step size `sigma0` (1/6), and the
+    /// weights of active CMA-ES (Hansen 2016): positive for the better half, negative for
+    /// the worse half.
     fn new(n: usize, settings: &CmaesSettings) -> Cma {
         let nf = n as f64;
         let lambda = settings
             .popsize
             .unwrap_or(4 + (3.0 * nf.ln()).floor() as usize);
         let mu = lambda / 2;
-        let raw: Vec<f64> = (0..mu)
+        let raw: Vec<f64> = (0..lambda)
             .map(|i| ((lambda as f64 + 1.0) / 2.0).ln() - ((i + 1) as f64).ln())
             .collect();
-        let total: f64 = raw.iter().sum();
-        let weights: Vec<f64> = raw.iter().map(|w| w / total).collect();
-        let mu_eff = 1.0 / weights.iter().map(|w| w * w).sum::<f64>();
+        let effective =
+            |w: &[f64]| w.iter().sum::<f64>().powi(2) / w.iter().map(|v| v * v).sum::<f64>();
+        let mu_eff = effective(&raw[..mu]);
+        let mu_eff_minus = effective(&raw[mu..]);
         let c_sigma = (mu_eff + 2.0) / (nf + mu_eff + 5.0);
         let c_1 = 2.0 / ((nf + 1.3).powi(2) + mu_eff);
+        let c_mu = (1.0 - c_1 - 1e-8)
+            .min(2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((nf + 2.0).powi(2) + mu_eff));
+        let min_alpha = (1.0 + c_1 / c_mu)
+            .min(1.0 + 2.0 * mu_eff_minus / (mu_eff + 2.0))
+            .min((1.0 - c_1 - c_mu) / (nf * c_mu));
+        let positive: f64 = raw.iter().filter(|w| **w > 0.0).sum();
+        let negative: f64 = -raw.iter().filter(|w| **w < 0.0).sum::<f64>();
+        let weights = raw
+            .iter()
+            .map(|w| {
+                if *w >= 0.0 {
+                    w / positive
+                } else {
+                    min_alpha * w / negative
+                }
+            })
+            .collect();
         Cma {
             n,
             lambda,
@@ -56,8 +77,7 @@ impl Cma {
             d_sigma: 1.0 + 2.0 * (((mu_eff - 1.0) / (nf + 1.0)).sqrt() - 1.0).max(0.0) + c_sigma,
             c_c: (4.0 + mu_eff / nf) / (nf + 4.0 + 2.0 * mu_eff / nf),
             c_1,
-            c_mu: (1.0 - c_1)
-                .min(2.0 * (mu_eff - 2.0 + 1.0 / mu_eff) / ((nf + 2.0).powi(2) + mu_eff)),
+            c_mu,
             chi_n: nf.sqrt() * (1.0 - 1.0 / (4.0 * nf) + 1.0 / (21.0 * nf * nf)),
             weights,
             mean: vec![0.5; n],
@@ -69,6 +89,17 @@ impl Cma {
             d: vec![1.0; n],
             generation: 0,
         }
+    }
+
+    /// C^(-1/2) y = B D^-1 B^T y.
+    fn inverse_sqrt_times(&self, y: &[f64]) -> Vec<f64> {
+        let n = self.n;
+        let bt_y: Vec<f64> = (0..n)
+            .map(|j| (0..n).map(|i| self.b[i][j] * y[i]).sum::<f64>() / self.d[j])
+            .collect();
+        (0..n)
+            .map(|i| (0..n).map(|j| self.b[i][j] * bt_y[j]).sum())
+            .collect()
     }
 
     /// A point drawn from the current distribution, redrawn until it lies in the unit cube
@@ -96,25 +127,25 @@ impl Cma {
         batch.sort_by(|a, b| a.1.total_cmp(&b.1));
         let ys: Vec<Vec<f64>> = batch
             .iter()
-            .take(self.weights.len())
             .map(|(x, _)| (0..n).map(|i| (x[i] - self.mean[i]) / self.sigma).collect())
             .collect();
+        // The mean moves towards the better half (the positive weights).
         let y_w: Vec<f64> = (0..n)
-            .map(|i| ys.iter().zip(&self.weights).map(|(y, w)| w * y[i]).sum())
+            .map(|i| {
+                ys.iter()
+                    .zip(&self.weights)
+                    .filter(|(_, w)| **w > 0.0)
+                    .map(|(y, w)| w * y[i])
+                    .sum()
+            })
             .collect();
         for (m, y) in self.mean.iter_mut().zip(&y_w) {
             *m += self.sigma * y;
         }
-        // C^(-1/2) y_w = B D^-1 B^T y_w
-        let bt_y: Vec<f64> = (0..n)
-            .map(|j| (0..n).map(|i| self.b[i][j] * y_w[i]).sum::<f64>() / self.d[j])
-            .collect();
-        let c_inv_sqrt_y: Vec<f64> = (0..n)
-            .map(|i| (0..n).map(|j| self.b[i][j] * bt_y[j]).sum())
-            .collect();
         let cs = self.c_sigma;
         let sigma_path_gain = (cs * (2.0 - cs) * self.mu_eff).sqrt();
-        for (p, y) in self.p_sigma.iter_mut().zip(&c_inv_sqrt_y) {
+        let whitened = self.inverse_sqrt_times(&y_w);
+        for (p, y) in self.p_sigma.iter_mut().zip(whitened) {
             *p = (1.0 - cs) * *p + sigma_path_gain * y;
         }
         self.generation += 1;
@@ -127,14 +158,25 @@ impl Cma {
         for (p, y) in self.p_c.iter_mut().zip(&y_w) {
             *p = (1.0 - cc) * *p + cov_path_gain * y;
         }
-        let decay = 1.0 - self.c_1 - self.c_mu + (1.0 - h) * self.c_1 * cc * (2.0 - cc);
+        // Negative weights are rescaled by the Mahalanobis length of their step.
+        let w_io: Vec<f64> = ys
+            .iter()
+            .zip(&self.weights)
+            .map(|(y, w)| {
+                if *w >= 0.0 {
+                    *w
+                } else {
+                    let z = self.inverse_sqrt_times(y);
+                    w * n as f64 / (z.iter().map(|v| v * v).sum::<f64>() + 1e-8)
+                }
+            })
+            .collect();
+        let weight_sum: f64 = self.weights.iter().sum();
+        let decay =
+            1.0 + self.c_1 * (1.0 - h) * cc * (2.0 - cc) - self.c_1 - self.c_mu * weight_sum;
         for i in 0..n {
             for j in 0..n {
-                let rank_mu: f64 = ys
-                    .iter()
-                    .zip(&self.weights)
-                    .map(|(y, w)| w * y[i] * y[j])
-                    .sum();
+                let rank_mu: f64 = ys.iter().zip(&w_io).map(|(y, w)| w * y[i] * y[j]).sum();
                 self.cov[i][j] = decay * self.cov[i][j]
                     + self.c_1 * self.p_c[i] * self.p_c[j]
                     + self.c_mu * rank_mu;
