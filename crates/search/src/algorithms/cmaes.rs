@@ -150,7 +150,7 @@ impl Cma {
         }
         self.generation += 1;
         let ps_norm = self.p_sigma.iter().map(|v| v * v).sum::<f64>().sqrt();
-        let h_sigma = ps_norm / (1.0 - (1.0 - cs).powi(2 * self.generation as i32)).sqrt()
+        let h_sigma = ps_norm / (1.0 - (1.0 - cs).powi(2 * (self.generation as i32 + 1))).sqrt()
             < (1.4 + 2.0 / (n as f64 + 1.0)) * self.chi_n;
         let h = if h_sigma { 1.0 } else { 0.0 };
         let cc = self.c_c;

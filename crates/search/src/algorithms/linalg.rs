@@ -20,7 +20,8 @@ pub fn symmetric_eigen(a: &Matrix) -> (Vec<f64>, Matrix) {
             .flat_map(|i| (0..n).filter(move |j| *j != i).map(move |j| (i, j)))
             .map(|(i, j)| a[i][j] * a[i][j])
             .sum();
-        if off < 1e-30 {
+        let diagonal: f64 = (0..n).map(|i| a[i][i] * a[i][i]).sum();
+        if off <= 1e-26 * diagonal || off < 1e-300 {
             break;
         }
         for p in 0..n {
