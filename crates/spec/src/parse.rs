@@ -1,30 +1,57 @@
-//! Reading a job file: YAML -> typed job (with the field path of any type error), then
+//! Reading a job or experiment file: YAML -> typed document (with the field path of any type error), then
 //! validation, with every error located at file:line:column.
 
 use std::path::Path;
 
-use crate::errors::SpecError;
+use serde::de::DeserializeOwned;
+
+use crate::errors::{SpecError, Violation};
+use crate::experiment::{Experiment, EXPERIMENT_KIND};
+use crate::experiment_validate::validate_experiment;
 use crate::locate::Locations;
-use crate::types::{TrainingJob, MAX_REPLICAS};
+use crate::types::{TrainingJob, API_VERSION, KIND, MAX_REPLICAS};
 use crate::validate::validate;
 
 /// Reads, parses and validates the job file at `path`.
 pub fn parse_job(path: &Path) -> Result<TrainingJob, Vec<SpecError>> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    parse_job_str(&path.display().to_string(), &read(path, "job")?)
+}
+
+/// The text of the file at `path`, or an error that says which file (`what`) could not be read.
+fn read(path: &Path, what: &str) -> Result<String, Vec<SpecError>> {
+    std::fs::read_to_string(path).map_err(|e| {
         vec![SpecError {
-            file: file.clone(),
+            file: path.display().to_string(),
             line: 0,
             column: 0,
             path: String::new(),
-            message: format!("cannot read the job file: {e}"),
+            message: format!("cannot read the {what} file: {e}"),
         }]
-    })?;
-    parse_job_str(&file, &text)
+    })
 }
 
 /// Parses and validates job file text; `file` is only used in messages.
 pub fn parse_job_str(file: &str, text: &str) -> Result<TrainingJob, Vec<SpecError>> {
+    parse_located(file, text, KIND, validate)
+}
+
+/// Reads, parses and validates the experiment file at `path`.
+pub fn parse_experiment(path: &Path) -> Result<Experiment, Vec<SpecError>> {
+    parse_experiment_str(&path.display().to_string(), &read(path, "experiment")?)
+}
+
+/// Parses and validates experiment file text; `file` is only used in messages.
+pub fn parse_experiment_str(file: &str, text: &str) -> Result<Experiment, Vec<SpecError>> {
+    parse_located(file, text, EXPERIMENT_KIND, validate_experiment)
+}
+
+/// YAML -> `T` (a type error located at its field), then `check`'s violations located.
+fn parse_located<T: DeserializeOwned>(
+    file: &str,
+    text: &str,
+    kind: &str,
+    check: fn(&T) -> Vec<Violation>,
+) -> Result<T, Vec<SpecError>> {
     let locations = Locations::index(text);
     let at = |path: &str, message: String| {
         let (line, column) = locations.find(path);
@@ -40,12 +67,12 @@ pub fn parse_job_str(file: &str, text: &str) -> Result<TrainingJob, Vec<SpecErro
     if text.trim().is_empty() {
         return Err(vec![at(
             "",
-            "the file is empty; a job file starts with apiVersion: trainctl.dev/v1alpha1".into(),
+            format!("the file is empty; a {kind} file starts with apiVersion: {API_VERSION}"),
         )]);
     }
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    let job: TrainingJob = match serde_path_to_error::deserialize(deserializer) {
-        Ok(job) => job,
+    let doc: T = match serde_path_to_error::deserialize(deserializer) {
+        Ok(doc) => doc,
         Err(err) => {
             let path = field_path(&err);
             let inner = err.into_inner();
@@ -63,9 +90,9 @@ pub fn parse_job_str(file: &str, text: &str) -> Result<TrainingJob, Vec<SpecErro
         }
     };
 
-    let violations = validate(&job);
+    let violations = check(&doc);
     if violations.is_empty() {
-        Ok(job)
+        Ok(doc)
     } else {
         Err(violations
             .into_iter()
