@@ -20,15 +20,26 @@ pub struct DoctorArgs {
     /// Output format (json or yaml; the default is a checklist).
     #[arg(short, long, value_enum)]
     pub output: Option<Output>,
-    /// The Python interpreter whose frameworks' CUDA builds are checked.
+    /// The Python interpreter whose frameworks' CUDA builds are checked (and that runs the
+    /// smoke jobs).
     #[arg(long, default_value = "python3")]
     pub python: String,
+    /// Also run a real job on every GPU: a matrix multiply through PyTorch, TensorFlow or
+    /// CuPy, reporting TFLOP/s (nvidia-smi when none is installed).
+    #[arg(long)]
+    pub smoke: bool,
+    /// How long each smoke job may take.
+    #[arg(long, default_value = "5m", value_parser = crate::args::parse_duration)]
+    pub smoke_timeout: std::time::Duration,
 }
 
 /// Runs the checks and prints the checklist; exits 1 when a blocking check fails.
 pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
     let machine = Machine::observe(&args.python, &replica_groups());
-    let checks = doctor::check(&machine);
+    let mut checks = doctor::check(&machine);
+    if args.smoke {
+        checks.extend(crate::gpu_smoke::smoke(&args.python, args.smoke_timeout)?);
+    }
     let verdict = doctor::verdict(&checks);
     match args.output {
         Some(Output::Json) => {

@@ -6,6 +6,7 @@ mod args;
 mod backend;
 mod flag_job;
 mod gpu_cmds;
+mod gpu_smoke;
 mod kube_cmds;
 mod metrics_cmds;
 mod progress;

@@ -94,3 +94,58 @@ fn a_process_of_someone_else_on_a_gpu_is_named_in_the_checklist() {
     assert!(out.contains("fix: update the NVIDIA driver"), "{out}");
     assert!(out.contains("verdict: FAIL"), "{out}");
 }
+
+#[test]
+fn doctor_smoke_runs_a_real_job_on_every_gpu_and_reports_its_speed() {
+    let sandbox = Sandbox::new();
+    let path = fake_gpus::install(sandbox.dir.path());
+    // A python that answers the framework probe, and runs the smoke program as a GPU
+    // framework would: printing its result line for the GPU it was given.
+    let python = sandbox.dir.path().join("bin/python");
+    fake_gpus::executable(
+        &python,
+        "#!/bin/sh\nif [ \"$1\" = -c ]; then echo torch 12.1; exit 0; fi\necho \"smoke backend=torch gpu=$CUDA_VISIBLE_DEVICES device='Fake GPU' tflops_fp32=1.5 tflops_fp16=3.25\"\n",
+    );
+    let out = sandbox
+        .command(&[
+            "doctor",
+            "--smoke",
+            "--python",
+            python.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .env("PATH", &path)
+        .env("TRAINCTL_GPUS", "0,1")
+        .env("TRAINCTL_GPU_SOURCE", "nvidia-smi")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut smoke: Vec<String> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "smoke")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["status"].as_str().unwrap(),
+                c["detail"].as_str().unwrap()
+            )
+        })
+        .collect();
+    smoke.sort();
+    assert_eq!(
+        smoke,
+        [
+            "ok GPU 0: torch on Fake GPU: 1.5 TFLOP/s FP32, 3.25 TFLOP/s FP16",
+            "ok GPU 1: torch on Fake GPU: 1.5 TFLOP/s FP32, 3.25 TFLOP/s FP16",
+        ],
+        "{report:#}"
+    );
+    let jobs = sandbox.ok(&["get", "-o", "json"]);
+    assert!(
+        !jobs.contains("doctor-smoke"),
+        "smoke jobs are deleted: {jobs}"
+    );
+}

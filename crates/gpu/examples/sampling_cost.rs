@@ -14,14 +14,27 @@ fn cpu_seconds() -> f64 {
 }
 
 fn main() {
-    let samples: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let samples: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
     for replicas in [1usize, 10, 50] {
         let mut children: Vec<Child> = (0..replicas)
-            .map(|_| Command::new("sleep").arg("600").process_group(0).spawn().expect("sleep starts"))
+            .map(|_| {
+                Command::new("sleep")
+                    .arg("600")
+                    .process_group(0)
+                    .spawn()
+                    .expect("sleep starts")
+            })
             .collect();
         let groups: Vec<u32> = children.iter().map(Child::id).collect();
         let processes = std::fs::read_dir("/proc")
-            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()).count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+                    .count()
+            })
             .unwrap_or(0);
         let before = cpu_seconds();
         for _ in 0..samples {

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod lease;
 mod nvml;
 pub mod smi;
+pub mod smoke;
 mod timed;
 pub mod usage;
 
