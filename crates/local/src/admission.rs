@@ -136,19 +136,20 @@ fn queue_jobs(claims: &Claims, now: f64) -> (Vec<QueueJob<String>>, Vec<QueueJob
         decayed_usage(uses, now, DEFAULT_HALF_LIFE_S)
     };
     let (mut waiting, mut running) = (Vec::new(), Vec::new());
-    for j in claims.gpu_jobs.iter().filter(|j| !j.ended) {
+    // A suspended job neither waits in the queue nor holds GPUs.
+    for j in claims.gpu_jobs.iter().filter(|j| j.waiting || j.holding) {
         let scheduling = j.spec.as_ref().map(|s| &s.spec.scheduling);
         let deadline = j
             .spec
             .as_ref()
             .and_then(|s| s.spec.run_policy.active_deadline_seconds)
             .map(|d| d as f64);
-        let since = if j.admitted {
+        let since = if j.holding {
             j.started.unwrap_or(now)
         } else {
             j.created
         };
-        let ran = if j.admitted { now - since } else { 0.0 };
+        let ran = if j.holding { now - since } else { 0.0 };
         let q = QueueJob {
             key: j.name.clone(),
             gpus: j.gpus,
@@ -161,7 +162,7 @@ fn queue_jobs(claims: &Claims, now: f64) -> (Vec<QueueJob<String>>, Vec<QueueJob
             remaining_s: deadline.map(|d| (d - ran).max(0.0)),
             usage: usage_of(&user(j)),
         };
-        if j.admitted {
+        if j.holding {
             running.push(q);
         } else {
             waiting.push(q);

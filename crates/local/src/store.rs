@@ -570,8 +570,10 @@ pub struct GpuJob {
     pub seq: u64,
     /// GPUs it needs at once.
     pub gpus: u32,
-    /// Whether it holds (or held) its GPUs.
-    pub admitted: bool,
+    /// Whether it holds its GPUs now.
+    pub holding: bool,
+    /// Whether it waits to be admitted (Pending, never admitted).
+    pub waiting: bool,
     /// Whether it has ended.
     pub ended: bool,
     /// When it was created, started and finished.
@@ -607,16 +609,20 @@ impl Allocation<'_> {
         while let Some(r) = rows.next()? {
             let gpus: u32 = r.get(1)?;
             let admitted: bool = r.get(2)?;
-            let ended = matches!(r.get::<_, String>(6)?.as_str(), "Succeeded" | "Failed");
-            if admitted && !ended {
-                claims.held_gpus.extend(json_list(r.get(3)?));
-            }
+            let phase: String = r.get(6)?;
+            let ended = matches!(phase.as_str(), "Succeeded" | "Failed");
+            let held = if admitted && !ended {
+                json_list(r.get(3)?)
+            } else {
+                Vec::new()
+            };
             if gpus > 0 {
                 claims.gpu_jobs.push(GpuJob {
                     name: r.get(0)?,
                     seq: r.get::<_, i64>(4)? as u64,
                     gpus,
-                    admitted,
+                    holding: !held.is_empty(),
+                    waiting: !admitted && phase == "Pending",
                     ended,
                     created: r.get(7)?,
                     started: r.get(8)?,
@@ -624,6 +630,7 @@ impl Allocation<'_> {
                     spec: serde_json::from_str(&r.get::<_, String>(5)?).ok(),
                 });
             }
+            claims.held_gpus.extend(held);
         }
         Ok(claims)
     }
