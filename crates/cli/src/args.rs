@@ -98,6 +98,14 @@ pub enum Command {
     },
     /// Serve the dashboard: jobs, logs and live training curves in the browser.
     Ui(crate::ui_cmds::UiArgs),
+    /// List the jobs waiting for this machine's GPUs, in the order they will start.
+    Queue {
+        /// Output format.
+        #[arg(short, long, value_enum)]
+        output: Option<Output>,
+    },
+    /// Replay a job trace through a queue policy with simulated time.
+    Sim(crate::sim_cmds::SimArgs),
     /// Print the CustomResourceDefinition of trainingjobs.trainctl.dev (kubectl apply -f -).
     Crd,
     /// Run the operator: the controller that runs TrainingJobs on the cluster.

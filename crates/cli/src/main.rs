@@ -10,8 +10,10 @@ mod gpu_smoke;
 mod kube_cmds;
 mod metrics_cmds;
 mod progress;
+mod queue_cmds;
 mod render_cmds;
 mod signals;
+mod sim_cmds;
 mod ui_cmds;
 mod verbs;
 
@@ -44,6 +46,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Metrics(a) if a.logdir.is_some() => metrics_cmds::logdir_metrics(&a),
         Command::Tensorboard { job, port } => metrics_cmds::tensorboard(&job, port),
         Command::Supervise { job } => supervise_detached(&job),
+        Command::Queue { output } => queue_cmds::queue(output),
+        Command::Sim(a) => sim_cmds::sim(&a).map(|()| ExitCode::SUCCESS),
         Command::Crd => kube_cmds::crd(),
         Command::Operator(a) => kube_cmds::operator(&a),
         Command::Ui(a) => ui_cmds::ui(&a),

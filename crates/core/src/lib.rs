@@ -7,7 +7,8 @@
 //! - [`plan`]: the bookkeeping around a decision (attempt numbers, restarts, start time,
 //!   restarts that are due, when to look again, TTL expiry);
 //! - [`backoff`]: restart delays and the setting that changes them;
-//! - [`queue`]: which waiting jobs may take the free GPUs, whole (gang).
+//! - [`queue`]: the GPU queue policies (FIFO, backfilling, least attained service with
+//!   preemption, fair share, the oracles): which jobs start, whom to preempt, reservations.
 
 pub mod backoff;
 pub mod plan;

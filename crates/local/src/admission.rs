@@ -1,30 +1,49 @@
-//! Who gets this machine's resources: the gang queue decides which jobs get their GPUs, and
-//! every admitted replica gets a free local port. The decision and the grant happen in one
-//! store transaction ([`Store::allocation`]), so no two jobs share a GPU or a port.
+//! Who gets this machine's resources: the queue policy of `trainctl-core` decides which
+//! jobs get their GPUs, and every admitted replica gets a free local port. The decision and
+//! the grant happen in one store transaction ([`Store::allocation`]), so no two jobs share a
+//! GPU or a port.
+//!
+//! The policy here is FIFO with backfilling ([`PolicyKind::Backfill`]): priority first, then
+//! the user with the least recent GPU use (fair share; the user is the job's
+//! `trainctl.dev/user` label, else everyone is one user), then arrival; the first job that
+//! does not fit gets a reservation at the earliest time running jobs are expected to end
+//! (`activeDeadlineSeconds` from their start; unknown means long), and later jobs start now
+//! only if they do not delay it. Nothing is preempted: suspending a running job is not
+//! possible on this engine yet.
 
 use std::net::TcpListener;
 
-use trainctl_core::queue::admit;
+use trainctl_core::queue::fair_share::{decayed_usage, Usage, DEFAULT_HALF_LIFE_S};
+use trainctl_core::queue::{decide, explain, Policy, PolicyKind, QueueEntry, QueueJob};
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
-use crate::store::{Allocation, ReplicaGrant, Store, StoreError};
+use crate::store::{Allocation, Claims, GpuJob, ReplicaGrant, Store, StoreError};
+
+/// The label that names a job's user for fair share.
+pub const USER_LABEL: &str = "trainctl.dev/user";
 
 /// What the queue said.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Admission {
     /// Resources granted: GPUs per replica and ports.
     Granted,
-    /// Not yet.
-    Wait,
+    /// Not yet: the job's place in the queue and why it waits.
+    Wait(String),
 }
 
-/// Asks the gang queue for the job's GPUs (from `inventory`, this machine's devices) and
-/// picks a free port per replica, atomically with every other job's request.
+/// The policy the local engine runs.
+fn policy() -> Policy {
+    Policy::new(PolicyKind::Backfill)
+}
+
+/// Asks the queue for the job's GPUs (from `inventory`, this machine's devices) and picks a
+/// free port per replica, atomically with every other job's request.
 pub fn try_admit(
     store: &mut Store,
     job: &TrainingJob,
     inventory: &[u32],
+    now: f64,
 ) -> Result<Admission, StoreError> {
     let name = job.name();
     let allocation = store.allocation()?;
@@ -35,12 +54,25 @@ pub fn try_admit(
         .copied()
         .filter(|g| !claims.held_gpus.contains(g))
         .collect();
-    if need > 0
-        && !admit(&claims.gpu_queue, free.len() as u32)
-            .iter()
-            .any(|k| k == name)
-    {
-        return Ok(Admission::Wait);
+    if need > 0 {
+        let (waiting, running) = queue_jobs(&claims, now);
+        let d = decide(&policy(), now, free.len() as u32, &waiting, &running);
+        if !d.start.iter().any(|k| k == name) {
+            let entries = explain(&policy(), now, free.len() as u32, &waiting, &running);
+            let why = entries
+                .iter()
+                .find(|e| e.key == name)
+                .map(|e| {
+                    format!(
+                        "position {} of {} in the GPU queue: {}",
+                        e.position,
+                        entries.len(),
+                        e.reason.message(now)
+                    )
+                })
+                .unwrap_or_else(|| format!("waiting for {need} free GPUs"));
+            return Ok(Admission::Wait(why));
+        }
     }
     let mut taken = free.into_iter().take(need as usize);
     let ids = ReplicaId::all_of(job);
@@ -63,6 +95,80 @@ pub fn try_admit(
         .collect();
     allocation.grant(name, &grants)?;
     Ok(Admission::Granted)
+}
+
+/// The queue in order, with why each job waits, as this machine's queue sees it at `now`.
+pub fn queue(
+    store: &mut Store,
+    inventory: &[u32],
+    now: f64,
+) -> Result<Vec<QueueEntry<String>>, StoreError> {
+    let allocation = store.allocation()?;
+    let claims = allocation.claims()?;
+    let free = inventory
+        .iter()
+        .filter(|g| !claims.held_gpus.contains(g))
+        .count() as u32;
+    let (waiting, running) = queue_jobs(&claims, now);
+    Ok(explain(&policy(), now, free, &waiting, &running))
+}
+
+/// The jobs waiting for GPUs and the jobs holding them, as the queue sees them at `now`.
+fn queue_jobs(claims: &Claims, now: f64) -> (Vec<QueueJob<String>>, Vec<QueueJob<String>>) {
+    let user = |j: &GpuJob| {
+        j.spec
+            .as_ref()
+            .and_then(|s| s.metadata.labels.get(USER_LABEL).cloned())
+            .unwrap_or_default()
+    };
+    let usage_of = |u: &str| {
+        let uses = claims
+            .gpu_jobs
+            .iter()
+            .filter(|j| user(j) == u)
+            .filter_map(|j| {
+                j.started.map(|from| Usage {
+                    gpus: j.gpus,
+                    from,
+                    to: j.finished.unwrap_or(now),
+                })
+            });
+        decayed_usage(uses, now, DEFAULT_HALF_LIFE_S)
+    };
+    let (mut waiting, mut running) = (Vec::new(), Vec::new());
+    // A suspended job neither waits in the queue nor holds GPUs.
+    for j in claims.gpu_jobs.iter().filter(|j| j.waiting || j.holding) {
+        let scheduling = j.spec.as_ref().map(|s| &s.spec.scheduling);
+        let deadline = j
+            .spec
+            .as_ref()
+            .and_then(|s| s.spec.run_policy.active_deadline_seconds)
+            .map(|d| d as f64);
+        let since = if j.holding {
+            j.started.unwrap_or(now)
+        } else {
+            j.created
+        };
+        let ran = if j.holding { now - since } else { 0.0 };
+        let q = QueueJob {
+            key: j.name.clone(),
+            gpus: j.gpus,
+            priority: scheduling.map_or(0, |s| s.priority),
+            seq: j.seq,
+            preemptible: scheduling.is_some_and(|s| s.preemptible),
+            attained_gpu_s: ran * f64::from(j.gpus),
+            ran_s: ran,
+            since,
+            remaining_s: deadline.map(|d| (d - ran).max(0.0)),
+            usage: usage_of(&user(j)),
+        };
+        if j.holding {
+            running.push(q);
+        } else {
+            waiting.push(q);
+        }
+    }
+    (waiting, running)
 }
 
 /// Free ports from the kernel that no other job holds. The listeners stay open until all

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::Serialize;
-use trainctl_core::queue::QueuedJob;
 use trainctl_core::state_machine::JobPhase;
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
@@ -553,13 +552,38 @@ pub struct Allocation<'a> {
     tx: Transaction<'a>,
 }
 
-/// What the jobs that have not ended hold and wait for.
+/// What the jobs that have not ended hold, and every job that needs GPUs.
 #[derive(Debug, Clone, Default)]
 pub struct Claims {
     /// GPUs held by admitted jobs.
     pub held_gpus: Vec<u32>,
-    /// Jobs not admitted yet that need GPUs.
-    pub gpu_queue: Vec<QueuedJob<String>>,
+    /// Jobs that need GPUs, ended ones included (their use counts for fair share).
+    pub gpu_jobs: Vec<GpuJob>,
+}
+
+/// A job that needs GPUs, as the queue sees it.
+#[derive(Debug, Clone)]
+pub struct GpuJob {
+    /// Its name.
+    pub name: String,
+    /// Arrival order.
+    pub seq: u64,
+    /// GPUs it needs at once.
+    pub gpus: u32,
+    /// Whether it holds its GPUs now.
+    pub holding: bool,
+    /// Whether it waits to be admitted (Pending, never admitted).
+    pub waiting: bool,
+    /// Whether it has ended.
+    pub ended: bool,
+    /// When it was created, started and finished.
+    pub created: f64,
+    /// When its first replica started.
+    pub started: Option<f64>,
+    /// When it ended.
+    pub finished: Option<f64>,
+    /// Its job file (None if the stored spec no longer parses).
+    pub spec: Option<TrainingJob>,
 }
 
 /// What one replica is granted.
@@ -574,29 +598,39 @@ pub struct ReplicaGrant {
 }
 
 impl Allocation<'_> {
-    /// What the jobs that have not ended (and are not being deleted) hold and wait for.
+    /// What the jobs that are not being deleted hold, and those that need GPUs.
     pub fn claims(&self) -> Result<Claims, StoreError> {
         let mut claims = Claims::default();
         let mut stmt = self.tx.prepare(
-            "SELECT name, gpus_needed, admitted, gpus, seq, spec FROM jobs
-             WHERE phase NOT IN ('Succeeded', 'Failed') AND deleting = 0",
+            "SELECT name, gpus_needed, admitted, gpus, seq, spec, phase, created, started,
+                    finished FROM jobs WHERE deleting = 0",
         )?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
-            let gpus_needed: u32 = r.get(1)?;
-            if r.get::<_, bool>(2)? {
-                claims.held_gpus.extend(json_list(r.get(3)?));
-            } else if gpus_needed > 0 {
-                let priority = serde_json::from_str::<TrainingJob>(&r.get::<_, String>(5)?)
-                    .map(|j| j.spec.scheduling.priority)
-                    .unwrap_or(0);
-                claims.gpu_queue.push(QueuedJob {
-                    key: r.get(0)?,
-                    gpus: gpus_needed,
-                    priority,
+            let gpus: u32 = r.get(1)?;
+            let admitted: bool = r.get(2)?;
+            let phase: String = r.get(6)?;
+            let ended = matches!(phase.as_str(), "Succeeded" | "Failed");
+            let held = if admitted && !ended {
+                json_list(r.get(3)?)
+            } else {
+                Vec::new()
+            };
+            if gpus > 0 {
+                claims.gpu_jobs.push(GpuJob {
+                    name: r.get(0)?,
                     seq: r.get::<_, i64>(4)? as u64,
+                    gpus,
+                    holding: !held.is_empty(),
+                    waiting: !admitted && phase == "Pending",
+                    ended,
+                    created: r.get(7)?,
+                    started: r.get(8)?,
+                    finished: r.get(9)?,
+                    spec: serde_json::from_str(&r.get::<_, String>(5)?).ok(),
                 });
             }
+            claims.held_gpus.extend(held);
         }
         Ok(claims)
     }

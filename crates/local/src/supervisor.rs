@@ -90,7 +90,7 @@ struct Supervisor<'a> {
     started_at: Option<f64>,
     restarts: u32,
     ended: Option<Outcome>,
-    shown: Option<(JobPhase, String)>,
+    shown: Option<(JobPhase, String, String)>,
     /// Machine-wide leases on the GPUs granted, held until the job lets them go.
     leases: Vec<Lease>,
     /// GPUs seen busy with someone else's processes, and when.
@@ -193,18 +193,20 @@ impl Supervisor<'_> {
                 plan(&sup.job, &obs, sup.cfg.backoff)
             };
             let mut step = decide(self);
-            // Pending before admission: the job waits in the gang queue.
-            if !self.admitted
-                && step.decision.phase == JobPhase::Pending
-                && self.try_admit(&inventory, &mut queued_noted)?
-            {
-                step = decide(self);
+            // Pending before admission: the job waits in the GPU queue, and says where.
+            let mut waiting = None;
+            if !self.admitted && step.decision.phase == JobPhase::Pending {
+                waiting = self.try_admit(&inventory, t, &mut queued_noted)?;
+                if waiting.is_none() {
+                    step = decide(self);
+                }
             }
             let decision = &step.decision;
             if self.ended.is_none() {
                 self.ended = decision.outcome();
             }
-            self.show(decision.phase, &decision.reason, &decision.message, t)?;
+            let message = waiting.as_deref().unwrap_or(&decision.message);
+            self.show(decision.phase, &decision.reason, message, t)?;
             self.act(&step, t)?;
             self.escalate(t);
 
@@ -232,45 +234,53 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Asks the gang queue for the job's resources; notes once that the job is queued.
-    /// Says whether they were granted. Only GPUs whose machine-wide lease this supervisor
-    /// could take are offered, so trainctls of other homes or users never share a GPU.
+    /// Asks the GPU queue for the job's resources; notes once that the job is queued.
+    /// None when they were granted, else the job's place in the queue and why it waits.
+    /// Only GPUs whose machine-wide lease this supervisor could take are offered, so
+    /// trainctls of other homes or users never share a GPU.
     fn try_admit(
         &mut self,
         inventory: &[u32],
+        t: f64,
         queued_noted: &mut bool,
-    ) -> Result<bool, EngineError> {
+    ) -> Result<Option<String>, EngineError> {
         let mut leases = LeaseDir::from_env()
             .take_free(inventory)
             .map_err(EngineError::Invalid)?;
         let busy = self.busy_gpus(&leases);
         leases.retain(|l| !busy.contains(&l.index));
         let leased: Vec<u32> = leases.iter().map(|l| l.index).collect();
-        if admission::try_admit(&mut self.store, &self.job, &leased)? == Admission::Granted {
-            self.admitted = true;
-            self.reload_allocation()?;
-            let granted: Vec<u32> = self
-                .replicas
-                .values()
-                .flat_map(|r| r.gpus.clone())
-                .collect();
-            leases.retain(|l| granted.contains(&l.index));
-            self.leases = leases;
-            self.event(
-                false,
-                "Admitted",
-                "resources granted; starting every replica",
-            );
-        } else if !*queued_noted {
-            *queued_noted = true;
-            let need = self.job.total_gpus();
-            self.event(
-                false,
-                "Queued",
-                &format!("waiting for {need} free GPUs to start the whole job"),
-            );
+        match admission::try_admit(&mut self.store, &self.job, &leased, t)? {
+            Admission::Granted => {
+                self.admitted = true;
+                self.reload_allocation()?;
+                let granted: Vec<u32> = self
+                    .replicas
+                    .values()
+                    .flat_map(|r| r.gpus.clone())
+                    .collect();
+                leases.retain(|l| granted.contains(&l.index));
+                self.leases = leases;
+                self.event(
+                    false,
+                    "Admitted",
+                    "resources granted; starting every replica",
+                );
+                Ok(None)
+            }
+            Admission::Wait(why) => {
+                if !*queued_noted {
+                    *queued_noted = true;
+                    let need = self.job.total_gpus();
+                    self.event(
+                        false,
+                        "Queued",
+                        &format!("waiting for {need} free GPUs to start the whole job: {why}"),
+                    );
+                }
+                Ok(Some(why))
+            }
         }
-        Ok(self.admitted)
     }
 
     /// GPUs among the leased ones that run someone else's processes, read at most every
@@ -345,11 +355,16 @@ impl Supervisor<'_> {
         message: &str,
         t: f64,
     ) -> Result<(), EngineError> {
-        let key = (phase, reason.to_string());
+        let key = (phase, reason.to_string(), message.to_string());
         if self.shown.as_ref() != Some(&key) {
             self.store
                 .set_phase(self.job.name(), phase, reason, message, t)?;
-            if phase != JobPhase::Pending || reason != "Starting" {
+            // An event per phase and reason; a new message alone (the queue position) is not one.
+            let new_reason = self
+                .shown
+                .as_ref()
+                .is_none_or(|(p, r, _)| (*p, r.as_str()) != (phase, reason));
+            if new_reason && (phase != JobPhase::Pending || reason != "Starting") {
                 self.event(phase == JobPhase::Failed, reason, message);
             }
             self.shown = Some(key);

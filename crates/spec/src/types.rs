@@ -637,6 +637,11 @@ pub struct Scheduling {
     /// Higher runs first.
     #[serde(default)]
     pub priority: i32,
+    /// The queue may suspend the job (checkpoint, stop, resume later) to give its GPUs to
+    /// another job: a higher-priority one, or under least attained service one that has
+    /// received less GPU time. Off by default: such a job is never suspended by the queue.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub preemptible: bool,
     /// Which cluster add-on gangs the replicas on Kubernetes (default: volcano, as in
     /// Kubeflow's training operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -666,6 +671,7 @@ impl Default for Scheduling {
             gang: false,
             queue: default_queue(),
             priority: 0,
+            preemptible: false,
             gang_scheduler: None,
         }
     }

@@ -1,0 +1,66 @@
+//! `trainctl queue`: this machine's GPU queue in the order jobs will be served, with each
+//! job's reservation or why it waits.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use trainctl_backend::view::{list_object, rfc3339, table};
+use trainctl_core::queue::WaitReason;
+use trainctl_local::store::Store;
+use trainctl_local::{admission, gpus, now, Home};
+
+use crate::args::Output;
+
+/// Prints the queue as a table, or as JSON or YAML objects.
+pub fn queue(output: Option<Output>) -> Result<ExitCode> {
+    let mut store = Store::open(&Home::from_env().db_path())
+        .context("cannot open the trainctl state directory")?;
+    let t = now();
+    let entries = admission::queue(&mut store, &gpus::inventory(), t)?;
+    let objects: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let reserved_at = match e.reason {
+                WaitReason::Reserved { at: Some(at) } => Some(rfc3339(at)),
+                _ => None,
+            };
+            json!({
+                "position": e.position,
+                "name": e.key,
+                "gpus": e.gpus,
+                "level": e.level,
+                "promoted": e.promoted,
+                "reservedAt": reserved_at,
+                "message": e.reason.message(t),
+            })
+        })
+        .collect();
+    match output {
+        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&list_object(objects))?),
+        Some(Output::Yaml) => print!("{}", serde_yaml_ng::to_string(&list_object(objects))?),
+        Some(Output::Wide) | None if entries.is_empty() => {
+            eprintln!("No jobs wait for GPUs.")
+        }
+        Some(Output::Wide) | None => {
+            let rows: Vec<Vec<String>> = objects
+                .iter()
+                .map(|o| {
+                    ["position", "name", "gpus", "reservedAt", "message"]
+                        .iter()
+                        .map(|k| match &o[*k] {
+                            serde_json::Value::String(s) => s.clone(),
+                            serde_json::Value::Null => "-".to_string(),
+                            v => v.to_string(),
+                        })
+                        .collect()
+                })
+                .collect();
+            print!(
+                "{}",
+                table(&["POSITION", "NAME", "GPUS", "RESERVED", "WHY"], &rows)
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
