@@ -57,6 +57,17 @@ fn a_submitted_job_outlives_the_cli_and_delete_leaves_no_process() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("job \"doomed\" not found"));
     assert!(!sb.home().join("jobs/doomed").exists());
+    // Its files were moved aside at once and are unlinked in the background.
+    let trash = sb.home().join("trash");
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&trash).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the deleted job's files stay in {}",
+            trash.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
