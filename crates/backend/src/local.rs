@@ -5,18 +5,21 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use trainctl_core::state_machine::Outcome;
 use trainctl_kube::Finding;
 use trainctl_local::logs::{copy_logs, Selection};
 use trainctl_local::process::is_same_process;
+use trainctl_local::store::{AttemptRow, UnreadableJob};
 use trainctl_local::{now, EngineError, Home, JobDetail, LocalEngine};
 use trainctl_metrics::job::JobMetrics;
 use trainctl_metrics::series::Run;
 use trainctl_spec::TrainingJob;
 
 use crate::run::{collector, warn};
-use crate::view::{age, job_object, list_or_dash, replica_summary, rfc3339, section};
+use crate::view::{
+    age, job_object, list_or_dash, replica_summary, rfc3339, section, unreadable_object,
+};
 use crate::{Backend, JobSummary, LogRequest, Waited};
 
 /// This machine's jobs.
@@ -57,6 +60,50 @@ fn summary(d: &JobDetail, now: f64) -> JobSummary {
         wide: vec![list_or_dash(&job.gpus), list_or_dash(&ports), reason],
         object: job_object(d),
     }
+}
+
+/// The line in `get` of a job whose record does not read.
+fn unreadable_summary(u: &UnreadableJob, now: f64) -> JobSummary {
+    JobSummary {
+        name: u.name.clone(),
+        phase: "Unreadable".into(),
+        replicas: "-".into(),
+        restarts: 0,
+        age: u.created.map_or(0.0, |c| now - c),
+        wide: vec!["-".into(), "-".into(), "Unreadable".into()],
+        object: unreadable_object(u),
+    }
+}
+
+/// Refuses an `--attempt` that the job (or the chosen replica) does not have, naming those
+/// it has.
+fn check_attempt(job: &str, request: &LogRequest, attempts: &[AttemptRow]) -> Result<()> {
+    let Some(asked) = request.attempt else {
+        return Ok(());
+    };
+    let mut have: Vec<u32> = attempts
+        .iter()
+        .filter(|a| request.replica.is_none_or(|r| r == a.replica))
+        .map(|a| a.attempt)
+        .collect();
+    have.sort_unstable();
+    have.dedup();
+    if have.contains(&asked) {
+        return Ok(());
+    }
+    let whose = match request.replica {
+        Some(r) => format!("{r} of job {job}"),
+        None => format!("job {job}"),
+    };
+    if have.is_empty() {
+        bail!("{whose} has no attempt {asked}: no attempt has started yet");
+    }
+    let list: Vec<String> = have.iter().map(u32::to_string).collect();
+    Err(anyhow!(
+        "{whose} has no attempt {asked}; it has attempt{} {}",
+        if have.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    ))
 }
 
 /// What `describe` prints about a local job.
@@ -173,9 +220,9 @@ impl Backend for LocalBackend {
     }
 
     async fn list(&mut self, name: Option<&str>) -> Result<Vec<JobSummary>> {
-        let jobs = match name {
-            Some(n) => vec![self.engine.job(n)?],
-            None => self.engine.jobs()?,
+        let (jobs, mut unreadable) = match name {
+            Some(n) => (vec![self.engine.job(n)?], Vec::new()),
+            None => self.engine.listing()?,
         };
         let t = now();
         let mut summaries = Vec::new();
@@ -184,8 +231,20 @@ impl Backend for LocalBackend {
                 Ok(d) => summaries.push(summary(&d, t)),
                 // Deleted between the listing and now.
                 Err(EngineError::NotFound(_)) => {}
-                Err(e) => return Err(e.into()),
+                // Its replicas, attempts or events do not read.
+                Err(e) => unreadable.push(UnreadableJob {
+                    name: j.name.clone(),
+                    created: Some(j.created),
+                    problem: e.to_string(),
+                }),
             }
+        }
+        for u in &unreadable {
+            eprintln!(
+                "warning: job {} cannot be read: {}; `trainctl delete {}` removes it",
+                u.name, u.problem, u.name
+            );
+            summaries.push(unreadable_summary(u, t));
         }
         Ok(summaries)
     }
@@ -207,6 +266,7 @@ impl Backend for LocalBackend {
             tail: request.tail,
         };
         let name = job.name();
+        check_attempt(name, request, &self.engine.store().attempts(name)?)?;
         copy_logs(
             self.engine.store(),
             name,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use trainctl_local::store::{ReplicaRow, ReplicaStatus};
+use trainctl_local::store::{ReplicaRow, ReplicaStatus, UnreadableJob};
 use trainctl_local::JobDetail;
 
 /// A job as a Kubernetes-style object with a status, for `-o json|yaml`.
@@ -39,6 +39,23 @@ pub fn job_object(d: &JobDetail) -> Value {
         "events": d.events,
     });
     object
+}
+
+/// A job whose record does not read, for `-o json|yaml`: its name and what is wrong.
+pub fn unreadable_object(u: &UnreadableJob) -> Value {
+    json!({
+        "apiVersion": trainctl_spec::API_VERSION,
+        "kind": trainctl_spec::KIND,
+        "metadata": {
+            "name": u.name,
+            "creationTimestamp": u.created.map(rfc3339),
+        },
+        "status": {
+            "phase": "Unreadable",
+            "reason": "Unreadable",
+            "message": format!("{}; `trainctl delete {}` removes it", u.problem, u.name),
+        },
+    })
 }
 
 /// A list of objects, as kubectl prints it.

@@ -111,3 +111,40 @@ fn unknown_replica_is_a_clear_error() {
     let out = sb.tc(&["logs", "one", "--replica", "banana"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a replica name"));
 }
+
+#[test]
+fn an_attempt_that_does_not_exist_is_an_error_naming_those_that_do() {
+    let sb = Sandbox::new();
+    sb.write(
+        "twice.sh",
+        "echo attempt $TRAINCTL_ATTEMPT\n[ \"$TRAINCTL_ATTEMPT\" -ge 1 ] || exit 1\n",
+    );
+    let file = sb.job(
+        "twice.yaml",
+        &job_yaml(
+            "twice",
+            "  command: [sh, twice.sh]\n  replicas: {worker: {count: 2}}\n  runPolicy: {restartPolicy: OnFailure, backoffLimit: 4, successPolicy: AllWorkers}\n",
+        ),
+    );
+    sb.ok(&["submit", file.to_str().unwrap()]);
+    assert_eq!(sb.wait("twice"), "Succeeded");
+
+    let out = sb.tc(&["logs", "twice", "--attempt", "999"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: job twice has no attempt 999; it has attempts 0, 1\n"
+    );
+    let out = sb.tc(&["logs", "twice", "-r", "worker-1", "--attempt", "2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: worker-1 of job twice has no attempt 2; it has attempts 0, 1\n"
+    );
+    // The attempts that exist still print.
+    assert_eq!(
+        sb.ok(&["logs", "twice", "-r", "worker-1", "--attempt", "1"]),
+        "attempt 1\n"
+    );
+}

@@ -125,6 +125,10 @@ pub struct Observation {
     /// Why the engine can never admit the job (say, more GPUs than the machine has).
     #[serde(default)]
     pub unschedulable: Option<String>,
+    /// Why the engine cannot write a failed replica's output (its disk is full): a restart
+    /// would fail the same way, so the job fails, saying so.
+    #[serde(default)]
+    pub disk_full: Option<String>,
 }
 
 /// A user's request to end a job before it ends by itself.
@@ -217,12 +221,19 @@ pub const PERMANENT_EXIT_CODES: RangeInclusive<i32> = 1..=127;
 
 /// The outcome of a job whose engine lost it: the process that ran its replicas (the local
 /// supervisor) is gone, so nothing observed or restarted them since. The engine observes the
-/// loss; what it means for the job is decided here. `log` names where the lost process wrote.
-pub fn supervisor_lost(log: &str) -> Outcome {
+/// loss; what it means for the job is decided here. `log` names where the lost process wrote,
+/// when it wrote anywhere (a detached supervisor does; `trainctl run` writes to its terminal).
+pub fn supervisor_lost(log: Option<&str>) -> Outcome {
+    let message = match log {
+        Some(log) => format!("the supervising process exited unexpectedly; see {log}"),
+        None => "the supervising process (trainctl run) exited unexpectedly; \
+                 its replicas were stopped"
+            .to_string(),
+    };
     Outcome {
         phase: JobPhase::Failed,
         reason: "SupervisorLost".into(),
-        message: format!("the supervising process exited unexpectedly; see {log}"),
+        message,
     }
 }
 
@@ -317,6 +328,17 @@ pub fn decide(job: &TrainingJob, obs: &Observation, backoff: Backoff) -> Decisio
         );
     }
 
+    if let Some(why) = &obs.disk_full {
+        return finish(
+            job,
+            obs,
+            Outcome {
+                phase: JobPhase::Failed,
+                reason: "DiskFull".into(),
+                message: why.clone(),
+            },
+        );
+    }
     let mut restarts = Vec::new();
     for r in &obs.replicas {
         let ReplicaState::Failed { exit_code } = r.state else {
@@ -456,6 +478,34 @@ pub(crate) mod tests {
             (JobPhase::Failed, "Unschedulable")
         );
         assert_eq!(d.message, "needs 9 GPUs");
+    }
+
+    #[test]
+    fn a_replica_that_failed_on_a_full_disk_fails_the_job_without_a_restart() {
+        let mut obs = running(&["worker-0"]);
+        obs.replicas[0].state = ReplicaState::Failed { exit_code: 1 };
+        obs.disk_full = Some("disk full writing the log of worker-0 in /x".into());
+        let d = decide(
+            &job(
+                "{worker: {}}",
+                "{restartPolicy: OnFailure, backoffLimit: 5}",
+            ),
+            &obs,
+            Backoff::default(),
+        );
+        assert_eq!((d.phase, d.reason.as_str()), (JobPhase::Failed, "DiskFull"));
+        assert_eq!(d.message, "disk full writing the log of worker-0 in /x");
+        assert!(d.actions.is_empty(), "{:?}", d.actions);
+    }
+
+    #[test]
+    fn a_lost_supervisor_points_at_its_log_only_when_it_has_one() {
+        assert!(supervisor_lost(Some("/h/supervisor.log"))
+            .message
+            .ends_with("see /h/supervisor.log"));
+        let run = supervisor_lost(None).message;
+        assert!(!run.contains("supervisor.log"), "{run}");
+        assert!(run.contains("trainctl run"), "{run}");
     }
 
     #[test]

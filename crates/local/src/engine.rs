@@ -1,17 +1,24 @@
 //! The local engine's public face: create, start, inspect, wait for and delete jobs.
+//!
+//! Reading (listing, describing, waiting, logs) writes nothing unless housekeeping finds
+//! something to record, and works on a full disk: what cannot be recorded is shown as it
+//! would have been recorded. `delete` removes a job's files before its records, so on a
+//! full disk it frees the space the records need.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use trainctl_core::plan::is_expired;
-use trainctl_core::state_machine::{supervisor_lost, JobPhase};
+use trainctl_core::state_machine::{supervisor_lost, JobPhase, Outcome};
 use trainctl_spec::TrainingJob;
 
 use crate::home::Home;
-use crate::process;
-use crate::store::{AttemptRow, EventRow, JobRow, ReplicaRow, Store, StoreError};
-use crate::{gpus, now};
+use crate::store::{
+    AttemptRow, EventRow, JobRow, ReplicaRow, ReplicaStatus, Store, StoreError, UnreadableJob,
+};
+use crate::{gpus, now, process, trash};
 
 /// What can go wrong in the local engine.
 #[derive(Debug, thiserror::Error)]
@@ -33,12 +40,6 @@ pub enum EngineError {
     Io(#[from] std::io::Error),
 }
 
-impl From<rusqlite::Error> for EngineError {
-    fn from(e: rusqlite::Error) -> Self {
-        EngineError::Store(StoreError::Sql(e))
-    }
-}
-
 /// Everything known about one job, for `describe` and `-o json`.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,13 +58,20 @@ pub struct JobDetail {
 pub struct LocalEngine {
     home: Home,
     store: Store,
+    /// Jobs found without their supervisor whose end could not be recorded (the disk is
+    /// full), with when that was noticed: shown ended all the same.
+    unrecorded: BTreeMap<String, f64>,
 }
 
 impl LocalEngine {
     /// Opens the state directory (creating it on first use).
     pub fn open(home: Home) -> Result<Self, EngineError> {
         let store = Store::open(&home.db_path())?;
-        Ok(LocalEngine { home, store })
+        Ok(LocalEngine {
+            home,
+            store,
+            unrecorded: BTreeMap::new(),
+        })
     }
 
     /// The state directory.
@@ -101,7 +109,11 @@ impl LocalEngine {
             )));
         }
         self.tidy()?;
-        self.store.insert_job(job, workdir, now())?;
+        // Until a supervisor takes over, the creating process answers for the job: if it
+        // dies first, the job is not left Pending forever.
+        let me = std::process::id() as i32;
+        let supervisor = (me, process::start_ticks(me).unwrap_or(0));
+        self.store.insert_job(job, workdir, now(), supervisor)?;
         Ok(())
     }
 
@@ -120,29 +132,52 @@ impl LocalEngine {
         Ok(())
     }
 
-    /// Every job, oldest first (after housekeeping).
+    /// Every job that reads, oldest first (after housekeeping).
     pub fn jobs(&mut self) -> Result<Vec<JobRow>, EngineError> {
+        Ok(self.listing()?.0)
+    }
+
+    /// Every job, oldest first (after housekeeping): those that read and those that do not.
+    pub fn listing(&mut self) -> Result<(Vec<JobRow>, Vec<UnreadableJob>), EngineError> {
         self.tidy()?;
-        Ok(self.store.jobs()?)
+        let (mut jobs, unreadable) = self.store.listing()?;
+        for job in &mut jobs {
+            self.show_unrecorded(job);
+        }
+        Ok((jobs, unreadable))
     }
 
     /// One job.
     pub fn job(&mut self, name: &str) -> Result<JobRow, EngineError> {
         self.tidy()?;
-        self.store
+        let mut job = self
+            .store
             .job(name)?
-            .ok_or_else(|| EngineError::NotFound(name.to_string()))
+            .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+        self.show_unrecorded(&mut job);
+        Ok(job)
     }
 
     /// One job with replicas, attempts and events.
     pub fn detail(&mut self, name: &str) -> Result<JobDetail, EngineError> {
         let job = self.job(name)?;
-        Ok(JobDetail {
+        let mut detail = JobDetail {
             replicas: self.store.replicas(name)?,
             attempts: self.store.attempts(name)?,
             events: self.store.events(name)?,
             job,
-        })
+        };
+        if let Some(&at) = self.unrecorded.get(name) {
+            for r in &mut detail.replicas {
+                if r.state == ReplicaStatus::Running {
+                    r.state = ReplicaStatus::Stopped;
+                }
+            }
+            for a in &mut detail.attempts {
+                a.finished = a.finished.or(Some(at));
+            }
+        }
+        Ok(detail)
     }
 
     /// Waits until the job has ended; returns its final phase.
@@ -167,34 +202,70 @@ impl LocalEngine {
     }
 
     /// Stops every process of the job (SIGTERM, SIGKILL after `grace`) and removes its
-    /// records and files.
+    /// files (moved aside at once, unlinked in the background) and its records. Works for a
+    /// job whose record does not read, and on a full disk, where the files are removed first
+    /// to make the room that removing the records needs.
     pub fn delete(&mut self, name: &str, grace: Duration) -> Result<(), EngineError> {
-        let job = self.job(name)?;
-        self.store.set_deleting(name)?;
-        let supervised = process::is_same_process(job.supervisor_pid, job.supervisor_start);
-        if supervised {
-            process::signal_process(job.supervisor_pid, libc::SIGTERM);
+        self.tidy()?;
+        let (pid, start) = self
+            .store
+            .supervisor(name)?
+            .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
+        if let Err(e) = self.store.set_deleting(name) {
+            // The supervisor also stops on SIGTERM, so a record that cannot be written
+            // (the disk is full) does not keep the job running.
+            if !self.cannot_write(&e) {
+                return Err(e.into());
+            }
+        }
+        if process::is_same_process(pid, start) {
+            process::signal_process(pid, libc::SIGTERM);
             let deadline = Instant::now() + grace + Duration::from_secs(10);
-            while process::is_same_process(job.supervisor_pid, job.supervisor_start)
-                && Instant::now() < deadline
-            {
+            while process::is_same_process(pid, start) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        self.kill_replicas(name, grace)?;
-        self.store.remove_job(name)?;
+        self.kill_replicas(name, grace);
         let dir = self.home.job_dir(name);
+        let aside = dir
+            .exists()
+            .then(|| trash::move_aside(&self.home, &dir))
+            .flatten();
+        let remove_now = |path: &Path| {
+            std::fs::remove_dir_all(path)
+                .map_err(|e| EngineError::Invalid(format!("cannot remove {}: {e}", path.display())))
+        };
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
+            remove_now(&dir)?;
         }
+        match self.store.remove_job(name) {
+            Err(e) if self.cannot_write(&e) => {
+                // The disk is full (or was when the store was opened): free the job's
+                // space first, then look again.
+                if let Some(aside) = &aside {
+                    remove_now(aside)?;
+                }
+                self.store.reopen()?;
+                self.store.remove_job(name)?;
+            }
+            removed => removed?,
+        }
+        if let Some(aside) = aside.filter(|a| a.exists()) {
+            trash::empty_later(&aside);
+        }
+        self.unrecorded.remove(name);
         Ok(())
     }
 
-    /// Kills whatever is left of a job's replica processes (after a supervisor crash).
-    fn kill_replicas(&self, name: &str, grace: Duration) -> Result<(), EngineError> {
+    /// Kills whatever is left of a job's processes (after a supervisor crash, or a replica
+    /// that left its process group): the recorded process groups (SIGTERM, SIGKILL after
+    /// `grace`), then any process that still carries the job's checkpoint directory in its
+    /// environment. Replicas that cannot be read are left to the second pass.
+    fn kill_replicas(&self, name: &str, grace: Duration) {
         let live: Vec<i32> = self
             .store
-            .replicas(name)?
+            .replicas(name)
+            .unwrap_or_default()
             .into_iter()
             .filter(|r| process::owns_group(r.pid, r.pid_start))
             .map(|r| r.pid)
@@ -209,30 +280,101 @@ impl LocalEngine {
         for pgid in &live {
             process::signal_group(*pgid, libc::SIGKILL);
         }
-        Ok(())
+        let marker = format!(
+            "TRAINCTL_CHECKPOINT_DIR={}",
+            self.home.checkpoint_dir(name).display()
+        );
+        for pid in process::with_env_entry(&marker) {
+            process::signal_process(pid, libc::SIGKILL);
+        }
     }
 
-    /// Housekeeping on every read: a job whose supervisor died is marked failed (and its
-    /// processes killed); a finished job past ttlSecondsAfterFinished is deleted.
+    /// True when `e` says the store cannot be written now (the disk is full, or it was
+    /// opened read-only because of that).
+    fn cannot_write(&self, e: &StoreError) -> bool {
+        self.store.is_read_only() || e.is_disk_full()
+    }
+
+    /// How a job that lost its supervisor ended: a detached supervisor's log is named.
+    fn lost_outcome(&self, name: &str) -> Outcome {
+        let log = self.home.supervisor_log(name);
+        let log = log.exists().then(|| log.to_string_lossy().into_owned());
+        supervisor_lost(log.as_deref())
+    }
+
+    /// Shows a job whose loss could not be recorded as it would have been recorded.
+    fn show_unrecorded(&self, job: &mut JobRow) {
+        if job.phase.is_terminal() {
+            return;
+        }
+        if let Some(&at) = self.unrecorded.get(&job.name) {
+            let lost = self.lost_outcome(&job.name);
+            job.phase = lost.phase;
+            job.reason = lost.reason;
+            job.message = lost.message;
+            job.finished = Some(at);
+        }
+    }
+
+    /// Records that the job lost its supervisor (closing its attempts and replicas; an
+    /// unfinished job also fails) and kills what is left of it. On a full disk it is only
+    /// killed, and shown as it would have been recorded.
+    fn end_lost(&mut self, job: &JobRow, t: f64) -> Result<(), EngineError> {
+        let name = job.name.as_str();
+        if self.unrecorded.contains_key(name) {
+            return Ok(());
+        }
+        let lost = self.lost_outcome(name);
+        let recorded = if job.phase.is_terminal() {
+            // It died while stopping what still ran after the end.
+            if !self.store.holds_anything(name)? {
+                return Ok(());
+            }
+            self.store
+                .close_after_loss(name, &lost.message, t)
+                .map(|()| true)
+        } else {
+            self.store
+                .fail_unless_ended(name, &lost.reason, &lost.message, t)
+        };
+        match recorded {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                self.kill_replicas(name, Duration::from_secs(1));
+                Ok(self.store.release(name)?)
+            }
+            Err(e) if self.cannot_write(&e) => {
+                self.kill_replicas(name, Duration::from_secs(1));
+                eprintln!(
+                    "warning: job {name} lost its supervisor; that cannot be recorded ({e}), \
+                     so it is shown as failed without being recorded"
+                );
+                self.unrecorded.insert(name.to_string(), t);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Housekeeping on every read: a job whose supervisor died is marked failed, or if it
+    /// had ended, what it left open is closed (and its processes killed); a finished job past ttlSecondsAfterFinished is deleted (later,
+    /// when the disk is full).
     fn tidy(&mut self) -> Result<(), EngineError> {
         let t = now();
         for job in self.store.jobs()? {
-            if !job.phase.is_terminal()
-                && job.supervisor_pid != 0
+            if job.supervisor_pid != 0
                 && !process::is_same_process(job.supervisor_pid, job.supervisor_start)
             {
-                let lost = supervisor_lost("supervisor.log");
-                if self
-                    .store
-                    .fail_unless_ended(&job.name, &lost.reason, &lost.message, t)?
-                {
-                    self.kill_replicas(&job.name, Duration::from_secs(1))?;
-                    self.store.release(&job.name)?;
-                }
+                self.end_lost(&job, t)?;
             }
             if job.phase.is_terminal() && is_expired(&job.spec, job.finished, t) {
-                self.store.remove_job(&job.name)?;
-                let _ = std::fs::remove_dir_all(self.home.job_dir(&job.name));
+                match self.store.remove_job(&job.name) {
+                    Err(e) if self.cannot_write(&e) => {}
+                    removed => {
+                        removed?;
+                        let _ = std::fs::remove_dir_all(self.home.job_dir(&job.name));
+                    }
+                }
             }
         }
         Ok(())

@@ -63,6 +63,11 @@ impl Home {
             .join(format!("attempt-{attempt}.log"))
     }
 
+    /// Space a supervisor sets aside to record how its job ended on a full disk.
+    pub fn reserve(&self, job: &str) -> PathBuf {
+        self.job_dir(job).join("reserved-space")
+    }
+
     /// Output of the detached supervisor itself.
     pub fn supervisor_log(&self, job: &str) -> PathBuf {
         self.job_dir(job).join("supervisor.log")

@@ -8,6 +8,7 @@
 //! in the foreground; `submit` starts a detached supervisor process and returns.
 
 pub mod admission;
+pub mod disk;
 pub mod engine;
 pub mod gpus;
 pub mod home;
@@ -15,6 +16,7 @@ pub mod logs;
 pub mod process;
 pub mod store;
 pub mod supervisor;
+pub mod trash;
 
 pub use engine::{EngineError, JobDetail, LocalEngine};
 pub use home::Home;

@@ -149,6 +149,24 @@ pub fn owns_group(pgid: i32, start_ticks: u64) -> bool {
     }
 }
 
+/// The live processes (zombies aside) whose environment holds exactly `entry`
+/// (`NAME=value`), this one excepted; processes whose environment cannot be read are skipped.
+pub fn with_env_entry(entry: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == entry.as_bytes()))
+        })
+        .filter(|&pid| start_ticks(pid).is_some_and(|t| is_same_process(pid, t)))
+        .collect()
+}
+
 /// Sends `signal` to every process of group `pgid`; a gone group is not an error.
 pub fn signal_group(pgid: i32, signal: i32) {
     if pgid > 0 {

@@ -5,32 +5,50 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
 use serde::Serialize;
 use trainctl_core::state_machine::JobPhase;
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
+mod job_row;
 mod replica_status;
 mod schema;
 
+use job_row::json_list;
+pub use job_row::{JobRow, UnreadableJob};
 pub use replica_status::ReplicaStatus;
 pub use schema::SCHEMA_VERSION;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite said no.
-    #[error("state database: {0}")]
-    Sql(#[from] rusqlite::Error),
-    /// A stored spec no longer parses (written by another version).
-    #[error("stored job spec is unreadable: {0}")]
+    /// SQLite said no. The cause is shown here once (it is not a `source`), with the path.
+    #[error("state database {}: {error}", path.display())]
+    Sql {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        error: rusqlite::Error,
+    },
+    /// A job could not be written as JSON.
+    #[error("cannot store the job spec: {0}")]
     Spec(#[from] serde_json::Error),
     /// A job of that name exists.
     #[error(
         "job {0:?} already exists; delete it first (trainctl delete {0}) or pick another name"
     )]
     AlreadyExists(String),
+    /// A job's record does not read.
+    #[error("job {name} cannot be read: {problem}; `trainctl delete {name}` removes it")]
+    Unreadable {
+        /// The job.
+        name: String,
+        /// What does not read.
+        problem: String,
+    },
     /// The database was written by a newer trainctl.
     #[error(
         "state database {} has schema version {found}, but this trainctl knows versions up to \
@@ -51,42 +69,32 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
-/// A job as stored.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobRow {
-    /// Unique name.
-    pub name: String,
-    /// Submission order.
-    pub seq: i64,
-    /// The validated spec.
-    pub spec: TrainingJob,
-    /// Where the replicas run.
-    pub workdir: PathBuf,
-    /// Current phase.
-    pub phase: JobPhase,
-    /// Why (CamelCase).
-    pub reason: String,
-    /// Why, for humans.
-    pub message: String,
-    /// Submission time (Unix seconds).
-    pub created: f64,
-    /// When the replicas first started.
-    pub started: Option<f64>,
-    /// When the job ended.
-    pub finished: Option<f64>,
-    /// Restarts so far.
-    pub restarts: u32,
-    /// Resources granted.
-    pub admitted: bool,
-    /// GPUs held by the job.
-    pub gpus: Vec<u32>,
-    /// The supervising process.
-    pub supervisor_pid: i32,
-    /// Its start time, to tell it from a recycled pid.
-    pub supervisor_start: u64,
-    /// `delete` was asked for.
-    pub deleting: bool,
+impl StoreError {
+    /// True when SQLite could not write for lack of space (or could not grow its files).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Sql { error, .. } => matches!(
+                error.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure)
+            ),
+            StoreError::Io(e) => crate::disk::is_full(e),
+            _ => false,
+        }
+    }
+}
+
+/// Adds the database path to SQLite's errors.
+trait At<T> {
+    fn at(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T> At<T> for rusqlite::Result<T> {
+    fn at(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|error| StoreError::Sql {
+            path: path.to_path_buf(),
+            error,
+        })
+    }
 }
 
 /// A replica as stored: its latest attempt.
@@ -149,6 +157,8 @@ pub struct EventRow {
 /// A connection to the state database.
 pub struct Store {
     conn: Connection,
+    path: PathBuf,
+    read_only: bool,
 }
 
 fn parse_replica(s: String) -> rusqlite::Result<ReplicaId> {
@@ -157,189 +167,283 @@ fn parse_replica(s: String) -> rusqlite::Result<ReplicaId> {
     })
 }
 
-fn json_list(s: String) -> Vec<u32> {
-    serde_json::from_str(&s).unwrap_or_default()
-}
-
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to
-    /// [`SCHEMA_VERSION`]. A database from a newer trainctl is refused, untouched.
+    /// [`SCHEMA_VERSION`]. A database from a newer trainctl is refused, untouched. When the
+    /// disk is full (SQLite cannot even grow its shared-memory index), an existing database
+    /// is opened read-only instead, so the jobs can still be seen and deleted.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        match Self::open_read_write(path) {
+            Err(e) if e.is_disk_full() && path.exists() => {
+                Self::open_read_only(path).map_err(|_| e)
+            }
+            opened => opened,
+        }
+    }
+
+    fn open_read_write(path: &Path) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(30))?;
+        let mut conn = Connection::open(path).at(path)?;
+        conn.busy_timeout(Duration::from_secs(30)).at(path)?;
         // Before anything that could write: a newer trainctl's database stays as it is.
-        schema::refuse_unknown(schema::version(&conn)?, path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::refuse_unknown(schema::version(&conn).at(path)?, path)?;
+        conn.pragma_update(None, "journal_mode", "WAL").at(path)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").at(path)?;
         // Short-lived CLI processes would otherwise checkpoint (and fsync) the WAL on every
         // exit; SQLite still checkpoints automatically as the WAL grows.
         conn.set_db_config(
             rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
             true,
-        )?;
+        )
+        .at(path)?;
         schema::migrate(&mut conn, path)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            read_only: false,
+        })
     }
 
-    /// Records a new job with its replicas, Pending. Fails if the name is taken.
+    /// Read-only, with the WAL index in this process's memory (`readonly_shm`), so nothing
+    /// on disk has to grow.
+    fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        let mut uri = String::from("file:");
+        for c in path.to_string_lossy().chars() {
+            match c {
+                '%' => uri.push_str("%25"),
+                '?' => uri.push_str("%3f"),
+                '#' => uri.push_str("%23"),
+                c => uri.push(c),
+            }
+        }
+        uri.push_str("?mode=ro&readonly_shm=1");
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(uri, flags).at(path)?;
+        conn.busy_timeout(Duration::from_secs(30)).at(path)?;
+        let version = schema::version(&conn).at(path)?;
+        schema::refuse_unknown(version, path)?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::Io(std::io::Error::other(format!(
+                "state database {} needs an upgrade, which needs free space",
+                path.display()
+            ))));
+        }
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+            read_only: true,
+        })
+    }
+
+    /// Opens the database again (read-write when the disk has room now). The old connection
+    /// is closed first: SQLite shares a file's WAL index between the connections of a
+    /// process, and a read-only one would make the new one read-only too.
+    pub fn reopen(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        self.conn = Connection::open_in_memory().at(&path)?;
+        *self = Store::open(&path)?;
+        Ok(())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when the disk was full at open: every write fails.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Records a new job with its replicas, Pending, supervised for now by the process
+    /// `supervisor` (pid, start time) that creates it. Fails if the name is taken.
     pub fn insert_job(
         &mut self,
         job: &TrainingJob,
         workdir: &Path,
         now: f64,
+        supervisor: (i32, u64),
     ) -> Result<(), StoreError> {
+        let path = &self.path;
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .at(path)?;
         let exists: bool = tx
             .query_row("SELECT 1 FROM jobs WHERE name = ?1", [job.name()], |_| {
                 Ok(true)
             })
-            .optional()?
+            .optional()
+            .at(path)?
             .unwrap_or(false);
         if exists {
             return Err(StoreError::AlreadyExists(job.name().to_string()));
         }
-        let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs", [], |r| {
-            r.get(0)
-        })?;
+        let seq: i64 = tx
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs", [], |r| {
+                r.get(0)
+            })
+            .at(path)?;
         tx.execute(
-            "INSERT INTO jobs (name, seq, spec, workdir, phase, reason, message, created, gpus_needed)
-             VALUES (?1, ?2, ?3, ?4, 'Pending', 'Created', 'job accepted', ?5, ?6)",
+            "INSERT INTO jobs (name, seq, spec, workdir, phase, reason, message, created, gpus_needed,
+                               supervisor_pid, supervisor_start)
+             VALUES (?1, ?2, ?3, ?4, 'Pending', 'Created', 'job accepted', ?5, ?6, ?7, ?8)",
             params![
                 job.name(),
                 seq,
                 serde_json::to_string(job)?,
                 workdir.to_string_lossy(),
                 now,
-                job.total_gpus()
+                job.total_gpus(),
+                supervisor.0,
+                supervisor.1 as i64
             ],
-        )?;
-        for (ord, id) in ReplicaId::all_of(job).into_iter().enumerate() {
-            tx.execute(
-                "INSERT INTO replicas (job, replica, ord) VALUES (?1, ?2, ?3)",
-                params![job.name(), id.to_string(), ord as i64],
-            )?;
+        )
+        .at(path)?;
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO replicas (job, replica, ord) VALUES (?1, ?2, ?3)")
+                .at(path)?;
+            for (ord, id) in ReplicaId::all_of(job).into_iter().enumerate() {
+                insert
+                    .execute(params![job.name(), id.to_string(), ord as i64])
+                    .at(path)?;
+            }
         }
         tx.execute(
             "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, 'Normal', 'Created', ?3)",
             params![job.name(), now, format!("job created with {} replicas", job.spec.replicas.total())],
-        )?;
-        tx.commit()?;
+        )
+        .at(path)?;
+        tx.commit().at(path)?;
         Ok(())
     }
 
-    fn job_from_row(row: &rusqlite::Row) -> rusqlite::Result<(JobRow, String)> {
-        let spec_text: String = row.get("spec")?;
-        let phase: String = row.get("phase")?;
-        Ok((
-            JobRow {
-                name: row.get("name")?,
-                seq: row.get("seq")?,
-                spec: serde_json::from_str(&spec_text).map_err(|e| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        0,
-                        rusqlite::types::Type::Text,
-                        Box::new(e),
-                    )
-                })?,
-                workdir: PathBuf::from(row.get::<_, String>("workdir")?),
-                phase: JobPhase::parse(&phase).unwrap_or(JobPhase::Pending),
-                reason: row.get("reason")?,
-                message: row.get("message")?,
-                created: row.get("created")?,
-                started: row.get("started")?,
-                finished: row.get("finished")?,
-                restarts: row.get("restarts")?,
-                admitted: row.get("admitted")?,
-                gpus: json_list(row.get("gpus")?),
-                supervisor_pid: row.get("supervisor_pid")?,
-                supervisor_start: row.get::<_, i64>("supervisor_start")? as u64,
-                deleting: row.get("deleting")?,
-            },
-            phase,
-        ))
-    }
-
-    /// One job.
+    /// One job; an error names it when its record does not read.
     pub fn job(&self, name: &str) -> Result<Option<JobRow>, StoreError> {
-        Ok(self
+        let row = self
             .conn
-            .query_row(
-                "SELECT * FROM jobs WHERE name = ?1",
-                [name],
-                Self::job_from_row,
-            )
-            .optional()?
-            .map(|(j, _)| j))
+            .query_row("SELECT * FROM jobs WHERE name = ?1", [name], job_row::read)
+            .optional()
+            .at(&self.path)?;
+        match row {
+            None => Ok(None),
+            Some(Ok(job)) => Ok(Some(job)),
+            Some(Err(bad)) => Err(StoreError::Unreadable {
+                name: bad.name,
+                problem: bad.problem,
+            }),
+        }
     }
 
-    /// Every job, oldest first.
+    /// Every job that reads, oldest first.
     pub fn jobs(&self) -> Result<Vec<JobRow>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT * FROM jobs ORDER BY seq")?;
-        let rows = stmt.query_map([], Self::job_from_row)?;
-        Ok(rows.map(|r| r.map(|(j, _)| j)).collect::<Result<_, _>>()?)
+        Ok(self.listing()?.0)
+    }
+
+    /// Every job, oldest first: those that read, and those that do not.
+    pub fn listing(&self) -> Result<(Vec<JobRow>, Vec<UnreadableJob>), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT * FROM jobs ORDER BY seq")
+            .at(&self.path)?;
+        let rows = stmt.query_map([], job_row::read).at(&self.path)?;
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for row in rows {
+            match row.at(&self.path)? {
+                Ok(job) => good.push(job),
+                Err(unreadable) => bad.push(unreadable),
+            }
+        }
+        Ok((good, bad))
+    }
+
+    /// The supervising process (pid, start time) of a job, read without the rest of its
+    /// record (which may not read); None when the job is gone.
+    pub fn supervisor(&self, job: &str) -> Result<Option<(i32, u64)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT supervisor_pid, supervisor_start FROM jobs WHERE name = ?1",
+                [job],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()
+            .at(&self.path)
     }
 
     /// The replicas of a job, in TF_CONFIG order.
     pub fn replicas(&self, job: &str) -> Result<Vec<ReplicaRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT replica, port, gpus, state, attempt, exit_code, pid, pid_start
-             FROM replicas WHERE job = ?1 ORDER BY ord",
-        )?;
-        let rows = stmt.query_map([job], |r| {
-            Ok(ReplicaRow {
-                replica: parse_replica(r.get(0)?)?,
-                port: r.get(1)?,
-                gpus: json_list(r.get(2)?),
-                state: r.get(3)?,
-                attempt: r.get(4)?,
-                exit_code: r.get(5)?,
-                pid: r.get(6)?,
-                pid_start: r.get::<_, i64>(7)? as u64,
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT replica, port, gpus, state, attempt, exit_code, pid, pid_start
+                 FROM replicas WHERE job = ?1 ORDER BY ord",
+            )
+            .at(&self.path)?;
+        let rows = stmt
+            .query_map([job], |r| {
+                Ok(ReplicaRow {
+                    replica: parse_replica(r.get(0)?)?,
+                    port: r.get(1)?,
+                    gpus: json_list(r.get(2)?),
+                    state: r.get(3)?,
+                    attempt: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    pid: r.get(6)?,
+                    pid_start: r.get::<_, i64>(7)? as u64,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .at(&self.path)?;
+        rows.collect::<Result<_, _>>().at(&self.path)
     }
 
     /// Every attempt of a job, by replica then attempt.
     pub fn attempts(&self, job: &str) -> Result<Vec<AttemptRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT a.replica, a.attempt, a.pid, a.started, a.finished, a.exit_code, a.log
-             FROM attempts a JOIN replicas r ON r.job = a.job AND r.replica = a.replica
-             WHERE a.job = ?1 ORDER BY r.ord, a.attempt",
-        )?;
-        let rows = stmt.query_map([job], |r| {
-            Ok(AttemptRow {
-                replica: parse_replica(r.get(0)?)?,
-                attempt: r.get(1)?,
-                pid: r.get(2)?,
-                started: r.get(3)?,
-                finished: r.get(4)?,
-                exit_code: r.get(5)?,
-                log: PathBuf::from(r.get::<_, String>(6)?),
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT a.replica, a.attempt, a.pid, a.started, a.finished, a.exit_code, a.log
+                 FROM attempts a JOIN replicas r ON r.job = a.job AND r.replica = a.replica
+                 WHERE a.job = ?1 ORDER BY r.ord, a.attempt",
+            )
+            .at(&self.path)?;
+        let rows = stmt
+            .query_map([job], |r| {
+                Ok(AttemptRow {
+                    replica: parse_replica(r.get(0)?)?,
+                    attempt: r.get(1)?,
+                    pid: r.get(2)?,
+                    started: r.get(3)?,
+                    finished: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    log: PathBuf::from(r.get::<_, String>(6)?),
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .at(&self.path)?;
+        rows.collect::<Result<_, _>>().at(&self.path)
     }
 
     /// The events of a job, oldest first.
     pub fn events(&self, job: &str) -> Result<Vec<EventRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT time, type, reason, message FROM events WHERE job = ?1 ORDER BY id")?;
-        let rows = stmt.query_map([job], |r| {
-            Ok(EventRow {
-                time: r.get(0)?,
-                kind: r.get(1)?,
-                reason: r.get(2)?,
-                message: r.get(3)?,
+            .prepare("SELECT time, type, reason, message FROM events WHERE job = ?1 ORDER BY id")
+            .at(&self.path)?;
+        let rows = stmt
+            .query_map([job], |r| {
+                Ok(EventRow {
+                    time: r.get(0)?,
+                    kind: r.get(1)?,
+                    reason: r.get(2)?,
+                    message: r.get(3)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .at(&self.path)?;
+        rows.collect::<Result<_, _>>().at(&self.path)
     }
 
     /// Appends an event.
@@ -351,16 +455,18 @@ impl Store {
         reason: &str,
         message: &str,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                job,
-                now,
-                if warning { "Warning" } else { "Normal" },
-                reason,
-                message
-            ],
-        )?;
+        self.conn
+            .execute(
+                "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    job,
+                    now,
+                    if warning { "Warning" } else { "Normal" },
+                    reason,
+                    message
+                ],
+            )
+            .at(&self.path)?;
         Ok(())
     }
 
@@ -373,25 +479,29 @@ impl Store {
         message: &str,
         now: f64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE jobs SET phase = ?2, reason = ?3, message = ?4,
-                 finished = CASE WHEN ?5 THEN COALESCE(finished, ?6) ELSE finished END
-             WHERE name = ?1",
-            params![
-                job,
-                phase.as_str(),
-                reason,
-                message,
-                phase.is_terminal(),
-                now
-            ],
-        )?;
+        self.conn
+            .execute(
+                "UPDATE jobs SET phase = ?2, reason = ?3, message = ?4,
+                     finished = CASE WHEN ?5 THEN COALESCE(finished, ?6) ELSE finished END
+                 WHERE name = ?1",
+                params![
+                    job,
+                    phase.as_str(),
+                    reason,
+                    message,
+                    phase.is_terminal(),
+                    now
+                ],
+            )
+            .at(&self.path)?;
         Ok(())
     }
 
-    /// Marks a job that has not ended as Failed, with an event; returns false (and changes
-    /// nothing) when it had ended meanwhile. Atomic, so a supervisor that records success
-    /// and exits between a reader's two looks is never overruled.
+    /// Ends a job that has not ended as Failed, with an event, and closes what its lost
+    /// supervisor left open: every attempt without an end ends at `now` (exit code unknown)
+    /// and every Running replica becomes Stopped. Returns false (and changes nothing) when
+    /// the job had ended meanwhile. Atomic, so a supervisor that records success and exits
+    /// between a reader's two looks is never overruled.
     pub fn fail_unless_ended(
         &mut self,
         job: &str,
@@ -399,46 +509,89 @@ impl Store {
         message: &str,
         now: f64,
     ) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let changed = tx.execute(
-            "UPDATE jobs SET phase = 'Failed', reason = ?2, message = ?3, finished = ?4
-             WHERE name = ?1 AND phase NOT IN ('Succeeded', 'Failed')",
-            params![job, reason, message, now],
-        )?;
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
+        let changed = tx
+            .execute(
+                "UPDATE jobs SET phase = 'Failed', reason = ?2, message = ?3, finished = ?4
+                 WHERE name = ?1 AND phase NOT IN ('Succeeded', 'Failed')",
+                params![job, reason, message, now],
+            )
+            .at(path)?;
         if changed > 0 {
             tx.execute(
                 "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, 'Warning', ?3, ?4)",
                 params![job, now, reason, message],
-            )?;
+            )
+            .at(path)?;
+            close_left_open(&tx, job, now).at(path)?;
         }
-        tx.commit()?;
+        tx.commit().at(path)?;
         Ok(changed > 0)
+    }
+
+    /// Whether a job holds anything a supervisor closes before it exits: a Running
+    /// replica, an attempt without an end, a port or a GPU.
+    pub fn holds_anything(&self, job: &str) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM replicas WHERE job = ?1 AND state = ?2)
+                     OR EXISTS (SELECT 1 FROM attempts WHERE job = ?1 AND finished IS NULL)
+                     OR EXISTS (SELECT 1 FROM ports WHERE job = ?1)
+                     OR EXISTS (SELECT 1 FROM jobs WHERE name = ?1 AND gpus != '[]')",
+                params![job, ReplicaStatus::Running],
+                |r| r.get(0),
+            )
+            .at(&self.path)
+    }
+
+    /// Closes what the lost supervisor of an ended job left open (it died while stopping
+    /// the replicas still running), with an event; the job's outcome stays.
+    pub fn close_after_loss(
+        &mut self,
+        job: &str,
+        message: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
+        close_left_open(&tx, job, now).at(path)?;
+        tx.execute(
+            "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, 'Warning', 'SupervisorLost', ?3)",
+            params![job, now, message],
+        )
+        .at(path)?;
+        tx.commit().at(path)?;
+        Ok(())
     }
 
     /// Records which process supervises the job.
     pub fn set_supervisor(&self, job: &str, pid: i32, start: u64) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE jobs SET supervisor_pid = ?2, supervisor_start = ?3 WHERE name = ?1",
-            params![job, pid, start as i64],
-        )?;
+        self.conn
+            .execute(
+                "UPDATE jobs SET supervisor_pid = ?2, supervisor_start = ?3 WHERE name = ?1",
+                params![job, pid, start as i64],
+            )
+            .at(&self.path)?;
         Ok(())
     }
 
     /// Marks the job as being deleted.
     pub fn set_deleting(&self, job: &str) -> Result<(), StoreError> {
         self.conn
-            .execute("UPDATE jobs SET deleting = 1 WHERE name = ?1", [job])?;
+            .execute("UPDATE jobs SET deleting = 1 WHERE name = ?1", [job])
+            .at(&self.path)?;
         Ok(())
     }
 
     /// Whether `delete` was asked for; None when the job is gone.
     pub fn deleting(&self, job: &str) -> Result<Option<bool>, StoreError> {
-        Ok(self
-            .conn
+        self.conn
             .query_row("SELECT deleting FROM jobs WHERE name = ?1", [job], |r| {
                 r.get(0)
             })
-            .optional()?)
+            .optional()
+            .at(&self.path)
     }
 
     /// Starts handing out resources: one write transaction, so no two jobs are granted the
@@ -447,53 +600,75 @@ impl Store {
         Ok(Allocation {
             tx: self
                 .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?,
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .at(&self.path)?,
+            path: &self.path,
         })
     }
 
-    /// Records the start of an attempt.
-    #[allow(clippy::too_many_arguments)]
+    /// Records the start of an attempt, before its process is started (so its log is known
+    /// even if the supervisor dies before it records the process): the replica is Running
+    /// with no pid until [`Store::set_attempt_pid`].
     pub fn start_attempt(
+        &mut self,
+        job: &str,
+        replica: ReplicaId,
+        attempt: u32,
+        log: &Path,
+        now: f64,
+        is_restart: bool,
+    ) -> Result<(), StoreError> {
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
+        tx.execute(
+            "UPDATE replicas SET state = ?4, attempt = ?3, exit_code = NULL, pid = 0, pid_start = 0
+             WHERE job = ?1 AND replica = ?2",
+            params![job, replica.to_string(), attempt, ReplicaStatus::Running],
+        )
+        .at(path)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO attempts (job, replica, attempt, pid, started, log)
+             VALUES (?1, ?2, ?3, 0, ?4, ?5)",
+            params![
+                job,
+                replica.to_string(),
+                attempt,
+                now,
+                log.to_string_lossy()
+            ],
+        )
+        .at(path)?;
+        tx.execute(
+            "UPDATE jobs SET started = COALESCE(started, ?2), restarts = restarts + ?3 WHERE name = ?1",
+            params![job, now, is_restart as i64],
+        )
+        .at(path)?;
+        tx.commit().at(path)?;
+        Ok(())
+    }
+
+    /// Records the process of a started attempt.
+    pub fn set_attempt_pid(
         &mut self,
         job: &str,
         replica: ReplicaId,
         attempt: u32,
         pid: i32,
         pid_start: u64,
-        log: &Path,
-        now: f64,
-        is_restart: bool,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
         tx.execute(
-            "UPDATE replicas SET state = ?6, attempt = ?3, exit_code = NULL, pid = ?4, pid_start = ?5
-             WHERE job = ?1 AND replica = ?2",
-            params![
-                job,
-                replica.to_string(),
-                attempt,
-                pid,
-                pid_start as i64,
-                ReplicaStatus::Running
-            ],
-        )?;
+            "UPDATE replicas SET pid = ?4, pid_start = ?5 WHERE job = ?1 AND replica = ?2 AND attempt = ?3",
+            params![job, replica.to_string(), attempt, pid, pid_start as i64],
+        )
+        .at(path)?;
         tx.execute(
-            "INSERT OR REPLACE INTO attempts (job, replica, attempt, pid, started, log)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                job,
-                replica.to_string(),
-                attempt,
-                pid,
-                now,
-                log.to_string_lossy()
-            ],
-        )?;
-        tx.execute(
-            "UPDATE jobs SET started = COALESCE(started, ?2), restarts = restarts + ?3 WHERE name = ?1",
-            params![job, now, is_restart as i64],
-        )?;
-        tx.commit()?;
+            "UPDATE attempts SET pid = ?4 WHERE job = ?1 AND replica = ?2 AND attempt = ?3",
+            params![job, replica.to_string(), attempt, pid],
+        )
+        .at(path)?;
+        tx.commit().at(path)?;
         Ok(())
     }
 
@@ -507,31 +682,37 @@ impl Store {
         exit_code: i32,
         now: f64,
     ) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
         tx.execute(
             "UPDATE replicas SET state = ?3, exit_code = ?4 WHERE job = ?1 AND replica = ?2",
             params![job, replica.to_string(), state, exit_code],
-        )?;
+        )
+        .at(path)?;
         tx.execute(
             "UPDATE attempts SET finished = ?4, exit_code = ?5 WHERE job = ?1 AND replica = ?2 AND attempt = ?3",
             params![job, replica.to_string(), attempt, now, exit_code],
-        )?;
-        tx.commit()?;
+        )
+        .at(path)?;
+        tx.commit().at(path)?;
         Ok(())
     }
 
     /// Gives back the job's ports and GPUs.
     pub fn release(&self, job: &str) -> Result<(), StoreError> {
         self.conn
-            .execute("DELETE FROM ports WHERE job = ?1", [job])?;
+            .execute("DELETE FROM ports WHERE job = ?1", [job])
+            .at(&self.path)?;
         self.conn
-            .execute("UPDATE jobs SET gpus = '[]' WHERE name = ?1", [job])?;
+            .execute("UPDATE jobs SET gpus = '[]' WHERE name = ?1", [job])
+            .at(&self.path)?;
         Ok(())
     }
 
     /// Removes every record of the job.
     pub fn remove_job(&mut self, job: &str) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
         for table in [
             "jobs WHERE name",
             "replicas WHERE job",
@@ -539,17 +720,33 @@ impl Store {
             "events WHERE job",
             "ports WHERE job",
         ] {
-            tx.execute(&format!("DELETE FROM {table} = ?1"), [job])?;
+            tx.execute(&format!("DELETE FROM {table} = ?1"), [job])
+                .at(path)?;
         }
-        tx.commit()?;
+        tx.commit().at(path)?;
         Ok(())
     }
+}
+
+/// Ends, at `now`, every attempt of `job` without an end (exit code unknown), and makes
+/// every Running replica Stopped.
+fn close_left_open(tx: &Transaction, job: &str, now: f64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE attempts SET finished = ?2 WHERE job = ?1 AND finished IS NULL",
+        params![job, now],
+    )?;
+    tx.execute(
+        "UPDATE replicas SET state = ?2 WHERE job = ?1 AND state = ?3",
+        params![job, ReplicaStatus::Stopped, ReplicaStatus::Running],
+    )?;
+    Ok(())
 }
 
 /// GPUs and ports as every job that has not ended holds or waits for them, read and granted
 /// in one write transaction (see [`Store::allocation`]).
 pub struct Allocation<'a> {
     tx: Transaction<'a>,
+    path: &'a Path,
 }
 
 /// What the jobs that have not ended hold, and every job that needs GPUs.
@@ -600,39 +797,42 @@ pub struct ReplicaGrant {
 impl Allocation<'_> {
     /// What the jobs that are not being deleted hold, and those that need GPUs.
     pub fn claims(&self) -> Result<Claims, StoreError> {
-        let mut claims = Claims::default();
-        let mut stmt = self.tx.prepare(
-            "SELECT name, gpus_needed, admitted, gpus, seq, spec, phase, created, started,
-                    finished FROM jobs WHERE deleting = 0",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let gpus: u32 = r.get(1)?;
-            let admitted: bool = r.get(2)?;
-            let phase: String = r.get(6)?;
-            let ended = matches!(phase.as_str(), "Succeeded" | "Failed");
-            let held = if admitted && !ended {
-                json_list(r.get(3)?)
-            } else {
-                Vec::new()
-            };
-            if gpus > 0 {
-                claims.gpu_jobs.push(GpuJob {
-                    name: r.get(0)?,
-                    seq: r.get::<_, i64>(4)? as u64,
-                    gpus,
-                    holding: !held.is_empty(),
-                    waiting: !admitted && phase == "Pending",
-                    ended,
-                    created: r.get(7)?,
-                    started: r.get(8)?,
-                    finished: r.get(9)?,
-                    spec: serde_json::from_str(&r.get::<_, String>(5)?).ok(),
-                });
+        let read = || -> rusqlite::Result<Claims> {
+            let mut claims = Claims::default();
+            let mut stmt = self.tx.prepare(
+                "SELECT name, gpus_needed, admitted, gpus, seq, spec, phase, created, started,
+                        finished FROM jobs WHERE deleting = 0",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let gpus: u32 = r.get(1)?;
+                let admitted: bool = r.get(2)?;
+                let phase: String = r.get(6)?;
+                let ended = matches!(phase.as_str(), "Succeeded" | "Failed");
+                let held = if admitted && !ended {
+                    json_list(r.get(3)?)
+                } else {
+                    Vec::new()
+                };
+                if gpus > 0 {
+                    claims.gpu_jobs.push(GpuJob {
+                        name: r.get(0)?,
+                        seq: r.get::<_, i64>(4)? as u64,
+                        gpus,
+                        holding: !held.is_empty(),
+                        waiting: !admitted && phase == "Pending",
+                        ended,
+                        created: r.get(7)?,
+                        started: r.get(8)?,
+                        finished: r.get(9)?,
+                        spec: serde_json::from_str(&r.get::<_, String>(5)?).ok(),
+                    });
+                }
+                claims.held_gpus.extend(held);
             }
-            claims.held_gpus.extend(held);
-        }
-        Ok(claims)
+            Ok(claims)
+        };
+        read().at(self.path)
     }
 
     /// Whether a job holds `port`.
@@ -640,35 +840,45 @@ impl Allocation<'_> {
         Ok(self
             .tx
             .query_row("SELECT 1 FROM ports WHERE port = ?1", [port], |_| Ok(true))
-            .optional()?
+            .optional()
+            .at(self.path)?
             .unwrap_or(false))
     }
 
     /// Records the job as admitted with these ports and GPUs, and commits.
     pub fn grant(self, job: &str, replicas: &[ReplicaGrant]) -> Result<(), StoreError> {
+        let path = self.path;
         let mut all: Vec<u32> = Vec::new();
-        for r in replicas {
-            self.tx.execute(
-                "UPDATE replicas SET port = ?3, gpus = ?4 WHERE job = ?1 AND replica = ?2",
-                params![
-                    job,
-                    r.replica.to_string(),
-                    r.port,
-                    serde_json::to_string(&r.gpus)?
-                ],
-            )?;
-            self.tx.execute(
-                "INSERT INTO ports (port, job) VALUES (?1, ?2)",
-                params![r.port, job],
-            )?;
-            all.extend(&r.gpus);
+        {
+            let mut replica = self
+                .tx
+                .prepare("UPDATE replicas SET port = ?3, gpus = ?4 WHERE job = ?1 AND replica = ?2")
+                .at(path)?;
+            let mut port = self
+                .tx
+                .prepare("INSERT INTO ports (port, job) VALUES (?1, ?2)")
+                .at(path)?;
+            for r in replicas {
+                replica
+                    .execute(params![
+                        job,
+                        r.replica.to_string(),
+                        r.port,
+                        serde_json::to_string(&r.gpus)?
+                    ])
+                    .at(path)?;
+                port.execute(params![r.port, job]).at(path)?;
+                all.extend(&r.gpus);
+            }
         }
         all.sort_unstable();
-        self.tx.execute(
-            "UPDATE jobs SET admitted = 1, gpus = ?2 WHERE name = ?1",
-            params![job, serde_json::to_string(&all)?],
-        )?;
-        self.tx.commit()?;
+        self.tx
+            .execute(
+                "UPDATE jobs SET admitted = 1, gpus = ?2 WHERE name = ?1",
+                params![job, serde_json::to_string(&all)?],
+            )
+            .at(path)?;
+        self.tx.commit().at(path)?;
         Ok(())
     }
 }

@@ -20,10 +20,11 @@ use trainctl_gpu::lease::{busy_without_lease, Lease, LeaseDir, SHARE_BUSY_VAR};
 use trainctl_spec::TrainingJob;
 
 use crate::admission::{self, Admission};
+use crate::disk::{self, Reserve, RESERVE_BYTES};
 use crate::engine::EngineError;
 use crate::home::Home;
 use crate::process::{self, Launch};
-use crate::store::{ReplicaStatus, Store};
+use crate::store::{ReplicaStatus, Store, StoreError};
 use crate::{gpus, now};
 
 /// Timing knobs of a supervisor.
@@ -95,6 +96,10 @@ struct Supervisor<'a> {
     leases: Vec<Lease>,
     /// GPUs seen busy with someone else's processes, and when.
     busy: Option<(Instant, Vec<u32>)>,
+    /// Given back when the disk is full, to record how the job ends.
+    reserve: Reserve,
+    /// Set when a replica failed and its log cannot grow.
+    disk_full: Option<String>,
 }
 
 /// How long a reading of busy GPUs holds while a job waits.
@@ -102,7 +107,8 @@ const BUSY_RECHECK: Duration = Duration::from_secs(10);
 
 /// Drives job `name` until it has ended and none of its processes is left. `stop` (set by a
 /// signal handler or by `delete`) stops every replica and ends the job as Failed/Stopped.
-/// Returns the final phase.
+/// Returns the final phase. On an error (the state database cannot be written) every
+/// replica is stopped before it is returned.
 pub fn supervise(
     home: &Home,
     name: &str,
@@ -115,6 +121,8 @@ pub fn supervise(
         .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
     let me = std::process::id() as i32;
     store.set_supervisor(name, me, process::start_ticks(me).unwrap_or(0))?;
+    let _ = std::fs::create_dir_all(home.job_dir(name));
+    let reserve = Reserve::claim(&home.reserve(name), RESERVE_BYTES);
     let replicas = store
         .replicas(name)?
         .into_iter()
@@ -147,8 +155,14 @@ pub fn supervise(
         shown: None,
         leases: Vec::new(),
         busy: None,
+        reserve,
+        disk_full: None,
     };
-    sup.run(stop)
+    let result = sup.run(stop);
+    if result.is_err() {
+        sup.abandon();
+    }
+    result
 }
 
 impl Supervisor<'_> {
@@ -156,10 +170,44 @@ impl Supervisor<'_> {
         self.job.name().to_string()
     }
 
-    fn event(&self, warning: bool, reason: &str, message: &str) {
-        let _ = self
-            .store
-            .add_event(self.job.name(), now(), warning, reason, message);
+    fn event(&mut self, warning: bool, reason: &str, message: &str) {
+        let name = self.name();
+        let _ = self.write(|s| s.add_event(&name, now(), warning, reason, message));
+    }
+
+    /// Runs a store write; on a full disk, gives back the reserved space and tries again.
+    fn write(
+        &mut self,
+        f: impl Fn(&mut Store) -> Result<(), StoreError>,
+    ) -> Result<(), EngineError> {
+        match f(&mut self.store) {
+            Err(e) if e.is_disk_full() && self.reserve.release() => Ok(f(&mut self.store)?),
+            written => Ok(written?),
+        }
+    }
+
+    /// After an error that ends supervision: stops every replica (SIGKILL after the grace
+    /// period), so none outlives its supervisor. Nothing is recorded.
+    fn abandon(&mut self) {
+        let ids: Vec<ReplicaId> = self.replicas.keys().copied().collect();
+        for id in ids {
+            self.stop(id, now());
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(self.cfg.grace);
+        while self.replicas.values().any(|r| r.live.is_some()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(exit) = self.exits.1.recv_timeout(left) else {
+                break;
+            };
+            if let Some(r) = self.replicas.get_mut(&exit.id) {
+                if r.attempt == Some(exit.attempt) {
+                    r.live = None;
+                }
+            }
+        }
+        for live in self.replicas.values().filter_map(|r| r.live.as_ref()) {
+            process::signal_group(live.pgid, libc::SIGKILL);
+        }
     }
 
     fn run(&mut self, stop: &AtomicBool) -> Result<JobPhase, EngineError> {
@@ -215,7 +263,9 @@ impl Supervisor<'_> {
                 if let Some(o) = self.ended.clone() {
                     self.show(o.phase, &o.reason, &o.message, t)?;
                 }
-                self.store.release(self.job.name())?;
+                let name = self.name();
+                self.write(|s| s.release(&name))?;
+                self.reserve.release();
                 self.leases.clear();
                 return Ok(self.ended.as_ref().map_or(decision.phase, |o| o.phase));
             }
@@ -338,6 +388,7 @@ impl Supervisor<'_> {
                 })
                 .collect(),
             ended: self.ended.clone(),
+            disk_full: self.disk_full.clone(),
             attempts: self
                 .replicas
                 .iter()
@@ -357,8 +408,8 @@ impl Supervisor<'_> {
     ) -> Result<(), EngineError> {
         let key = (phase, reason.to_string(), message.to_string());
         if self.shown.as_ref() != Some(&key) {
-            self.store
-                .set_phase(self.job.name(), phase, reason, message, t)?;
+            let name = self.name();
+            self.write(|s| s.set_phase(&name, phase, reason, message, t))?;
             // An event per phase and reason; a new message alone (the queue position) is not one.
             let new_reason = self
                 .shown
@@ -416,6 +467,7 @@ impl Supervisor<'_> {
         );
         let argv = replica_argv(&self.job, id.role);
         let log = self.home.attempt_log(&name, id, attempt);
+        self.write(|s| s.start_attempt(&name, id, attempt, &log, t, is_restart))?;
         let spawned = process::spawn(&Launch {
             argv: &argv,
             env: &env,
@@ -426,20 +478,12 @@ impl Supervisor<'_> {
         track.attempt = Some(attempt);
         track.state = ReplicaState::Running;
         track.finished_at = None;
+        track.live = None;
         match spawned {
             Ok(sp) => {
                 let pid = sp.pid;
-                self.store.start_attempt(
-                    &name,
-                    id,
-                    attempt,
-                    pid,
-                    sp.start_ticks,
-                    &log,
-                    t,
-                    is_restart,
-                )?;
-                track.live = Some(LiveProcess {
+                self.write(|s| s.set_attempt_pid(&name, id, attempt, pid, sp.start_ticks))?;
+                self.replicas.get_mut(&id).expect("known replica").live = Some(LiveProcess {
                     pgid: pid,
                     stop_sent_at: None,
                     killed: false,
@@ -466,6 +510,9 @@ impl Supervisor<'_> {
                 );
             }
             Err(e) => {
+                if disk::is_full(&e) {
+                    self.note_disk_full(id, &log);
+                }
                 if let Ok(mut f) = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -473,19 +520,23 @@ impl Supervisor<'_> {
                 {
                     let _ = writeln!(f, "trainctl: {e}");
                 }
-                self.store
-                    .start_attempt(&name, id, attempt, 0, 0, &log, t, is_restart)?;
                 let _ = self.exits.0.send(Exit {
                     id,
                     attempt,
                     code: 127,
                     at: t,
                 });
-                track.live = None;
                 self.event(true, "FailedToStart", &format!("{id}: {e}"));
             }
         }
         Ok(())
+    }
+
+    /// Remembers (the first time) that a replica's log cannot be written for lack of space.
+    fn note_disk_full(&mut self, id: ReplicaId, log: &std::path::Path) {
+        self.disk_full.get_or_insert_with(|| {
+            format!("disk full writing the log of {id} in {}", log.display())
+        });
     }
 
     fn record_exit(&mut self, exit: Exit) -> Result<(), EngineError> {
@@ -512,8 +563,15 @@ impl Supervisor<'_> {
             }
         };
         let label = ReplicaStatus::from(track.state);
-        self.store
-            .end_attempt(&name, exit.id, exit.attempt, label, exit.code, exit.at)?;
+        if label == ReplicaStatus::Failed {
+            // A replica that failed on a full disk: say so rather than only its exit code.
+            // Asked before anything is written, while the disk is as the replica left it.
+            let log = self.home.attempt_log(&name, exit.id, exit.attempt);
+            if disk::can_grow(&log).is_err_and(|e| disk::is_full(&e)) {
+                self.note_disk_full(exit.id, &log);
+            }
+        }
+        self.write(|s| s.end_attempt(&name, exit.id, exit.attempt, label, exit.code, exit.at))?;
         self.event(
             label == ReplicaStatus::Failed,
             &format!("Replica{}", label.as_str()),

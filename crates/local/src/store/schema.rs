@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::StoreError;
+use super::{At, StoreError};
 
 /// Step `i` brings a database from version `i` to `i + 1`. Append only: users' databases
 /// went through every released step as it was.
@@ -96,16 +96,19 @@ pub fn refuse_unknown(found: i64, path: &Path) -> Result<(), StoreError> {
 /// Applies the steps the database lacks, in one write transaction (a concurrent opener
 /// waits, then finds nothing left to do).
 pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
-    if version(conn)? == SCHEMA_VERSION {
+    if version(conn).at(path)? == SCHEMA_VERSION {
         return Ok(());
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found = version(&tx)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .at(path)?;
+    let found = version(&tx).at(path)?;
     refuse_unknown(found, path)?;
     for step in &MIGRATIONS[found as usize..] {
-        tx.execute_batch(step)?;
+        tx.execute_batch(step).at(path)?;
     }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .at(path)?;
+    tx.commit().at(path)?;
     Ok(())
 }
