@@ -6,6 +6,7 @@ mod args;
 mod backend;
 mod flag_job;
 mod kube_cmds;
+mod logdir;
 mod metrics_cmds;
 mod progress;
 mod render_cmds;
