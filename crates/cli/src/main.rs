@@ -8,6 +8,7 @@ mod flag_job;
 mod gpu_cmds;
 mod gpu_smoke;
 mod kube_cmds;
+mod logdir;
 mod metrics_cmds;
 mod progress;
 mod queue_cmds;

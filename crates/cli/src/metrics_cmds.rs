@@ -8,12 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use trainctl_backend::run::{collector, warn};
+use trainctl_backend::run::collector;
 use trainctl_backend::view;
 use trainctl_local::Home;
-use trainctl_metrics::event_file::EventFileReader;
 use trainctl_metrics::plot::{plot_png, Curve};
-use trainctl_metrics::run_reader::{discover_runs, RunReader};
 use trainctl_metrics::series::Run;
 
 use crate::args::{MetricsArgs, Output};
@@ -28,7 +26,11 @@ pub fn logdir_metrics(a: &MetricsArgs) -> Result<ExitCode> {
     let Some(path) = &a.logdir else {
         bail!("give a job name or --logdir PATH");
     };
-    report(a, &path.display().to_string(), &read_logdir(path)?)
+    report(
+        a,
+        &path.display().to_string(),
+        &crate::logdir::read_logdir(path)?,
+    )
 }
 
 /// Prints the stats of `runs`, or plots them with `--plot`.
@@ -39,25 +41,6 @@ pub fn report(a: &MetricsArgs, source: &str, owned: &[(String, Run)]) -> Result<
     }
     print_stats(&runs, a.output, source)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The runs of an event file, or of every directory under `path` that holds event files.
-fn read_logdir(path: &Path) -> Result<Vec<(String, Run)>> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if meta.is_file() {
-        let mut run = Run::default();
-        warn(&EventFileReader::new(path).poll(&mut run)?);
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        return Ok(vec![(name.into_owned(), run)]);
-    }
-    let mut runs = Vec::new();
-    for (name, dir) in discover_runs(path)? {
-        let mut reader = RunReader::new(dir);
-        warn(&reader.poll()?);
-        runs.push((name, reader.run().clone()));
-    }
-    Ok(runs)
 }
 
 /// Per run and tag: points, last step, last, min and max.

@@ -260,3 +260,99 @@ fn tensorboard_runs_on_the_jobs_event_files_or_says_how_to_install_it() {
         "collected before starting"
     );
 }
+
+/// Writes one `loss` point to an event file in `dir`.
+fn event_file(dir: &std::path::Path) {
+    let path = dir.join("events.out.tfevents.1.test");
+    let mut w = trainctl_metrics::writer::EventWriter::append(path, 1.0).unwrap();
+    w.add_scalar("loss", 1, 1.0, 0.5);
+    w.flush().unwrap();
+}
+
+/// `trainctl ...` as a user the file modes apply to: root reads every file, so as root the
+/// command runs without the capabilities that let it (setpriv, from util-linux).
+fn as_plain_user(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut command = sb.command(args);
+    if root {
+        let plain = std::process::Command::new("setpriv")
+            .arg("--bounding-set")
+            .arg("-dac_override,-dac_read_search")
+            .arg(command.get_program())
+            .args(command.get_args())
+            .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .current_dir(sb.work())
+            .output()
+            .expect("setpriv (util-linux) drops root's right to read every file");
+        return plain;
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn an_unreadable_directory_under_logdir_is_skipped_with_a_warning_naming_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let logdir = sb.dir.path().join("tb");
+    for run in ["a", "locked/b", "c", "d"] {
+        std::fs::create_dir_all(logdir.join(run)).unwrap();
+        event_file(&logdir.join(run));
+    }
+    let locked = logdir.join("locked");
+    let unreadable = logdir.join("d/events.out.tfevents.1.test");
+    let mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(&locked, 0o000);
+    mode(&unreadable, 0o000);
+    let out = as_plain_user(
+        &sb,
+        &[
+            "metrics",
+            "--logdir",
+            logdir.to_str().unwrap(),
+            "-o",
+            "json",
+        ],
+    );
+    mode(&locked, 0o755);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "warning: skipped {}: Permission denied",
+            locked.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "warning: skipped run d: {}: Permission denied",
+            unreadable.display()
+        )),
+        "{stderr}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs: Vec<&str> = json["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["run"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs, ["a", "c"]);
+}
+
+#[test]
+fn every_io_error_of_logdir_names_its_path() {
+    let sb = Sandbox::new();
+    let file = sb.write("notes.txt", "not a directory");
+    let below = file.join("runs");
+    let out = sb.tc(&["metrics", "--logdir", below.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: Not a directory", below.display())),
+        "{stderr}"
+    );
+}

@@ -150,6 +150,19 @@ async fn the_dashboard_shows_jobs_logs_and_charts_that_grow() {
             && legend.contains("stdout/worker-1 · 12 points"),
         "{legend}"
     );
+    // The legend's colour swatches are styled through the CSSOM, which the page's
+    // Content-Security-Policy allows (inline style attributes would be refused).
+    let swatch = client
+        .execute(
+            "return getComputedStyle(document.querySelector('.chart[data-tag=\"loss\"] .legend i')).backgroundColor;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        swatch.as_str().is_some_and(|c| c.starts_with("rgb(")),
+        "swatch colour {swatch}"
+    );
     screenshot(&client, "finished-job.png").await;
 
     // One replica's log only.
@@ -251,4 +264,91 @@ fn a_reachable_address_needs_a_token_and_every_request_must_carry_it() {
     assert_eq!(status("/api/jobs", Some("Bearer s3cret")), 200);
     assert_eq!(status("/?token=s3cret", None), 200);
     assert_eq!(status("/api/jobs/nope", Some("Bearer s3cret")), 404);
+}
+
+/// `GET /api/jobs` on `port` with `Host: host` and one extra header line; the status.
+fn status_as(port: u16, host: &str, extra: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request =
+        format!("GET /api/jobs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn port_of(url: &str) -> u16 {
+    let after = url.rsplit(':').next().unwrap();
+    after.split('/').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_token_comes_from_a_file_or_the_environment_and_never_shows_in_ps() {
+    let sb = Sandbox::new();
+    let file = sb.write("token.txt", "from-file\n");
+    let (ui, url) = start_ui(sb.command(&[
+        "ui",
+        "--address",
+        "127.0.0.1:0",
+        "--token-file",
+        file.to_str().unwrap(),
+    ]));
+    assert!(!url.contains("from-file"), "{url}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", ui.0.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains("from-file"));
+    let port = port_of(&url);
+    let host = format!("127.0.0.1:{port}");
+    assert_eq!(status_as(port, &host, ""), 401);
+    assert_eq!(
+        status_as(port, &host, "Authorization: Bearer from-file\r\n"),
+        200
+    );
+    drop(ui);
+
+    let mut command = sb.command(&["ui", "--address", "127.0.0.1:0"]);
+    command.env("TRAINCTL_UI_TOKEN", "from-env");
+    let (_ui, url) = start_ui(command);
+    let port = port_of(&url);
+    let host = format!("localhost:{port}");
+    assert_eq!(
+        status_as(port, &host, "Authorization: Bearer from-file\r\n"),
+        401
+    );
+    assert_eq!(
+        status_as(port, &host, "Cookie: trainctl_token=from-env\r\n"),
+        200
+    );
+
+    let empty = sb.write("empty.txt", "\n");
+    let out = sb.tc(&["ui", "--token-file", empty.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("empty.txt is empty"), "{err}");
+    let missing = sb.dir.path().join("missing.txt");
+    let out = sb.tc(&["ui", "--token-file", missing.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot read the token file") && err.contains("missing.txt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn on_loopback_only_local_names_and_allowed_hosts_are_answered() {
+    let sb = Sandbox::new();
+    let (_ui, url) = start_ui(sb.command(&[
+        "ui",
+        "--address",
+        "127.0.0.1:0",
+        "--allow-host",
+        "dash.internal",
+    ]));
+    let port = port_of(&url);
+    assert_eq!(status_as(port, &format!("localhost:{port}"), ""), 200);
+    assert_eq!(status_as(port, "dash.internal", ""), 200);
+    assert_eq!(
+        status_as(port, &format!("attacker.example:{port}"), ""),
+        403
+    );
 }

@@ -16,3 +16,9 @@ pub enum MetricsError {
     #[error("cannot draw the chart: {0}")]
     Plot(String),
 }
+
+/// Adds `path` to an I/O error's message (keeping its kind), so that no error leaves the
+/// user guessing which file it was about.
+pub fn at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ {
+    move |e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}

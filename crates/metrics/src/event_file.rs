@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
+use crate::error::at;
 use crate::proto::{event::What, Event};
 use crate::record::{frame, Frame};
 use crate::scalar::scalar_value;
@@ -65,9 +66,11 @@ impl EventFileReader {
     /// Reads the records appended since the last poll and adds their scalars to `run`.
     /// Returns the records that had to be skipped.
     pub fn poll(&mut self, run: &mut Run) -> io::Result<Vec<Problem>> {
-        let mut file = File::open(&self.path)?;
-        file.seek(SeekFrom::Start(self.offset + self.pending.len() as u64))?;
-        file.read_to_end(&mut self.pending)?;
+        let mut file = File::open(&self.path).map_err(at(&self.path))?;
+        file.seek(SeekFrom::Start(self.offset + self.pending.len() as u64))
+            .map_err(at(&self.path))?;
+        file.read_to_end(&mut self.pending)
+            .map_err(at(&self.path))?;
         let mut problems = Vec::new();
         let mut at = 0;
         loop {

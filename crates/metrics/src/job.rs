@@ -9,7 +9,7 @@ use crate::collect::{db_path, STDOUT_RUNS};
 use crate::db::{MetricsDb, TaggedPoint};
 use crate::error::MetricsError;
 use crate::event_file::Problem;
-use crate::run_reader::{discover_runs, RunReader};
+use crate::run_reader::{discover_runs, RunReader, Walked};
 use crate::series::Run;
 
 /// The metrics of one job, by run.
@@ -44,7 +44,16 @@ impl JobMetrics {
             }
         }
         let mut problems = Vec::new();
-        for (name, dir) in discover_runs(&self.tensorboard_dir)? {
+        let mut unreadable = None;
+        let runs = discover_runs(&self.tensorboard_dir, &mut |walked| {
+            if let Walked::Skipped { error, .. } = walked {
+                unreadable.get_or_insert(error);
+            }
+        })?;
+        if let Some(error) = unreadable {
+            return Err(error.into());
+        }
+        for (name, dir) in runs {
             // Those are copies of the collected points, already read from the database.
             if name == STDOUT_RUNS || name.starts_with(&format!("{STDOUT_RUNS}/")) {
                 continue;

@@ -1,6 +1,7 @@
 //! Metrics in what replicas print: Katib's `name=value` pairs, the progress form
 //! `Step: 120, Epoch: 2, Batch: 40 of 60, Cost: 0.53, AvgTime: 3.1ms`, and a regular
-//! expression from the job file (`spec.metrics.regex`). Lines that match none are ignored.
+//! expression from the job file (`spec.metrics.regex`). Lines that match none are ignored, and
+//! so are values that are no finite number.
 
 use std::sync::LazyLock;
 
@@ -9,6 +10,12 @@ use trainctl_spec::{MetricsFormat, MetricsSpec};
 
 /// A decimal number, as printed by Python, C or Rust (no `nan`/`inf`).
 const NUMBER: &str = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?";
+
+/// A metric value: a number that is finite (`1e999` overflows, and `nan` or `inf` mean the
+/// script printed no number), else `None`.
+fn value(text: &str) -> Option<f64> {
+    text.parse::<f64>().ok().filter(|v| v.is_finite())
+}
 
 /// `name=value`; [`katib_pairs`] keeps the ones that stand alone.
 static KATIB: LazyLock<Regex> = LazyLock::new(|| {
@@ -30,7 +37,7 @@ fn katib_pairs(line: &str) -> Vec<(String, f64)> {
             let after = line[whole.end()..].chars().next();
             before.is_none_or(is_separator) && after.is_none_or(is_separator)
         })
-        .filter_map(|c| Some((c[1].to_string(), c[2].parse().ok()?)))
+        .filter_map(|c| Some((c[1].to_string(), value(&c[2])?)))
         .collect()
 }
 
@@ -116,7 +123,7 @@ fn by_regex(re: &Regex, line: &str) -> Option<Line> {
         ..Line::default()
     };
     if let (Some(name), Some(value)) = (caps.name("name"), caps.name("value")) {
-        if let Ok(v) = value.as_str().parse() {
+        if let Some(v) = self::value(value.as_str()) {
             parsed.metrics.push((name.as_str().to_string(), v));
         }
     }
@@ -124,7 +131,7 @@ fn by_regex(re: &Regex, line: &str) -> Option<Line> {
         if matches!(group, "step" | "name" | "value") {
             continue;
         }
-        if let Some(v) = caps.name(group).and_then(|m| m.as_str().parse().ok()) {
+        if let Some(v) = caps.name(group).and_then(|m| value(m.as_str())) {
             parsed.metrics.push((group.to_string(), v));
         }
     }
@@ -157,7 +164,7 @@ fn progress_line(line: &str) -> Option<Line> {
                 progress.batch = c[2].parse().ok().zip(total.as_str().parse().ok());
             }
             (_, None) => {
-                if let Ok(v) = c[2].parse() {
+                if let Some(v) = value(&c[2]) {
                     metrics.push((key, v));
                 }
             }

@@ -133,3 +133,15 @@ fn format_none_parses_nothing() {
     assert!(!none.is_enabled());
     assert!(none.parse("loss=1").metrics.is_empty());
 }
+
+#[test]
+fn a_value_that_is_no_finite_number_is_ignored() {
+    // Found by proptest (tests/properties.rs): `1E400` overflows to infinity.
+    let p = builtin();
+    assert_eq!(metrics(&p.parse("loss=1e999 acc=0.5")), [("acc", 0.5)]);
+    assert_eq!(metrics(&p.parse("Step: 0, a:0.1E400, b: 2")), [("b", 2.0)]);
+    let r = with_regex(MetricsFormat::Regex, r"loss (?P<loss>\S+)");
+    assert_eq!(metrics(&r.parse("loss nan")), []);
+    assert_eq!(metrics(&r.parse("loss inf")), []);
+    assert_eq!(metrics(&r.parse("loss 1")), [("loss", 1.0)]);
+}

@@ -12,6 +12,8 @@ function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    // Through the CSSOM: the Content-Security-Policy refuses inline style attributes.
+    else if (k === "style") el.style.cssText = v;
     else if (v !== undefined && v !== null) el.setAttribute(k, v);
   }
   for (const c of children.flat()) el.append(c instanceof Node ? c : String(c ?? ""));

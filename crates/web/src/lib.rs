@@ -2,7 +2,8 @@
 //! the binary (no CDN, no build step).
 //!
 //! - [`access`]: who may connect (loopback by default; a token otherwise, checked on every
-//!   request).
+//!   request), and [`hosts`]: the `Host:` names answered, against DNS rebinding.
+//! - [`headers`]: the security headers on every response (content policy, no framing).
 //! - [`Source`]: where the jobs come from, this machine or a cluster (`trainctl ui --kube`);
 //!   the routes and the app are the same for both.
 //! - [`jobs`]: the job list (filters, pages) and one job, as the objects `trainctl get -o json`
@@ -18,6 +19,8 @@ pub mod assets;
 pub mod charts;
 pub mod cluster;
 pub mod cluster_logs;
+pub mod headers;
+pub mod hosts;
 pub mod jobs;
 pub mod live;
 mod server;

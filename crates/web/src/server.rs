@@ -13,8 +13,9 @@ use trainctl_local::{EngineError, Home, LocalEngine};
 
 use trainctl_kube_client::client::Cluster;
 
+use crate::access::Access;
 use crate::charts::Charts;
-use crate::{access, assets, jobs, live};
+use crate::{access, assets, headers, jobs, live};
 
 /// Where the jobs come from. The routes and the web app are the same for both; each route
 /// asks the source.
@@ -40,27 +41,27 @@ impl Local {
     }
 }
 
-/// What the server needs: where the jobs come from and the token (if any).
+/// What the server needs: where the jobs come from and who may see them.
 pub struct Dashboard {
     pub(crate) source: Source,
-    pub(crate) token: Option<String>,
+    pub(crate) access: Access,
 }
 
 impl Dashboard {
-    /// A dashboard over the jobs in `home`; with `token`, every request must carry it.
-    pub fn new(home: Home, token: Option<String>) -> Self {
+    /// A dashboard over the jobs in `home`, for requests that `access` lets through.
+    pub fn new(home: Home, access: Access) -> Self {
         let source = Source::Local(Local {
             home,
             charts: Charts::default(),
         });
-        Dashboard { source, token }
+        Dashboard { source, access }
     }
 
     /// A dashboard over the TrainingJobs of a cluster's namespace.
-    pub fn for_cluster(cluster: Cluster, token: Option<String>) -> Self {
+    pub fn for_cluster(cluster: Cluster, access: Access) -> Self {
         Dashboard {
             source: Source::Cluster(cluster),
-            token,
+            access,
         }
     }
 
@@ -81,7 +82,8 @@ impl Dashboard {
     }
 }
 
-/// Every route, behind the token check.
+/// Every route, behind the `Host:` and token checks, with the security headers on every
+/// response.
 pub fn router(dashboard: Arc<Dashboard>) -> Router {
     Router::new()
         .route("/", get(assets::index))
@@ -94,8 +96,9 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/api/jobs/{name}/metrics/live", get(live::metrics))
         .layer(middleware::from_fn_with_state(
             dashboard.clone(),
-            access::require_token,
+            access::guard,
         ))
+        .layer(middleware::from_fn(headers::secure))
         .with_state(dashboard)
 }
 

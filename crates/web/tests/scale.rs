@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use trainctl_local::{Home, LocalEngine};
 use trainctl_metrics::db::{Cursor, MetricsDb, TaggedPoint};
 use trainctl_metrics::series::Point;
+use trainctl_web::access::Access;
+use trainctl_web::hosts::Hosts;
 use trainctl_web::{router, Dashboard};
 
 fn job(name: &str) -> trainctl_spec::TrainingJob {
@@ -64,8 +66,10 @@ fn a_thousand_jobs_and_a_million_points_are_served_in_small_pieces() {
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(Arc::new(Dashboard::new(home, None)));
+    let bound = listener.local_addr().unwrap();
+    let base = format!("http://{bound}");
+    let access = Access::new(None, Hosts::new(bound, &[]));
+    let app = router(Arc::new(Dashboard::new(home, access)));
     runtime.spawn(async move { axum::serve(listener, app).await });
 
     let (page, size, took) = get(&base, "/api/jobs");
