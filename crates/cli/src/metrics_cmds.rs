@@ -89,7 +89,10 @@ fn print_stats(runs: &[(&str, &Run)], output: Option<Output>, source: &str) -> R
 
 /// Six significant digits, without trailing zeros.
 fn number(v: f64) -> String {
-    if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-4) {
+    if v == 0.0 {
+        return "0".into();
+    }
+    if v.abs() >= 1e6 || v.abs() < 1e-4 {
         return format!("{v:.5e}");
     }
     let digits = (5 - v.abs().log10().floor() as i32).clamp(0, 9) as usize;
@@ -186,4 +189,19 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
         .find(|p| {
             std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number;
+
+    #[test]
+    fn numbers_print_with_six_significant_digits_and_zero_as_zero() {
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(-0.0), "0");
+        assert_eq!(number(0.875), "0.875");
+        assert_eq!(number(3.0), "3");
+        assert_eq!(number(1234.5678), "1234.57");
+        assert_eq!(number(2e-5), "2.00000e-5");
+    }
 }
