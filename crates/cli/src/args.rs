@@ -23,10 +23,12 @@ pub enum Command {
     },
     /// Start a job and return; it keeps running after this command exits.
     Submit(SubmitArgs),
-    /// List jobs, or show one.
+    /// List jobs, or show one (`get experiments [NAME]` for experiments).
     Get {
-        /// Only this job.
+        /// Only this job (or `experiments`).
         job: Option<String>,
+        /// After `experiments`: only this experiment.
+        name: Option<String>,
         /// Output format.
         #[arg(short, long, value_enum)]
         output: Option<Output>,
@@ -34,10 +36,13 @@ pub enum Command {
         #[command(flatten)]
         target: crate::backend::Target,
     },
-    /// Show a job's replicas, attempts, exit codes and events.
+    /// Show a job's replicas, attempts, exit codes and events (`describe experiment NAME`
+    /// for an experiment's status and trials).
     Describe {
-        /// The job.
+        /// The job (or `experiment`).
         job: String,
+        /// After `experiment`: the experiment.
+        name: Option<String>,
         /// This machine or a cluster.
         #[command(flatten)]
         target: crate::backend::Target,
@@ -55,9 +60,9 @@ pub enum Command {
         #[command(flatten)]
         target: crate::backend::Target,
     },
-    /// Stop every process of a job and remove it.
+    /// Stop every process of a job and remove it (`delete experiment NAME` stops its trials).
     Delete {
-        /// The jobs.
+        /// The jobs (or `experiment` and experiment names).
         #[arg(required = true)]
         jobs: Vec<String>,
         /// Seconds between SIGTERM and SIGKILL.
@@ -107,6 +112,12 @@ pub enum Command {
     Doctor(crate::gpu_cmds::DoctorArgs),
     /// Show what this machine's GPUs and jobs' replicas are doing now.
     Top(crate::gpu_cmds::TopArgs),
+    /// Internal: drive a submitted experiment (started by `submit`).
+    #[command(hide = true)]
+    DriveExperiment {
+        /// The experiment.
+        experiment: String,
+    },
     /// Internal: supervise a submitted job (started by `submit`).
     #[command(hide = true)]
     Supervise {

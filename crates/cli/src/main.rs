@@ -4,6 +4,7 @@
 
 mod args;
 mod backend;
+mod experiment_cmds;
 mod flag_job;
 mod gpu_cmds;
 mod kube_cmds;
@@ -39,6 +40,36 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Run { file } if experiment_cmds::is_experiment(&file) => {
+            experiment_cmds::run(&file)
+        }
+        Command::Submit(a)
+            if a.file
+                .as_deref()
+                .is_some_and(experiment_cmds::is_experiment) =>
+        {
+            experiment_cmds::submit(a.file.as_deref().expect("checked"))
+        }
+        Command::DriveExperiment { experiment } => experiment_cmds::drive_detached(&experiment),
+        Command::Get {
+            job: Some(kind),
+            name,
+            output,
+            ..
+        } if experiment_cmds::is_kind_word(&kind) => experiment_cmds::get(name.as_deref(), output),
+        Command::Describe {
+            job,
+            name: Some(name),
+            ..
+        } if experiment_cmds::is_kind_word(&job) => experiment_cmds::describe(&name),
+        Command::Delete {
+            jobs, grace_period, ..
+        } if experiment_cmds::is_kind_word(&jobs[0]) => {
+            experiment_cmds::delete(&jobs[1..], std::time::Duration::from_secs(grace_period))
+        }
+        Command::Get { name: Some(n), .. } | Command::Describe { name: Some(n), .. } => {
+            anyhow::bail!("unexpected argument {n:?} (only `experiments` takes a name after it)")
+        }
         Command::Run { file } => run(&file),
         Command::Metrics(a) if a.logdir.is_some() => metrics_cmds::logdir_metrics(&a),
         Command::Tensorboard { job, port } => metrics_cmds::tensorboard(&job, port),

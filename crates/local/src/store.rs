@@ -12,9 +12,11 @@ use trainctl_core::state_machine::JobPhase;
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
+mod experiments;
 mod replica_status;
 mod schema;
 
+pub use experiments::{ExperimentRow, TrialRow};
 pub use replica_status::ReplicaStatus;
 pub use schema::SCHEMA_VERSION;
 
