@@ -75,7 +75,9 @@ pub enum Command {
     /// Stop every replica of a job and keep it, to resume later (on a cluster).
     Suspend(crate::backend::JobOnTarget),
     /// Start the replicas of a suspended job again (on a cluster).
-    Resume(crate::backend::JobOnTarget),
+    /// (`resume experiment NAME [--max-trials N]`: continue an experiment whose driver
+    /// stopped, or a finished one with a larger budget.)
+    Resume(ResumeArgs),
     /// Print the Kubernetes objects of a job (lint runs first).
     Render(crate::render_cmds::RenderArgs),
     /// Report the mistakes that cost hours on GPU clusters, in a job file or a manifest.
@@ -124,6 +126,19 @@ pub enum Command {
         /// The job.
         job: String,
     },
+}
+
+/// `resume JOB`, or `resume experiment NAME [--max-trials N]`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The job (or `experiment`).
+    #[command(flatten)]
+    pub job: crate::backend::JobOnTarget,
+    /// After `experiment`: the experiment.
+    pub name: Option<String>,
+    /// The experiment's new maxTrialCount.
+    #[arg(long)]
+    pub max_trials: Option<u64>,
 }
 
 /// `get` output formats.

@@ -115,6 +115,16 @@ pub fn submit(file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `resume experiment NAME [--max-trials N]`: starts a detached driver again; it picks up
+/// the trials that still run and suggests from everything the experiment learned.
+pub fn resume(name: &str, max_trials: Option<u64>) -> Result<ExitCode> {
+    let home = Home::from_env();
+    experiment::prepare_resume(&home, name, max_trials)?;
+    experiment::start_detached(&home, name, &hidden_command("drive-experiment")?)?;
+    println!("experiment/{name} resumed");
+    Ok(ExitCode::SUCCESS)
+}
+
 /// The hidden `drive-experiment NAME` of a submitted experiment.
 pub fn drive_detached(name: &str) -> Result<ExitCode> {
     drive(name, &mut |_, _| {})

@@ -67,7 +67,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         } if experiment_cmds::is_kind_word(&jobs[0]) => {
             experiment_cmds::delete(&jobs[1..], std::time::Duration::from_secs(grace_period))
         }
-        Command::Get { name: Some(n), .. } | Command::Describe { name: Some(n), .. } => {
+        Command::Resume(a) if experiment_cmds::is_kind_word(&a.job.job) => {
+            let name = a
+                .name
+                .context("give the experiment: trainctl resume experiment NAME")?;
+            experiment_cmds::resume(&name, a.max_trials)
+        }
+        Command::Get { name: Some(n), .. }
+        | Command::Describe { name: Some(n), .. }
+        | Command::Resume(args::ResumeArgs { name: Some(n), .. }) => {
             anyhow::bail!("unexpected argument {n:?} (only `experiments` takes a name after it)")
         }
         Command::Run { file } => run(&file),

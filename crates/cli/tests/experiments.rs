@@ -200,3 +200,66 @@ fn delete_experiment_stops_its_trials_and_removes_it() {
         assert!(common::job_processes(&sb.home(), n).is_empty());
     }
 }
+
+/// The pid of the detached driver of this sandbox's experiments.
+fn driver_pid(sb: &Sandbox) -> Option<i32> {
+    let home = format!("TRAINCTL_HOME={}", sb.home().to_string_lossy());
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let has = |hay: &[u8], s: &str| hay.split(|b| *b == 0).any(|w| w == s.as_bytes());
+        (has(&cmd, "drive-experiment") && has(&env, &home)).then_some(pid)
+    })
+}
+
+fn wait_for(sb: &Sandbox, name: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let s: Value =
+            serde_json::from_str(&sb.ok(&["get", "experiments", name, "-o", "json"])).unwrap();
+        if cond(&s) {
+            return s;
+        }
+        assert!(start.elapsed().as_secs() < 60, "gave up waiting: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn assert_distinct_assignments(status: &Value, count: usize) {
+    let list = trials(status);
+    assert_eq!(list.len(), count, "{status}");
+    let mut seen: Vec<String> = list.iter().map(|t| t["assignment"].to_string()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), count, "an assignment ran twice: {status}");
+}
+
+#[test]
+fn a_killed_experiment_resumes_without_losing_or_repeating_a_trial_and_grows_its_budget() {
+    let sb = Sandbox::new();
+    sb.write("trial.py", TRIAL);
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: tpe, algorithmSettings: [{name: random_state, value: \"1\"}, {name: n_startup_trials, value: \"2\"}]}\n  parallelTrialCount: 2\n  maxTrialCount: 5\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+    let file = sb.write(
+        "res.yaml",
+        &experiment("res", spec, "{STEPS: \"8\", PAUSE: \"0.1\"}"),
+    );
+    sb.ok(&["submit", file.to_str().unwrap()]);
+    wait_for(&sb, "res", |s| s["status"]["trials"].as_u64() >= Some(2));
+    let pid = driver_pid(&sb).expect("the detached driver runs");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    while std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+        && driver_pid(&sb) == Some(pid)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sb.ok(&["resume", "experiment", "res"]);
+    let done = wait_for(&sb, "res", |s| s["status"]["phase"] == "Succeeded");
+    assert_distinct_assignments(&done, 5);
+    assert_eq!(done["status"]["trialsSucceeded"], 5, "{done}");
+    sb.ok(&["resume", "experiment", "res", "--max-trials", "7"]);
+    let more = wait_for(&sb, "res", |s| {
+        s["status"]["phase"] == "Succeeded" && s["status"]["trials"] == 7
+    });
+    assert_distinct_assignments(&more, 7);
+}

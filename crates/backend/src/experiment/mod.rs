@@ -57,6 +57,28 @@ pub fn start_detached(home: &Home, name: &str, program: &[String]) -> Result<()>
     Ok(())
 }
 
+/// Readies an experiment to be driven again: refused while its driver runs; `max_trials`
+/// raises (or sets) its maxTrialCount.
+pub fn prepare_resume(home: &Home, name: &str, max_trials: Option<u64>) -> Result<()> {
+    let (mut exp, trials) = get(home, name)?;
+    if process::is_same_process(exp.driver_pid, exp.driver_start) {
+        bail!("experiment {name:?} is running (pid {})", exp.driver_pid);
+    }
+    if let Some(n) = max_trials {
+        if (n as usize) < trials.len() {
+            bail!(
+                "--max-trials {n} is below the {} trials already run",
+                trials.len()
+            );
+        }
+        exp.spec.spec.max_trial_count = Some(trainctl_spec::HyperValue::Int(n as i64));
+    }
+    let store = Store::open(&home.db_path())?;
+    store.set_experiment_spec(name, &exp.spec)?;
+    store.set_experiment_phase(name, "Created", "ExperimentResumed", "", None)?;
+    Ok(())
+}
+
 /// One experiment and its trials.
 pub fn get(home: &Home, name: &str) -> Result<(ExperimentRow, Vec<TrialRow>)> {
     let store = Store::open(&home.db_path())?;

@@ -157,6 +157,15 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces an experiment's spec (a resumed experiment's larger budget).
+    pub fn set_experiment_spec(&self, name: &str, exp: &Experiment) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE experiments SET spec = ?2 WHERE name = ?1",
+            params![name, serde_json::to_string(exp)?],
+        )?;
+        Ok(())
+    }
+
     /// Records the process driving an experiment.
     pub fn set_experiment_driver(
         &self,
