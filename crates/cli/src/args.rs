@@ -78,6 +78,17 @@ pub enum Command {
     /// (`resume experiment NAME [--max-trials N]`: continue an experiment whose driver
     /// stopped, or a finished one with a larger budget.)
     Resume(ResumeArgs),
+    /// Print every trial of an experiment (parameters, objective, state, times) as CSV or
+    /// JSON, for notebooks: `export experiment NAME [--format csv|json]`.
+    Export {
+        /// `experiment`.
+        kind: String,
+        /// The experiment.
+        name: String,
+        /// csv (default) or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
     /// Print the Kubernetes objects of a job (lint runs first).
     Render(crate::render_cmds::RenderArgs),
     /// Report the mistakes that cost hours on GPU clusters, in a job file or a manifest.

@@ -221,3 +221,15 @@ pub fn delete(names: &[String], grace: Duration) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `export experiment NAME [--format csv|json]`.
+pub fn export(name: &str, format: &str) -> Result<ExitCode> {
+    let (exp, trials) = experiment::get(&Home::from_env(), name)?;
+    let text = match format {
+        "csv" => experiment::export::csv(&exp, &trials),
+        "json" => serde_json::to_string_pretty(&experiment::export::rows(&exp, &trials))? + "\n",
+        other => anyhow::bail!("unknown export format {other:?}; known: csv, json"),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

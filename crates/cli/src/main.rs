@@ -78,6 +78,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         | Command::Resume(args::ResumeArgs { name: Some(n), .. }) => {
             anyhow::bail!("unexpected argument {n:?} (only `experiments` takes a name after it)")
         }
+        Command::Export { kind, name, format } => {
+            if !experiment_cmds::is_kind_word(&kind) {
+                anyhow::bail!("export works on experiments: trainctl export experiment NAME");
+            }
+            experiment_cmds::export(&name, &format)
+        }
         Command::Run { file } => run(&file),
         Command::Metrics(a) if a.logdir.is_some() => metrics_cmds::logdir_metrics(&a),
         Command::Tensorboard { job, port } => metrics_cmds::tensorboard(&job, port),

@@ -81,6 +81,25 @@ fn an_experiment_runs_every_trial_and_names_the_best_one_without_exceeding_the_p
     assert_eq!(optimal["parameterAssignments"][0]["value"], x.to_string());
     let expected = 1.0 - (x - 0.3) * (x - 0.3);
     assert!((best["value"].as_f64().unwrap() - expected).abs() < 1e-9);
+    // The CSV export has one row per trial, with its parameter and objective.
+    let csv = sb.ok(&["export", "experiment", "tune"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "trial,job,state,x,accuracy,step,started,finished,message"
+    );
+    assert_eq!(lines.len(), 7, "{csv}");
+    let best_line = lines
+        .iter()
+        .find(|l| l.split(',').nth(1) == best["job"].as_str())
+        .unwrap();
+    let cells: Vec<&str> = best_line.split(',').collect();
+    assert_eq!(cells[2], "Succeeded");
+    assert_eq!(cells[3].parse::<f64>().unwrap(), x);
+    assert_eq!(
+        cells[4].parse::<f64>().unwrap(),
+        best["value"].as_f64().unwrap()
+    );
     // Trials are ordinary jobs, labelled with their experiment.
     let job = sb.ok(&["get", "tune-0", "-o", "json"]);
     assert!(job.contains("trainctl.dev/experiment"), "{job}");

@@ -4,6 +4,7 @@
 //! every job. The search itself is `trainctl-search`'s, pure; this module only acts.
 
 mod driver;
+pub mod export;
 pub mod objective;
 pub mod status;
 pub mod table;
