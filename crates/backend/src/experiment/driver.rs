@@ -18,7 +18,7 @@ use super::status::{best_trial, state, Counts};
 use super::trial_job::{to_value, trial_job};
 
 /// How often the loop looks at its trials.
-const TICK: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(20);
 
 /// How an experiment ends: phase, reason, message.
 type Ending = (&'static str, &'static str, String);
