@@ -168,6 +168,21 @@ fn a_trial_without_the_objective_metric_ends_metrics_unavailable_quoting_its_out
         describe.contains("training done without accuracy"),
         "{describe}"
     );
+    // The export quotes the multi-line message so that a CSV reader gets one row back.
+    let csv = sb.ok(&["export", "experiment", "quiet"]);
+    let mut reader = std::process::Command::new("python3")
+        .args(["-c", "import csv,sys; r=list(csv.DictReader(sys.stdin)); print(len(r), r[0]['state'], 'training done' in r[0]['message'])"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut reader.stdin.take().unwrap(), csv.as_bytes()).unwrap();
+    let parsed = reader.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout),
+        "1 MetricsUnavailable True\n",
+        "{csv}"
+    );
 }
 
 #[test]
