@@ -8,6 +8,7 @@
 pub mod cluster;
 mod cluster_describe;
 mod cluster_logs;
+pub mod experiment;
 pub mod local;
 pub mod resource_history;
 pub mod run;

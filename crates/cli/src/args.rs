@@ -23,10 +23,12 @@ pub enum Command {
     },
     /// Start a job and return; it keeps running after this command exits.
     Submit(SubmitArgs),
-    /// List jobs, or show one.
+    /// List jobs, or show one (`get experiments [NAME]` for experiments).
     Get {
-        /// Only this job.
+        /// Only this job (or `experiments`).
         job: Option<String>,
+        /// After `experiments`: only this experiment.
+        name: Option<String>,
         /// Output format.
         #[arg(short, long, value_enum)]
         output: Option<Output>,
@@ -34,10 +36,13 @@ pub enum Command {
         #[command(flatten)]
         target: crate::backend::Target,
     },
-    /// Show a job's replicas, attempts, exit codes and events.
+    /// Show a job's replicas, attempts, exit codes and events (`describe experiment NAME`
+    /// for an experiment's status and trials).
     Describe {
-        /// The job.
+        /// The job (or `experiment`).
         job: String,
+        /// After `experiment`: the experiment.
+        name: Option<String>,
         /// This machine or a cluster.
         #[command(flatten)]
         target: crate::backend::Target,
@@ -55,9 +60,9 @@ pub enum Command {
         #[command(flatten)]
         target: crate::backend::Target,
     },
-    /// Stop every process of a job and remove it.
+    /// Stop every process of a job and remove it (`delete experiment NAME` stops its trials).
     Delete {
-        /// The jobs.
+        /// The jobs (or `experiment` and experiment names).
         #[arg(required = true)]
         jobs: Vec<String>,
         /// Seconds between SIGTERM and SIGKILL.
@@ -70,7 +75,20 @@ pub enum Command {
     /// Stop every replica of a job and keep it, to resume later (on a cluster).
     Suspend(crate::backend::JobOnTarget),
     /// Start the replicas of a suspended job again (on a cluster).
-    Resume(crate::backend::JobOnTarget),
+    /// (`resume experiment NAME [--max-trials N]`: continue an experiment whose driver
+    /// stopped, or a finished one with a larger budget.)
+    Resume(ResumeArgs),
+    /// Print every trial of an experiment (parameters, objective, state, times) as CSV or
+    /// JSON, for notebooks: `export experiment NAME [--format csv|json]`.
+    Export {
+        /// `experiment`.
+        kind: String,
+        /// The experiment.
+        name: String,
+        /// csv (default) or json.
+        #[arg(long, default_value = "csv")]
+        format: String,
+    },
     /// Print the Kubernetes objects of a job (lint runs first).
     Render(crate::render_cmds::RenderArgs),
     /// Report the mistakes that cost hours on GPU clusters, in a job file or a manifest.
@@ -115,12 +133,31 @@ pub enum Command {
     Doctor(crate::gpu_cmds::DoctorArgs),
     /// Show what this machine's GPUs and jobs' replicas are doing now.
     Top(crate::gpu_cmds::TopArgs),
+    /// Internal: drive a submitted experiment (started by `submit`).
+    #[command(hide = true)]
+    DriveExperiment {
+        /// The experiment.
+        experiment: String,
+    },
     /// Internal: supervise a submitted job (started by `submit`).
     #[command(hide = true)]
     Supervise {
         /// The job.
         job: String,
     },
+}
+
+/// `resume JOB`, or `resume experiment NAME [--max-trials N]`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The job (or `experiment`).
+    #[command(flatten)]
+    pub job: crate::backend::JobOnTarget,
+    /// After `experiment`: the experiment.
+    pub name: Option<String>,
+    /// The experiment's new maxTrialCount.
+    #[arg(long)]
+    pub max_trials: Option<u64>,
 }
 
 /// `get` output formats.

@@ -4,6 +4,7 @@
 
 mod args;
 mod backend;
+mod experiment_cmds;
 mod flag_job;
 mod gpu_cmds;
 mod gpu_smoke;
@@ -43,6 +44,50 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Run { file } if experiment_cmds::is_experiment(&file) => {
+            experiment_cmds::run(&file)
+        }
+        Command::Submit(a)
+            if a.file
+                .as_deref()
+                .is_some_and(experiment_cmds::is_experiment) =>
+        {
+            experiment_cmds::submit(a.file.as_deref().expect("checked"))
+        }
+        Command::DriveExperiment { experiment } => experiment_cmds::drive_detached(&experiment),
+        Command::Get {
+            job: Some(kind),
+            name,
+            output,
+            ..
+        } if experiment_cmds::is_kind_word(&kind) => experiment_cmds::get(name.as_deref(), output),
+        Command::Describe {
+            job,
+            name: Some(name),
+            ..
+        } if experiment_cmds::is_kind_word(&job) => experiment_cmds::describe(&name),
+        Command::Delete {
+            jobs, grace_period, ..
+        } if experiment_cmds::is_kind_word(&jobs[0]) => {
+            experiment_cmds::delete(&jobs[1..], std::time::Duration::from_secs(grace_period))
+        }
+        Command::Resume(a) if experiment_cmds::is_kind_word(&a.job.job) => {
+            let name = a
+                .name
+                .context("give the experiment: trainctl resume experiment NAME")?;
+            experiment_cmds::resume(&name, a.max_trials)
+        }
+        Command::Get { name: Some(n), .. }
+        | Command::Describe { name: Some(n), .. }
+        | Command::Resume(args::ResumeArgs { name: Some(n), .. }) => {
+            anyhow::bail!("unexpected argument {n:?} (only `experiments` takes a name after it)")
+        }
+        Command::Export { kind, name, format } => {
+            if !experiment_cmds::is_kind_word(&kind) {
+                anyhow::bail!("export works on experiments: trainctl export experiment NAME");
+            }
+            experiment_cmds::export(&name, &format)
+        }
         Command::Run { file } => run(&file),
         Command::Metrics(a) if a.logdir.is_some() => metrics_cmds::logdir_metrics(&a),
         Command::Tensorboard { job, port } => metrics_cmds::tensorboard(&job, port),

@@ -28,7 +28,8 @@ fn target_of(command: &Command) -> Option<&Target> {
         Command::Logs(a) => Some(&a.target),
         Command::Metrics(a) => Some(&a.target),
         Command::Collect(a) => Some(&a.target),
-        Command::Suspend(a) | Command::Resume(a) => Some(&a.target),
+        Command::Suspend(a) => Some(&a.target),
+        Command::Resume(a) => Some(&a.job.target),
         _ => None,
     }
 }
@@ -73,7 +74,7 @@ async fn verb(b: &mut impl Backend, command: Command) -> Result<ExitCode> {
             jobs, grace_period, ..
         } => delete(b, &jobs, Duration::from_secs(grace_period)).await,
         Command::Suspend(a) => set_suspended(b, &a.job, true).await,
-        Command::Resume(a) => set_suspended(b, &a.job, false).await,
+        Command::Resume(a) => set_suspended(b, &a.job.job, false).await,
         Command::Metrics(a) => {
             let Some(name) = &a.job else {
                 bail!("give a job name or --logdir PATH");

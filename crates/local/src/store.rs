@@ -13,10 +13,12 @@ use trainctl_core::state_machine::JobPhase;
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
+mod experiments;
 mod job_row;
 mod replica_status;
 mod schema;
 
+pub use experiments::{ExperimentRow, TrialRow};
 use job_row::json_list;
 pub use job_row::{JobRow, UnreadableJob};
 pub use replica_status::ReplicaStatus;

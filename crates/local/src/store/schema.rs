@@ -10,7 +10,7 @@ use super::{At, StoreError};
 
 /// Step `i` brings a database from version `i` to `i + 1`. Append only: users' databases
 /// went through every released step as it was.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this trainctl writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -72,6 +72,36 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS ports (
     port INTEGER PRIMARY KEY,
     job TEXT NOT NULL
+);
+";
+
+/// Version 2: hyperparameter search experiments and their trials (each trial is also a job).
+const V2: &str = "
+CREATE TABLE experiments (
+    name TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    spec TEXT NOT NULL,
+    workdir TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL,
+    finished REAL,
+    driver_pid INTEGER NOT NULL DEFAULT 0,
+    driver_start INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE trials (
+    experiment TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    job TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    state TEXT NOT NULL,
+    value REAL,
+    intermediate TEXT NOT NULL DEFAULT '[]',
+    message TEXT NOT NULL DEFAULT '',
+    started REAL NOT NULL,
+    finished REAL,
+    PRIMARY KEY (experiment, number)
 );
 ";
 

@@ -1,0 +1,366 @@
+//! The experiment loop: reads each running trial's objective, ends trials (and stops those
+//! early stopping rejects), decides whether the experiment is over, and starts new trials up
+//! to `parallelTrialCount`. Trials are ordinary local jobs, each with its detached supervisor
+//! (which records its metrics); the loop only reads the store and the metrics.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use trainctl_core::state_machine::JobPhase;
+use trainctl_local::store::{ExperimentRow, Store, TrialRow};
+use trainctl_local::{now, process, Home, LocalEngine};
+use trainctl_search::{Direction, EarlyStopping, Sampler, Space, Suggestion, Trial, TrialState};
+
+use super::objective::{counted_value, last_lines, ObjectiveReader};
+use super::status::{best_trial, state, Counts};
+use super::trial_job::{to_value, trial_job};
+
+/// How often the loop looks at its trials.
+const TICK: Duration = Duration::from_millis(20);
+
+/// How an experiment ends: phase, reason, message.
+type Ending = (&'static str, &'static str, String);
+
+struct Driver<'a> {
+    home: &'a Home,
+    exp: ExperimentRow,
+    space: Space,
+    sampler: Sampler,
+    early_stopping: Option<EarlyStopping>,
+    direction: Direction,
+    store: Store,
+    engine: LocalEngine,
+    supervisor: &'a [String],
+    readers: HashMap<u64, ObjectiveReader>,
+    live: HashMap<u64, Vec<(u64, f64)>>,
+    asked_at: HashMap<u64, u64>,
+    early_stopped: HashSet<u64>,
+    killed: HashSet<u64>,
+    exhausted: bool,
+    ending: Option<Ending>,
+}
+
+/// Drives experiment `name` until it ends (or `stop` is set, which stops its trials):
+/// `supervisor` is the command that supervises a detached trial job; `on_change` sees the
+/// experiment and its trials whenever a trial starts or ends. Returns the final record.
+pub fn drive(
+    home: &Home,
+    name: &str,
+    supervisor: &[String],
+    stop: &AtomicBool,
+    on_change: &mut dyn FnMut(&ExperimentRow, &[TrialRow]),
+) -> Result<ExperimentRow> {
+    let store = Store::open(&home.db_path())?;
+    let exp = store
+        .experiment(name)?
+        .with_context(|| format!("experiment {name:?} not found"))?;
+    let me = std::process::id() as i32;
+    store.set_experiment_driver(name, me, process::start_ticks(me).unwrap_or(0))?;
+    store.set_experiment_phase(name, "Running", "ExperimentRunning", "", None)?;
+    let spec = &exp.spec;
+    let mut d = Driver {
+        home,
+        space: spec.search_space()?,
+        sampler: spec.sampler()?,
+        early_stopping: spec.early_stopping()?,
+        direction: spec.direction(),
+        exp: store.experiment(name)?.context("experiment vanished")?,
+        store,
+        engine: LocalEngine::open(home.clone())?,
+        supervisor,
+        readers: HashMap::new(),
+        live: HashMap::new(),
+        asked_at: HashMap::new(),
+        early_stopped: HashSet::new(),
+        killed: HashSet::new(),
+        exhausted: false,
+        ending: None,
+    };
+    let mut shown = None;
+    loop {
+        if stop.load(Ordering::SeqCst) && d.ending.is_none() {
+            d.ending = Some(("Failed", "ExperimentStopped", "stopped by the user".into()));
+        }
+        let trials = d.observe()?;
+        let key = trials.iter().map(|t| t.state.clone()).collect::<Vec<_>>();
+        if shown.as_ref() != Some(&key) {
+            on_change(&d.exp, &trials);
+            shown = Some(key);
+        }
+        let running = trials.iter().filter(|t| t.state == state::RUNNING).count();
+        if d.ending.is_none() {
+            d.ending = d.ends(&trials, running);
+        }
+        if let Some((phase, reason, message)) = d.ending.clone() {
+            if running == 0 {
+                d.store
+                    .set_experiment_phase(name, phase, reason, &message, Some(now()))?;
+                d.exp = d.store.experiment(name)?.context("experiment vanished")?;
+                on_change(&d.exp, &trials);
+                return Ok(d.exp);
+            }
+            for t in trials.iter().filter(|t| t.state == state::RUNNING) {
+                if d.killed.insert(t.number) {
+                    d.stop_trial(t)?;
+                }
+            }
+        } else {
+            d.launch(&trials, running)?;
+        }
+        std::thread::sleep(TICK);
+    }
+}
+
+impl Driver<'_> {
+    /// The trials as the samplers see them.
+    fn history(&self, trials: &[TrialRow]) -> Vec<Trial> {
+        trials
+            .iter()
+            .map(|t| Trial {
+                number: t.number,
+                assignment: t
+                    .assignment
+                    .iter()
+                    .map(|(n, v)| (n.clone(), to_value(v)))
+                    .collect(),
+                state: match t.state.as_str() {
+                    state::RUNNING => TrialState::Running,
+                    state::SUCCEEDED => TrialState::Completed,
+                    state::EARLY_STOPPED => TrialState::Pruned,
+                    _ => TrialState::Failed,
+                },
+                value: t.value,
+                intermediate: self
+                    .live
+                    .get(&t.number)
+                    .cloned()
+                    .unwrap_or_else(|| t.intermediate.clone()),
+            })
+            .collect()
+    }
+
+    /// Reads the running trials' objectives, ends those whose jobs ended and stops those
+    /// early stopping rejects; returns the trials as they stand now.
+    fn observe(&mut self) -> Result<Vec<TrialRow>> {
+        let name = self.exp.name.clone();
+        let metric = self.exp.spec.spec.objective.objective_metric_name.clone();
+        let mut trials = self.store.trials(&name)?;
+        for t in trials.iter_mut().filter(|t| t.state == state::RUNNING) {
+            let reader = self
+                .readers
+                .entry(t.number)
+                .or_insert_with(|| ObjectiveReader::new(self.home, &t.job, &metric));
+            let values = reader.values()?;
+            t.intermediate = values.clone();
+            self.live.insert(t.number, values);
+            let job = self.store.job(&t.job)?;
+            let ended = match &job {
+                None => true,
+                Some(j) => {
+                    j.phase.is_terminal()
+                        && !process::is_same_process(j.supervisor_pid, j.supervisor_start)
+                }
+            };
+            if ended {
+                // The supervisor has exited: its last collection is in; read it.
+                t.intermediate = reader.values()?;
+                self.end_trial(
+                    t,
+                    job.as_ref()
+                        .map(|j| (j.phase, j.reason.as_str(), j.message.as_str())),
+                )?;
+                self.readers.remove(&t.number);
+                self.live.remove(&t.number);
+            }
+        }
+        if let (Some(rule), None) = (&self.early_stopping, &self.ending) {
+            let history = self.history(&trials);
+            for (t, h) in trials.iter().zip(&history) {
+                if t.state != state::RUNNING || self.early_stopped.contains(&t.number) {
+                    continue;
+                }
+                let Some((step, _)) = h.last() else { continue };
+                let since = self.asked_at.insert(t.number, step);
+                if since == Some(step) {
+                    continue;
+                }
+                if rule.should_stop(self.direction, h, &history, since) {
+                    self.early_stopped.insert(t.number);
+                    self.stop_trial(t)?;
+                }
+            }
+        }
+        Ok(trials)
+    }
+
+    /// Records how trial `t` ended, from its job's phase, reason and message.
+    fn end_trial(&self, t: &mut TrialRow, job: Option<(JobPhase, &str, &str)>) -> Result<()> {
+        let metric = &self.exp.spec.spec.objective.objective_metric_name;
+        t.value = counted_value(&self.exp.spec, &t.intermediate);
+        t.finished = Some(now());
+        let (st, message) = if self.early_stopped.contains(&t.number) {
+            (
+                state::EARLY_STOPPED,
+                format!(
+                    "stopped early at step {}",
+                    t.intermediate.last().map_or(0, |p| p.0)
+                ),
+            )
+        } else if self.killed.contains(&t.number) {
+            (state::KILLED, "stopped: the experiment ended".to_string())
+        } else {
+            match job {
+                Some((JobPhase::Succeeded, _, _)) if t.value.is_some() => {
+                    (state::SUCCEEDED, String::new())
+                }
+                Some((JobPhase::Succeeded, _, _)) => (
+                    state::METRICS_UNAVAILABLE,
+                    format!(
+                        "trial {} succeeded but never reported the objective metric {metric:?} \
+                         (print `{metric}=VALUE`); its last output lines:\n{}",
+                        t.job,
+                        self.last_output(&t.job)?
+                    ),
+                ),
+                Some((_, reason, message)) => (state::FAILED, format!("{reason}: {message}")),
+                None => (state::FAILED, "its job was deleted".to_string()),
+            }
+        };
+        t.state = st.to_string();
+        t.message = message;
+        self.store.end_trial(&self.exp.name, t)?;
+        Ok(())
+    }
+
+    /// The last lines a trial's job printed (every replica's latest attempt), quoted.
+    fn last_output(&self, job: &str) -> Result<String> {
+        let mut out = Vec::new();
+        let attempts = self.store.attempts(job)?;
+        for a in attempts.iter().rev().take(1) {
+            for l in last_lines(&a.log, 5) {
+                out.push(format!("  [{}] {l}", a.replica));
+            }
+        }
+        if out.is_empty() {
+            out.push("  (no output)".into());
+        }
+        Ok(out.join("\n"))
+    }
+
+    /// Stops a running trial gracefully (its supervisor stops the replicas).
+    fn stop_trial(&self, t: &TrialRow) -> Result<()> {
+        if let Some(j) = self.store.job(&t.job)? {
+            if process::is_same_process(j.supervisor_pid, j.supervisor_start) {
+                process::signal_process(j.supervisor_pid, libc::SIGTERM);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the experiment is over, and how.
+    fn ends(&self, trials: &[TrialRow], running: usize) -> Option<Ending> {
+        let spec = &self.exp.spec;
+        let c = Counts::of(trials);
+        if let (Some(goal), Some(best)) = (spec.goal(), best_trial(&self.exp, trials)) {
+            let v = best.value.unwrap_or(f64::NAN);
+            if self.direction.loss(v) <= self.direction.loss(goal) {
+                return Some((
+                    "Succeeded",
+                    "ExperimentGoalReached",
+                    format!("trial {} reached the goal: {v} (goal {goal})", best.job),
+                ));
+            }
+        }
+        let failed = c.failed + c.metrics_unavailable;
+        if let Some(max) = spec.max_failed_trial_count() {
+            if failed as u64 >= max && max > 0 {
+                return Some((
+                    "Failed",
+                    "ExperimentMaxFailedTrialsReached",
+                    format!(
+                        "{failed} trials failed or reported no metrics (maxFailedTrialCount {max})"
+                    ),
+                ));
+            }
+        }
+        if running > 0 {
+            return None;
+        }
+        if spec
+            .max_trial_count()
+            .is_some_and(|m| trials.len() as u64 >= m)
+        {
+            return Some((
+                "Succeeded",
+                "ExperimentMaxTrialsReached",
+                format!("{} trials ran (maxTrialCount)", trials.len()),
+            ));
+        }
+        self.exhausted.then(|| {
+            (
+                "Succeeded",
+                "ExperimentSuggestionEndReached",
+                format!(
+                    "the search space is exhausted after {} trials",
+                    trials.len()
+                ),
+            )
+        })
+    }
+
+    /// Starts trials up to the parallel limit and the trial budget.
+    fn launch(&mut self, trials: &[TrialRow], running: usize) -> Result<()> {
+        let spec = &self.exp.spec;
+        let mut total = trials.len() as u64;
+        let mut running = running as u64;
+        let history = self.history(trials);
+        while !self.exhausted
+            && running < spec.parallel_trial_count()
+            && spec.max_trial_count().is_none_or(|m| total < m)
+        {
+            let assignment =
+                match self
+                    .sampler
+                    .suggest(&self.space, self.direction, &history, total)?
+                {
+                    Suggestion::Assign(a) => a,
+                    Suggestion::Exhausted => {
+                        self.exhausted = true;
+                        break;
+                    }
+                };
+            let job = trial_job(spec, total, &assignment);
+            self.engine
+                .create(&job, &self.exp.workdir)
+                .with_context(|| format!("cannot create trial {}", job.name()))?;
+            self.engine.start_detached(job.name(), self.supervisor)?;
+            let row = TrialRow {
+                number: total,
+                job: job.name().to_string(),
+                assignment: job_assignment(&assignment),
+                state: state::RUNNING.into(),
+                value: None,
+                intermediate: Vec::new(),
+                message: String::new(),
+                started: now(),
+                finished: None,
+            };
+            self.store.insert_trial(&self.exp.name, &row)?;
+            total += 1;
+            running += 1;
+            if matches!(self.sampler.algorithm, trainctl_search::Algorithm::Grid) {
+                // A grid skips the points of trials already started: suggest from them too.
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn job_assignment(a: &trainctl_search::Assignment) -> Vec<(String, trainctl_spec::HyperValue)> {
+    a.iter()
+        .map(|(n, v)| (n.clone(), super::trial_job::to_hyper(v)))
+        .collect()
+}

@@ -1,0 +1,235 @@
+//! The verbs on experiments (hyperparameter searches) on this machine: `run` and `submit` an
+//! experiment file, `get experiments`, `describe experiment`, `delete experiment`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use trainctl_backend::experiment::{self, status, table};
+use trainctl_backend::view::table as text_table;
+use trainctl_local::{now, Home};
+use trainctl_spec::Experiment;
+
+use crate::args::Output;
+use crate::signals;
+
+/// Whether a file is an experiment file (`kind: Experiment`).
+pub fn is_experiment(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&t).ok())
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .is_some_and(|k| k == trainctl_spec::EXPERIMENT_KIND)
+}
+
+/// Whether a word names the experiment resource (`experiment`, `experiments`, `exp`).
+pub fn is_kind_word(word: &str) -> bool {
+    matches!(word, "experiment" | "experiments" | "exp")
+}
+
+/// Reads and validates an experiment file; its trials run in the file's directory (or the
+/// template's `workingDir` under it).
+fn load(file: &Path) -> Result<(Experiment, PathBuf)> {
+    let exp = trainctl_spec::parse_experiment(file).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow!("invalid experiment file\n{}", lines.join("\n"))
+    })?;
+    let base = file
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base = base
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", base.display()))?;
+    let workdir = match &exp.spec.trial_template.spec.working_dir {
+        Some(d) => base.join(d),
+        None => base,
+    };
+    Ok((exp, workdir))
+}
+
+/// The command that supervises a detached job or drives a detached experiment.
+fn hidden_command(verb: &str) -> Result<Vec<String>> {
+    let exe = std::env::current_exe().context("cannot find the trainctl executable")?;
+    Ok(vec![exe.to_string_lossy().into_owned(), verb.into()])
+}
+
+/// Drives an experiment to its end; the exit status says whether it succeeded.
+fn drive(
+    name: &str,
+    on_change: &mut dyn FnMut(&experiment::status::Counts, &str),
+) -> Result<ExitCode> {
+    let home = Home::from_env();
+    signals::install();
+    let mut show = |exp: &trainctl_local::store::ExperimentRow,
+                    trials: &[trainctl_local::store::TrialRow]| {
+        on_change(
+            &status::Counts::of(trials),
+            &table::render(exp, trials, now()),
+        );
+    };
+    let exp = experiment::drive(
+        &home,
+        name,
+        &hidden_command("supervise")?,
+        &signals::STOP,
+        &mut show,
+    )?;
+    eprintln!(
+        "experiment {name} {}: {}: {}",
+        exp.phase, exp.reason, exp.message
+    );
+    Ok(if exp.phase == "Succeeded" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `trainctl run experiment.yaml`: runs the trials here, with a live table on stdout.
+pub fn run(file: &Path) -> Result<ExitCode> {
+    let (exp, workdir) = load(file)?;
+    let home = Home::from_env();
+    experiment::create(&home, &exp, &workdir)?;
+    eprintln!(
+        "experiment {} created; state in {}",
+        exp.name(),
+        home.root().display()
+    );
+    let mut out = std::io::stdout();
+    drive(exp.name(), &mut |_, text| {
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    })
+}
+
+/// `trainctl submit experiment.yaml`: starts a detached driver and returns.
+pub fn submit(file: &Path) -> Result<ExitCode> {
+    let (exp, workdir) = load(file)?;
+    let home = Home::from_env();
+    experiment::create(&home, &exp, &workdir)?;
+    experiment::start_detached(&home, exp.name(), &hidden_command("drive-experiment")?)?;
+    println!("experiment/{} created", exp.name());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `resume experiment NAME [--max-trials N]`: starts a detached driver again; it picks up
+/// the trials that still run and suggests from everything the experiment learned.
+pub fn resume(name: &str, max_trials: Option<u64>) -> Result<ExitCode> {
+    let home = Home::from_env();
+    experiment::prepare_resume(&home, name, max_trials)?;
+    experiment::start_detached(&home, name, &hidden_command("drive-experiment")?)?;
+    println!("experiment/{name} resumed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The hidden `drive-experiment NAME` of a submitted experiment.
+pub fn drive_detached(name: &str) -> Result<ExitCode> {
+    drive(name, &mut |_, _| {})
+}
+
+/// `get experiments [NAME] [-o json|yaml|wide]`.
+pub fn get(name: Option<&str>, output: Option<Output>) -> Result<ExitCode> {
+    let home = Home::from_env();
+    let all = match name {
+        Some(n) => vec![experiment::get(&home, n)?],
+        None => experiment::list(&home)?,
+    };
+    let mut out = std::io::stdout().lock();
+    if matches!(output, Some(Output::Json | Output::Yaml)) {
+        let objects: Vec<_> = all.iter().map(|(e, t)| status::object(e, t)).collect();
+        let value = match name {
+            Some(_) => objects.into_iter().next().unwrap_or_default(),
+            None => serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}),
+        };
+        if output == Some(Output::Json) {
+            writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+        } else {
+            write!(out, "{}", serde_yaml_ng::to_string(&value)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = all
+        .iter()
+        .map(|(e, trials)| {
+            let c = status::Counts::of(trials);
+            let best = status::best_trial(e, trials);
+            vec![
+                e.name.clone(),
+                e.phase.clone(),
+                e.reason.clone(),
+                c.trials.to_string(),
+                c.running.to_string(),
+                c.succeeded.to_string(),
+                (c.failed + c.metrics_unavailable).to_string(),
+                c.early_stopped.to_string(),
+                best.map_or("-".into(), |b| b.job.clone()),
+                best.and_then(|b| b.value)
+                    .map_or("-".into(), |v| v.to_string()),
+            ]
+        })
+        .collect();
+    let header = [
+        "NAME",
+        "STATUS",
+        "REASON",
+        "TRIALS",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+        "STOPPED",
+        "BEST",
+        "OBJECTIVE",
+    ];
+    write!(out, "{}", text_table(&header, &rows))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `describe experiment NAME`: status, best trial and one row per trial, then messages.
+pub fn describe(name: &str) -> Result<ExitCode> {
+    let (exp, trials) = experiment::get(&Home::from_env(), name)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Name:       {}", exp.name)?;
+    writeln!(
+        out,
+        "Status:     {} ({}) {}",
+        exp.phase, exp.reason, exp.message
+    )?;
+    writeln!(
+        out,
+        "Algorithm:  {}",
+        exp.spec.spec.algorithm.algorithm_name
+    )?;
+    write!(out, "{}", table::render(&exp, &trials, now()))?;
+    for t in trials.iter().filter(|t| !t.message.is_empty()) {
+        writeln!(out, "{} {}: {}", t.job, t.state, t.message)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `delete experiment NAME...`.
+pub fn delete(names: &[String], grace: Duration) -> Result<ExitCode> {
+    if names.is_empty() {
+        anyhow::bail!("give the experiments to delete: trainctl delete experiment NAME");
+    }
+    let home = Home::from_env();
+    for n in names {
+        experiment::delete(&home, n, grace)?;
+        println!("experiment/{n} deleted");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `export experiment NAME [--format csv|json]`.
+pub fn export(name: &str, format: &str) -> Result<ExitCode> {
+    let (exp, trials) = experiment::get(&Home::from_env(), name)?;
+    let text = match format {
+        "csv" => experiment::export::csv(&exp, &trials),
+        "json" => serde_json::to_string_pretty(&experiment::export::rows(&exp, &trials))? + "\n",
+        other => anyhow::bail!("unknown export format {other:?}; known: csv, json"),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,299 @@
+//! Experiments on this machine, end to end: real trial processes (small python3 scripts
+//! that print `accuracy=... step=N`), driven by `trainctl run experiment.yaml`, inspected
+//! with `get experiments -o json` and `describe experiment`.
+
+mod common;
+
+use common::Sandbox;
+use serde_json::Value;
+
+/// A trial: accuracy `1 - (x - 0.3)^2` reported at steps 1..=STEPS (env), with its start
+/// and end times written to `times/<pid>`; `MODE` (env) makes it fail or print no accuracy.
+const TRIAL: &str = r#"
+import os, sys, time
+start = time.time()
+x = float(os.environ.get("HP_X", "0"))
+mode = os.environ.get("HP_MODE", "ok")
+steps = int(os.environ.get("STEPS", "3"))
+if mode == "fail":
+    print("boom: out of patience", flush=True)
+    sys.exit(3)
+if mode == "silent":
+    print("loss=0.5", flush=True)
+    print("training done without accuracy", flush=True)
+    sys.exit(0)
+for step in range(1, steps + 1):
+    acc = (0.9 if mode == "good" else 0.1) if mode in ("good", "bad") else 1 - (x - 0.3) ** 2
+    print(f"accuracy={acc} step={step}", flush=True)
+    with open(f"progress-{mode}", "w") as f:
+        f.write(str(step))
+    time.sleep(float(os.environ.get("PAUSE", "0.2")))
+os.makedirs("times", exist_ok=True)
+with open(f"times/{os.getpid()}", "w") as f:
+    f.write(f"{start} {time.time()}")
+"#;
+
+fn experiment(name: &str, spec: &str, env: &str) -> String {
+    format!(
+        "apiVersion: trainctl.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n{spec}  trialTemplate:\n    spec:\n      command: [python3, trial.py]\n      env: {env}\n      replicas: {{worker: {{}}}}\n"
+    )
+}
+
+fn run(sb: &Sandbox, name: &str, spec: &str, env: &str) -> (i32, String, Value) {
+    sb.write("trial.py", TRIAL);
+    let file = sb.write(&format!("{name}.yaml"), &experiment(name, spec, env));
+    let out = sb.tc(&["run", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let status: Value =
+        serde_json::from_str(&sb.ok(&["get", "experiments", name, "-o", "json"])).unwrap();
+    (out.status.code().unwrap_or(-1), stderr, status)
+}
+
+fn trials(status: &Value) -> &Vec<Value> {
+    status["status"]["trialList"].as_array().unwrap()
+}
+
+#[test]
+fn an_experiment_runs_every_trial_and_names_the_best_one_without_exceeding_the_parallel_limit() {
+    let sb = Sandbox::new();
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: random, algorithmSettings: [{name: random_state, value: \"5\"}]}\n  parallelTrialCount: 2\n  maxTrialCount: 6\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+    let (code, stderr, status) = run(&sb, "tune", spec, "{PAUSE: \"0.3\"}");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("ExperimentMaxTrialsReached"), "{stderr}");
+    let s = &status["status"];
+    assert_eq!(
+        (s["trials"].as_u64(), s["trialsSucceeded"].as_u64()),
+        (Some(6), Some(6))
+    );
+    let list = trials(&status);
+    let best = list
+        .iter()
+        .max_by(|a, b| {
+            a["value"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["value"].as_f64().unwrap())
+        })
+        .unwrap();
+    let optimal = &s["currentOptimalTrial"];
+    assert_eq!(optimal["bestTrialName"], best["job"]);
+    let x = best["assignment"][0][1].as_f64().unwrap();
+    assert_eq!(optimal["parameterAssignments"][0]["value"], x.to_string());
+    let expected = 1.0 - (x - 0.3) * (x - 0.3);
+    assert!((best["value"].as_f64().unwrap() - expected).abs() < 1e-9);
+    // The CSV export has one row per trial, with its parameter and objective.
+    let csv = sb.ok(&["export", "experiment", "tune"]);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "trial,job,state,x,accuracy,step,started,finished,message"
+    );
+    assert_eq!(lines.len(), 7, "{csv}");
+    let best_line = lines
+        .iter()
+        .find(|l| l.split(',').nth(1) == best["job"].as_str())
+        .unwrap();
+    let cells: Vec<&str> = best_line.split(',').collect();
+    assert_eq!(cells[2], "Succeeded");
+    assert_eq!(cells[3].parse::<f64>().unwrap(), x);
+    assert_eq!(
+        cells[4].parse::<f64>().unwrap(),
+        best["value"].as_f64().unwrap()
+    );
+    // Trials are ordinary jobs, labelled with their experiment.
+    let job = sb.ok(&["get", "tune-0", "-o", "json"]);
+    assert!(job.contains("trainctl.dev/experiment"), "{job}");
+    // The parallel limit holds: never more than 2 trials between their start and end.
+    let mut spans: Vec<(f64, f64)> = std::fs::read_dir(sb.work().join("times"))
+        .unwrap()
+        .map(|e| {
+            let t = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let v: Vec<f64> = t.split(' ').map(|x| x.parse().unwrap()).collect();
+            (v[0], v[1])
+        })
+        .collect();
+    assert_eq!(spans.len(), 6);
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (start, _) in &spans {
+        let at_once = spans
+            .iter()
+            .filter(|(s, e)| s <= start && e > start)
+            .count();
+        assert!(at_once <= 2, "{at_once} trials ran at once: {spans:?}");
+    }
+}
+
+#[test]
+fn reaching_the_goal_ends_the_experiment_early() {
+    let sb = Sandbox::new();
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy, goal: 0.5}\n  algorithm: {algorithmName: random}\n  maxTrialCount: 10\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0.2, max: 0.4}}\n";
+    let (code, stderr, status) = run(&sb, "goal", spec, "{PAUSE: \"0.01\"}");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("ExperimentGoalReached"), "{stderr}");
+    assert_eq!(trials(&status).len(), 1, "{status}");
+}
+
+#[test]
+fn failed_trials_up_to_max_failed_trial_count_fail_the_experiment() {
+    let sb = Sandbox::new();
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: random}\n  maxTrialCount: 6\n  maxFailedTrialCount: 2\n  parameters:\n    - {name: mode, parameterType: categorical, feasibleSpace: {list: [fail]}}\n";
+    let (code, stderr, status) = run(&sb, "failing", spec, "{}");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("ExperimentMaxFailedTrialsReached"),
+        "{stderr}"
+    );
+    assert_eq!(status["status"]["trialsFailed"], 2, "{status}");
+    assert_eq!(trials(&status).len(), 2);
+}
+
+#[test]
+fn a_trial_without_the_objective_metric_ends_metrics_unavailable_quoting_its_output() {
+    let sb = Sandbox::new();
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: grid}\n  parameters:\n    - {name: mode, parameterType: categorical, feasibleSpace: {list: [silent]}}\n";
+    let (code, stderr, status) = run(&sb, "quiet", spec, "{}");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("ExperimentSuggestionEndReached"),
+        "{stderr}"
+    );
+    assert_eq!(status["status"]["trialMetricsUnavailable"], 1, "{status}");
+    let describe = sb.ok(&["describe", "experiment", "quiet"]);
+    assert!(
+        describe.contains("quiet-0 MetricsUnavailable"),
+        "{describe}"
+    );
+    assert!(describe.contains("\"accuracy\""), "{describe}");
+    assert!(
+        describe.contains("training done without accuracy"),
+        "{describe}"
+    );
+    // The export quotes the multi-line message so that a CSV reader gets one row back.
+    let csv = sb.ok(&["export", "experiment", "quiet"]);
+    let mut reader = std::process::Command::new("python3")
+        .args(["-c", "import csv,sys; r=list(csv.DictReader(sys.stdin)); print(len(r), r[0]['state'], 'training done' in r[0]['message'])"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut reader.stdin.take().unwrap(), csv.as_bytes()).unwrap();
+    let parsed = reader.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout),
+        "1 MetricsUnavailable True\n",
+        "{csv}"
+    );
+}
+
+#[test]
+fn median_stopping_stops_a_worse_trial_mid_way() {
+    let sb = Sandbox::new();
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: grid}\n  earlyStopping: {algorithmName: medianstop, algorithmSettings: [{name: min_trials_required, value: \"1\"}, {name: start_step, value: \"2\"}]}\n  parameters:\n    - {name: mode, parameterType: categorical, feasibleSpace: {list: [good, bad]}}\n";
+    let (code, stderr, status) = run(&sb, "pruned", spec, "{STEPS: \"40\", PAUSE: \"0.1\"}");
+    assert_eq!(code, 0, "{stderr}");
+    let list = trials(&status);
+    assert_eq!(list[0]["state"], "Succeeded", "{status}");
+    assert_eq!(list[1]["state"], "EarlyStopped", "{status}");
+    assert_eq!(status["status"]["trialsEarlyStopped"], 1);
+    let reached: u64 = std::fs::read_to_string(sb.work().join("progress-bad"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (2..40).contains(&reached),
+        "the bad trial got to step {reached}"
+    );
+}
+
+#[test]
+fn delete_experiment_stops_its_trials_and_removes_it() {
+    let sb = Sandbox::new();
+    sb.write("trial.py", TRIAL);
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: random}\n  parallelTrialCount: 2\n  maxTrialCount: 4\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+    let file = sb.write(
+        "long.yaml",
+        &experiment("long", spec, "{STEPS: \"600\", PAUSE: \"0.1\"}"),
+    );
+    sb.ok(&["submit", file.to_str().unwrap()]);
+    let start = std::time::Instant::now();
+    loop {
+        let s: Value =
+            serde_json::from_str(&sb.ok(&["get", "experiments", "long", "-o", "json"])).unwrap();
+        if s["status"]["trialsRunning"] == 2 {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 30, "trials never started: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    sb.ok(&["delete", "experiment", "long", "--grace-period", "3"]);
+    let list = sb.ok(&["get", "experiments"]);
+    assert!(!list.contains("long"), "{list}");
+    let jobs = sb.ok(&["get"]);
+    assert!(!jobs.contains("long-"), "{jobs}");
+    for n in ["long-0", "long-1"] {
+        assert!(common::job_processes(&sb.home(), n).is_empty());
+    }
+}
+
+/// The pid of the detached driver of this sandbox's experiments.
+fn driver_pid(sb: &Sandbox) -> Option<i32> {
+    let home = format!("TRAINCTL_HOME={}", sb.home().to_string_lossy());
+    std::fs::read_dir("/proc").unwrap().flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let has = |hay: &[u8], s: &str| hay.split(|b| *b == 0).any(|w| w == s.as_bytes());
+        (has(&cmd, "drive-experiment") && has(&env, &home)).then_some(pid)
+    })
+}
+
+fn wait_for(sb: &Sandbox, name: &str, cond: impl Fn(&Value) -> bool) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let s: Value =
+            serde_json::from_str(&sb.ok(&["get", "experiments", name, "-o", "json"])).unwrap();
+        if cond(&s) {
+            return s;
+        }
+        assert!(start.elapsed().as_secs() < 60, "gave up waiting: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn assert_distinct_assignments(status: &Value, count: usize) {
+    let list = trials(status);
+    assert_eq!(list.len(), count, "{status}");
+    let mut seen: Vec<String> = list.iter().map(|t| t["assignment"].to_string()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), count, "an assignment ran twice: {status}");
+}
+
+#[test]
+fn a_killed_experiment_resumes_without_losing_or_repeating_a_trial_and_grows_its_budget() {
+    let sb = Sandbox::new();
+    sb.write("trial.py", TRIAL);
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: tpe, algorithmSettings: [{name: random_state, value: \"1\"}, {name: n_startup_trials, value: \"2\"}]}\n  parallelTrialCount: 2\n  maxTrialCount: 5\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+    let file = sb.write(
+        "res.yaml",
+        &experiment("res", spec, "{STEPS: \"8\", PAUSE: \"0.1\"}"),
+    );
+    sb.ok(&["submit", file.to_str().unwrap()]);
+    wait_for(&sb, "res", |s| s["status"]["trials"].as_u64() >= Some(2));
+    let pid = driver_pid(&sb).expect("the detached driver runs");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    while std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+        && driver_pid(&sb) == Some(pid)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sb.ok(&["resume", "experiment", "res"]);
+    let done = wait_for(&sb, "res", |s| s["status"]["phase"] == "Succeeded");
+    assert_distinct_assignments(&done, 5);
+    assert_eq!(done["status"]["trialsSucceeded"], 5, "{done}");
+    sb.ok(&["resume", "experiment", "res", "--max-trials", "7"]);
+    let more = wait_for(&sb, "res", |s| {
+        s["status"]["phase"] == "Succeeded" && s["status"]["trials"] == 7
+    });
+    assert_distinct_assignments(&more, 7);
+}
