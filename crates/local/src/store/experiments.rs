@@ -121,15 +121,14 @@ impl Store {
 
     /// One experiment.
     pub fn experiment(&self, name: &str) -> Result<Option<ExperimentRow>, StoreError> {
-        Ok(self
-            .conn
+        self.conn
             .query_row(
                 "SELECT * FROM experiments WHERE name = ?1",
                 [name],
                 experiment_from_row,
             )
             .optional()
-            .at(&self.path)?)
+            .at(&self.path)
     }
 
     /// Every experiment, oldest first.
