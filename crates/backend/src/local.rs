@@ -76,8 +76,8 @@ fn unreadable_summary(u: &UnreadableJob, now: f64) -> JobSummary {
 }
 
 /// Refuses an `--attempt` that the job (or the chosen replica) does not have, naming those
-/// it has.
-fn check_attempt(job: &str, request: &LogRequest, attempts: &[AttemptRow]) -> Result<()> {
+/// it has (the `logs` verb and the dashboard's log stream).
+pub fn check_attempt(job: &str, request: &LogRequest, attempts: &[AttemptRow]) -> Result<()> {
     let Some(asked) = request.attempt else {
         return Ok(());
     };

@@ -352,3 +352,37 @@ fn on_loopback_only_local_names_and_allowed_hosts_are_answered() {
         403
     );
 }
+
+#[test]
+fn the_log_stream_of_an_attempt_that_does_not_exist_says_which_do() {
+    let sb = Sandbox::new();
+    let file = sb.job(
+        "once.yaml",
+        &job_yaml(
+            "once",
+            "  command: [echo, hi]\n  replicas: {worker: {count: 1}}\n",
+        ),
+    );
+    sb.ok(&["run", file.to_str().unwrap()]);
+    let (_ui, url) = start_ui(sb.command(&["ui", "--address", "127.0.0.1:0"]));
+    let base = format!("http://127.0.0.1:{}", port_of(&url));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut answer = agent
+        .get(&format!("{base}/api/jobs/once/logs/live?attempt=999"))
+        .call()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 404);
+    let body = answer.body_mut().read_to_string().unwrap();
+    assert!(
+        body.contains("job once has no attempt 999; it has attempt 0"),
+        "{body}"
+    );
+    let ok = agent
+        .get(&format!("{base}/api/jobs/once/logs/live?attempt=0"))
+        .call()
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+}

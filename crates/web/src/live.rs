@@ -100,8 +100,21 @@ pub async fn logs(
         let d = d.clone();
         let name = name.clone();
         blocking(move || {
-            let job = d.local()?.engine()?.job(&name)?;
+            let mut engine = d.local()?.engine()?;
+            let job = engine.job(&name)?;
             let replica = replica_of(&job.spec, &name, query.replica.as_deref())?;
+            let request = trainctl_backend::LogRequest {
+                replica,
+                attempt: query.attempt,
+                follow: true,
+                tail: None,
+            };
+            let attempts = engine
+                .store()
+                .attempts(&name)
+                .map_err(trainctl_local::EngineError::from)?;
+            trainctl_backend::local::check_attempt(&name, &request, &attempts)
+                .map_err(|e| ApiError::NotFound(e.to_string()))?;
             Ok(Selection {
                 prefix: replica.is_none(),
                 replica,
