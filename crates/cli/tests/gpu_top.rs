@@ -22,18 +22,11 @@ fn top_shows_a_gpu_replica_with_its_gpu_its_gpu_memory_and_its_memory() {
         ),
     );
     let top = |args: &[&str]| -> Value {
-        let out = sandbox
-            .command(args)
-            .env("PATH", &path)
-            .env("TRAINCTL_GPU_SOURCE", "nvidia-smi")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = sandbox.ok_with(
+            args,
+            &[("PATH", &path), ("TRAINCTL_GPU_SOURCE", "nvidia-smi")],
         );
-        serde_json::from_slice(&out.stdout).expect("json")
+        serde_json::from_str(&out).expect("json")
     };
     sandbox.ok(&["submit", file.to_str().unwrap()]);
     let start = std::time::Instant::now();

@@ -26,15 +26,9 @@ fn a_busy_replicas_cpu_and_memory_are_recorded_as_metrics_while_it_runs() {
             "  command: [sh, -c, 'i=0; while [ $i -lt 400000 ]; do i=$((i+1)); done']\n  replicas: {worker: {count: 1}}\n",
         ),
     );
-    let out = sb
-        .command(&["submit", file.to_str().unwrap()])
-        .env("TRAINCTL_RESOURCE_INTERVAL_SECONDS", "0.1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    sb.ok_with(
+        &["submit", file.to_str().unwrap()],
+        &[("TRAINCTL_RESOURCE_INTERVAL_SECONDS", "0.1")],
     );
     assert_eq!(sb.wait("busy"), "Succeeded");
     let metrics: Value = serde_json::from_str(&sb.ok(&["metrics", "busy", "-o", "json"])).unwrap();
@@ -61,18 +55,14 @@ fn a_gpu_held_but_idle_gets_a_warning_event() {
             "  command: [sleep, '2']\n  replicas: {worker: {resources: {gpu: 1}}}\n",
         ),
     );
-    let out = sb
-        .command(&["submit", file.to_str().unwrap()])
-        .env("PATH", &path)
-        .env("TRAINCTL_GPU_SOURCE", "nvidia-smi")
-        .env("TRAINCTL_RESOURCE_INTERVAL_SECONDS", "0.1")
-        .env("TRAINCTL_GPU_IDLE_MINUTES", "0.01")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    sb.ok_with(
+        &["submit", file.to_str().unwrap()],
+        &[
+            ("PATH", &path),
+            ("TRAINCTL_GPU_SOURCE", "nvidia-smi"),
+            ("TRAINCTL_RESOURCE_INTERVAL_SECONDS", "0.1"),
+            ("TRAINCTL_GPU_IDLE_MINUTES", "0.01"),
+        ],
     );
     assert_eq!(sb.wait("idle"), "Succeeded");
     let described = sb.ok(&["describe", "idle"]);

@@ -222,17 +222,13 @@ fn a_gpu_busy_with_someone_elses_process_is_not_handed_out() {
         ),
     );
     let submit = |file: &std::path::Path, share: &str| {
-        let out = sb
-            .command(&["submit", file.to_str().unwrap()])
-            .env("PATH", &path)
-            .env("TRAINCTL_GPU_SOURCE", "nvidia-smi")
-            .env("TRAINCTL_SHARE_BUSY_GPUS", share)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        sb.ok_with(
+            &["submit", file.to_str().unwrap()],
+            &[
+                ("PATH", &path),
+                ("TRAINCTL_GPU_SOURCE", "nvidia-smi"),
+                ("TRAINCTL_SHARE_BUSY_GPUS", share),
+            ],
         );
     };
     submit(&one, "0");

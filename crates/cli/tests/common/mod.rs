@@ -81,7 +81,14 @@ impl Sandbox {
 
     /// Runs trainctl and insists on success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.tc(args);
+        self.ok_with(args, &[])
+    }
+
+    /// Runs trainctl with extra environment variables and insists on success; returns stdout.
+    pub fn ok_with(&self, args: &[&str], env: &[(&str, &str)]) -> String {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        let out = command.output().expect("run trainctl");
         assert!(
             out.status.success(),
             "trainctl {args:?} failed: {}\nstdout: {}\nstderr: {}",
