@@ -36,17 +36,7 @@ fn load(file: &Path) -> Result<(Experiment, PathBuf)> {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow!("invalid experiment file\n{}", lines.join("\n"))
     })?;
-    let base = file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let base = base
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", base.display()))?;
-    let workdir = match &exp.spec.trial_template.spec.working_dir {
-        Some(d) => base.join(d),
-        None => base,
-    };
+    let workdir = crate::workdir_of(file, exp.spec.trial_template.spec.working_dir.as_deref())?;
     Ok((exp, workdir))
 }
 

@@ -191,6 +191,15 @@ fn or_dash<T: ToString>(value: Option<T>) -> String {
 }
 
 fn node_table(node: &trainctl_backend::top::Node) -> String {
+    if node.gpus.is_empty() {
+        return format!(
+            "no GPUs visible ({}); `trainctl doctor` says why\n",
+            match node.source {
+                trainctl_gpu::Source::Variable => "TRAINCTL_GPUS is empty",
+                _ => "neither NVML nor nvidia-smi answered",
+            }
+        );
+    }
     let header = format!(
         "GPUs: {} total, {} allocated to trainctl jobs, {} in use (read through {})\n\n",
         node.total,

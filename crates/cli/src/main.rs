@@ -109,6 +109,12 @@ fn dispatch(command: Command) -> Result<ExitCode> {
 /// Reads and validates a job file; errors are printed one per line with file:line:column.
 fn load(file: &Path) -> Result<(TrainingJob, PathBuf)> {
     let job = render_cmds::load_job(file)?;
+    let workdir = workdir_of(file, job.spec.working_dir.as_deref())?;
+    Ok((job, workdir))
+}
+
+/// Where the replicas of a file's job run: the file's directory, or `working_dir` under it.
+fn workdir_of(file: &Path, working_dir: Option<&str>) -> Result<PathBuf> {
     let base = file
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -116,11 +122,10 @@ fn load(file: &Path) -> Result<(TrainingJob, PathBuf)> {
     let base = base
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", base.display()))?;
-    let workdir = match &job.spec.working_dir {
+    Ok(match working_dir {
         Some(d) => base.join(d),
         None => base,
-    };
-    Ok((job, workdir))
+    })
 }
 
 fn exit_for(phase: JobPhase) -> ExitCode {

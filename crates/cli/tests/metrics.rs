@@ -189,6 +189,7 @@ fn bad_requests_fail_with_a_clear_message() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr.into_owned()
     };
     fails(&["metrics", "nosuchjob"], "job \"nosuchjob\" not found");
     fails(
@@ -209,7 +210,7 @@ fn bad_requests_fail_with_a_clear_message() {
     fails(&["metrics", "bad"], "job \"bad\" not found");
     run_one_loss_job(&sb, "ok");
     let png = sb.dir.path().join("x.png");
-    fails(
+    let listed = fails(
         &[
             "metrics",
             "ok",
@@ -222,18 +223,6 @@ fn bad_requests_fail_with_a_clear_message() {
         // caught the replica running.
         "has no metric \"nope\"; it has: ",
     );
-    let listed = String::from_utf8_lossy(
-        &sb.tc(&[
-            "metrics",
-            "ok",
-            "--plot",
-            png.to_str().unwrap(),
-            "--tag",
-            "nope",
-        ])
-        .stderr,
-    )
-    .into_owned();
     assert!(listed.contains("loss"), "{listed}");
     assert!(!png.exists());
 }
