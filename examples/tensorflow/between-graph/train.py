@@ -52,8 +52,11 @@ def main():
     cluster, role, index = cluster_and_task()
     tf.get_logger().setLevel("ERROR")
     tf.compat.v1.disable_eager_execution()
+    # A worker's sessions talk to the PS and itself only: the other workers may be gone.
     config = tf.compat.v1.ConfigProto(
-        intra_op_parallelism_threads=1, inter_op_parallelism_threads=2
+        intra_op_parallelism_threads=1,
+        inter_op_parallelism_threads=2,
+        device_filters=["/job:ps", f"/job:{role}/task:{index}"],
     )
     spec = tf.train.ClusterSpec(cluster)
     server = tf.compat.v1.train.Server(spec, job_name=role, task_index=index, config=config)

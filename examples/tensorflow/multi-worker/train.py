@@ -98,7 +98,7 @@ def main():
         return strategy.reduce("sum", per_replica, axis=None)
 
     total = args.epochs * (TRAIN // global_batch)
-    writer = tf.summary.create_file_writer(log_dir(f"worker-{index}") if is_chief else "")
+    writer = tf.summary.create_file_writer(log_dir(f"worker-{index}")) if is_chief else None
     current = int(step.numpy())
     # Skip the batches the restored steps already used.
     for _ in range(current):
