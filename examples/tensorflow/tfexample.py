@@ -9,6 +9,7 @@ teacher into 4 classes; 4000 training and 1000 test points, the same in every re
 import argparse
 import json
 import os
+import signal
 import sys
 
 import numpy as np
@@ -69,3 +70,20 @@ def glorot(fan_in, fan_out, seed):
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     rng = np.random.default_rng(seed)
     return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(np.float32)
+
+
+class Termination:
+    """Set by SIGTERM (a suspend, a preemption, the end of the job): the training loop saves
+    a checkpoint at its next step and exits with 143, as the signal would have."""
+
+    def __init__(self):
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def exit(self, step):
+        print(f"SIGTERM: saved step {step}, exiting", flush=True)
+        sys.stderr.flush()
+        os._exit(143)  # without waiting for TensorFlow's threads

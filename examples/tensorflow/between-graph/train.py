@@ -4,7 +4,7 @@
 Every replica builds the same graph; `replica_device_setter` puts the variables on the
 parameter servers (2 by default) and the computation on the worker. Workers train
 asynchronously; worker 0 is the chief: it initialises or restores the variables and writes
-checkpoints to TRAINCTL_CHECKPOINT_DIR. The wiring comes only from TF_CONFIG. A PS serves
+checkpoints to TRAINCTL_CHECKPOINT_DIR (every --checkpoint_steps and on SIGTERM). The wiring comes only from TF_CONFIG. A PS serves
 forever (`server.join()`); the launcher stops it when worker 0 has finished.
 
 The data set is generated (../tfexample.py), the same in every replica; worker i trains on
@@ -25,6 +25,7 @@ from tfexample import (  # noqa: E402
     HIDDEN,
     checkpoint_dir,
     cluster_and_task,
+    Termination,
     dataset,
     parse_args,
 )
@@ -77,6 +78,7 @@ def main():
     with tf.compat.v1.device(device):
         x, y, loss, accuracy, global_step, train = build_model(args.learning_rate)
 
+    termination = Termination()
     saver = tf.compat.v1.train.Saver(max_to_keep=3)
     manager = tf.compat.v1.train.SessionManager(
         ready_op=tf.compat.v1.report_uninitialized_variables(), recovery_wait_secs=0.5
@@ -96,22 +98,26 @@ def main():
         sess = manager.wait_for_session(server.target, config=config)
     start = sess.run(global_step)
     if is_chief and latest:
-        print(f"Restored step: {start} (from {os.path.basename(latest)})", flush=True)
+        restored = int(latest.rsplit("-", 1)[1])
+        print(
+            f"Restored step: {restored} (from {os.path.basename(latest)}; global step now {start})",
+            flush=True,
+        )
     else:
         print(f"worker {index}: starting at global step {start}", flush=True)
     train_loop(args, sess, (x, y, loss, global_step, train), x_shard, y_shard, start, workers,
                save=(lambda step: saver.save(sess, os.path.join(ckpt_dir, "model.ckpt"), step))
-               if is_chief and ckpt_dir else None)
+               if is_chief and ckpt_dir else None, termination=termination)
     if is_chief:
         acc = sess.run(accuracy, feed_dict={x: x_test, y: y_test})
         print(f"Test-Accuracy: {acc:.4f}\naccuracy={acc:.4f}", flush=True)
     print(f"worker {index}: done", flush=True)
 
 
-def train_loop(args, sess, graph, x_shard, y_shard, start, workers, save):
+def train_loop(args, sess, graph, x_shard, y_shard, start, workers, save, termination):
     """This worker's share of the epochs, from where the global step says it left off; a
     progress line every 20 batches and at the end of each epoch, a checkpoint (chief) every
-    --checkpoint_steps global steps."""
+    --checkpoint_steps global steps and on SIGTERM."""
     x, y, loss, global_step, train = graph
     batches = len(x_shard) // args.batch_size
     last_step = args.epochs * batches * workers
@@ -133,6 +139,10 @@ def train_loop(args, sess, graph, x_shard, y_shard, start, workers, save):
                 flush=True,
             )
             costs, times = [], []
+        if termination.requested:
+            if save:
+                save(step)
+            termination.exit(step)
         if save and step - saved >= args.checkpoint_steps:
             save(step)
             saved = step

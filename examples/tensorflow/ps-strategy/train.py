@@ -5,7 +5,8 @@ variables. The wiring comes only from TF_CONFIG (TFConfigClusterResolver).
 Workers and the PS only run a `tf.distribute.Server` and block in it forever; the launcher
 stops them when the chief has finished. The chief schedules the steps on the workers with a
 ClusterCoordinator, keeps the model in a `tf.train.CheckpointManager` in
-TRAINCTL_CHECKPOINT_DIR (restored at start, saved every --checkpoint_steps and at the end),
+TRAINCTL_CHECKPOINT_DIR (restored at start, saved every --checkpoint_steps, at the end and,
+after the running steps, on SIGTERM),
 and writes `loss` and `accuracy` with `tf.summary` to TRAINCTL_LOG_DIR/chief. A worker that
 dies is waited for and its steps are run again by the coordinator.
 """
@@ -22,6 +23,7 @@ from tfexample import (  # noqa: E402
     FEATURES,
     HIDDEN,
     TRAIN,
+    Termination,
     checkpoint_dir,
     dataset,
     glorot,
@@ -72,6 +74,7 @@ def main():
     if resolver.task_type != "chief":
         sys.exit(f"train.py: error: role {resolver.task_type!r} is not used here (chief, worker, ps)")
 
+    termination = Termination()
     strategy = tf.distribute.experimental.ParameterServerStrategy(resolver)
     coordinator = tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
     with strategy.scope():
@@ -113,6 +116,7 @@ def main():
     writer = tf.summary.create_file_writer(log_dir("chief"))
     step = int(model.step.numpy())
     while step < total:
+        # Checkpoints (and a SIGTERM's exit) come between chunks of scheduled steps.
         chunk = min(args.checkpoint_steps, total - step)
         losses = [coordinator.schedule(train_step, args=(iterator,)) for _ in range(chunk)]
         coordinator.join()
@@ -128,6 +132,8 @@ def main():
         if manager:
             manager.save(checkpoint_number=step)
         print(f"step {step} of {total}: loss {loss:.4f}, test accuracy {accuracy:.4f}", flush=True)
+        if termination.requested:
+            termination.exit(step)
     print(f"Test-Accuracy: {accuracy:.4f}\naccuracy={accuracy:.4f}", flush=True)
     # The coordinator's threads watch the workers forever; the job is done.
     sys.stdout.flush()
