@@ -1,5 +1,6 @@
 // The trainctl dashboard: a job list and a page per job, fed by the JSON API and kept live
-// with Server-Sent Events. Routes live in the URL hash: #/ (list), #/jobs/NAME (a job).
+// with Server-Sent Events. Routes live in the URL hash: #/ (list), #/jobs/NAME (a job),
+// #/experiments and #/experiments/NAME (experiments.js).
 "use strict";
 
 const app = document.getElementById("app");
@@ -279,7 +280,13 @@ function route() {
   cleanups = [];
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const job = path.match(/^\/jobs\/([^/]+)$/);
+  const experiment = path.match(/^\/experiments\/([^/]+)$/);
+  for (const link of document.querySelectorAll("header nav a")) {
+    link.classList.toggle("active", (link.dataset.view === "experiments") === path.startsWith("/experiments"));
+  }
   if (job) jobView(decodeURIComponent(job[1]));
+  else if (experiment) experimentView(decodeURIComponent(experiment[1]));
+  else if (path === "/experiments") experimentsView();
   else listView(new URLSearchParams(query || ""));
 }
 window.addEventListener("hashchange", route);
