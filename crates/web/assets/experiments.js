@@ -60,7 +60,7 @@ function experimentView(name) {
   const head = h("div", { id: "experiment-head" });
   const history = h("div", { class: "chart panel", id: "history" });
   const parallel = h("div", { class: "chart panel", id: "parallel" });
-  const curves = h("div", { class: "chart panel", id: "curves" },
+  const curves = h("div", { class: "chart panel", id: "curves", "data-tag": "intermediate" },
     h("h3", {}, "Intermediate values"), h("canvas", {}), h("div", { class: "legend" }));
   const stateFilter = h("select", { id: "trial-state" });
   const trials = h("div", { class: "panel", id: "trials" });
