@@ -127,6 +127,13 @@ function listView(params) {
 
 // ---- one job ---------------------------------------------------------------------------
 
+// A trial's job names its experiment (label trainctl.dev/experiment): a link back to it.
+function experimentOf(job) {
+  const name = (job.metadata.labels || {})["trainctl.dev/experiment"];
+  if (!name) return [];
+  return [h("span", {}, "Experiment ", h("a", { href: `#/experiments/${encodeURIComponent(name)}`, id: "experiment-link" }, name))];
+}
+
 function jobView(name) {
   const head = h("div", { id: "job-head" });
   const tables = h("div", {});
@@ -185,7 +192,8 @@ function jobView(name) {
         h("span", {}, "Reason ", h("b", {}, dash(s.reason))),
         h("span", {}, "Restarts ", h("b", {}, s.restarts)),
         h("span", {}, "Created ", h("b", {}, `${since(job.metadata.creationTimestamp)} ago`)),
-        h("span", {}, "GPUs ", h("b", {}, dash((s.gpus || []).join(","))))),
+        h("span", {}, "GPUs ", h("b", {}, dash((s.gpus || []).join(",")))),
+        ...experimentOf(job)),
       h("p", { class: "muted" }, dash(s.message)));
     const now = Date.now() / 1000;
     const replicas = s.replicas || [];
