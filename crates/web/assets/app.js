@@ -1,5 +1,6 @@
 // The trainctl dashboard: a job list and a page per job, fed by the JSON API and kept live
-// with Server-Sent Events. Routes live in the URL hash: #/ (list), #/jobs/NAME (a job).
+// with Server-Sent Events. Routes live in the URL hash: #/ (list), #/jobs/NAME (a job),
+// #/experiments and #/experiments/NAME (experiments.js).
 "use strict";
 
 const app = document.getElementById("app");
@@ -126,6 +127,13 @@ function listView(params) {
 
 // ---- one job ---------------------------------------------------------------------------
 
+// A trial's job names its experiment (label trainctl.dev/experiment): a link back to it.
+function experimentOf(job) {
+  const name = (job.metadata.labels || {})["trainctl.dev/experiment"];
+  if (!name) return [];
+  return [h("span", {}, "Experiment ", h("a", { href: `#/experiments/${encodeURIComponent(name)}`, id: "experiment-link" }, name))];
+}
+
 function jobView(name) {
   const head = h("div", { id: "job-head" });
   const tables = h("div", {});
@@ -184,7 +192,8 @@ function jobView(name) {
         h("span", {}, "Reason ", h("b", {}, dash(s.reason))),
         h("span", {}, "Restarts ", h("b", {}, s.restarts)),
         h("span", {}, "Created ", h("b", {}, `${since(job.metadata.creationTimestamp)} ago`)),
-        h("span", {}, "GPUs ", h("b", {}, dash((s.gpus || []).join(","))))),
+        h("span", {}, "GPUs ", h("b", {}, dash((s.gpus || []).join(",")))),
+        ...experimentOf(job)),
       h("p", { class: "muted" }, dash(s.message)));
     const now = Date.now() / 1000;
     const replicas = s.replicas || [];
@@ -279,7 +288,13 @@ function route() {
   cleanups = [];
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const job = path.match(/^\/jobs\/([^/]+)$/);
+  const experiment = path.match(/^\/experiments\/([^/]+)$/);
+  for (const link of document.querySelectorAll("header nav a")) {
+    link.classList.toggle("active", (link.dataset.view === "experiments") === path.startsWith("/experiments"));
+  }
   if (job) jobView(decodeURIComponent(job[1]));
+  else if (experiment) experimentView(decodeURIComponent(experiment[1]));
+  else if (path === "/experiments") experimentsView();
   else listView(new URLSearchParams(query || ""));
 }
 window.addEventListener("hashchange", route);
