@@ -5,6 +5,8 @@
 
 pub mod cuda;
 pub mod doctor;
+pub mod kube_doctor;
+pub mod kube_smoke;
 pub mod lease;
 mod nvml;
 pub mod smi;
