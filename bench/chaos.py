@@ -11,9 +11,10 @@ of --steps steps) under `trainctl submit`, three times:
   c  the faults of b (same times and victims), with checkpoints switched off: a killed
      replica starts again from step 0
 
-With --supervisor-kill, b and c also lose the job's supervisor (`trainctl supervise`, kill -9)
-halfway through and are resumed with `trainctl resume` once the job shows Suspended
-(reason SupervisorLost); the supervisor counts as one of the kills.
+b and c also lose the job's supervisor (`trainctl supervise`, kill -9; its replicas die with
+it) halfway through run a's wall time, and are resumed with `trainctl resume` once the job
+shows Suspended (reason SupervisorLost); the supervisor counts as one of the kills
+(--no-supervisor-kill leaves it out).
 
 The job restarts killed replicas (restartPolicy OnFailure; the restart backoff is set to
 --backoff seconds so the wall time shows the lost work rather than the waiting).
@@ -24,7 +25,7 @@ accuracy (mean over the replicas), then the ratios to run a. Targets (issue 15):
 disturbed run completes; goodput >= 0.9 in b; accuracy of b within 1 point of a.
 Exit status 0 whatever the numbers; 1 when a run does not complete.
 
-    python3 bench/chaos.py [--trainctl target/debug/trainctl] [--steps 2000] [--seed 15]
+    python3 bench/chaos.py [--trainctl target/debug/trainctl] [--steps 2000] [--seed 15] [--no-supervisor-kill]
 """
 
 import argparse
@@ -171,9 +172,8 @@ def main():
     p.add_argument("--checkpoint-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=15)
     p.add_argument("--backoff", type=float, default=0.2)
-    p.add_argument("--supervisor-kill", action="store_true",
-                   help="in b and c, also kill -9 the job's supervisor halfway and `trainctl resume` "
-                        "the job (needs local resume of jobs that lost their supervisor)")
+    p.add_argument("--no-supervisor-kill", dest="supervisor_kill", action="store_false",
+                   help="leave out the supervisor kill (and resume) of b and c")
     args = p.parse_args()
     if not os.access(args.trainctl, os.X_OK):
         sys.exit(f"error: {args.trainctl} is not an executable; `cargo build -p trainctl` or pass --trainctl")

@@ -11,12 +11,15 @@ import json
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
 FEATURES, HIDDEN, CLASSES = 20, 32, 4
 TRAIN, TEST = 4000, 1000
 DATA_SEED = 20260101
+# How long a server keeps serving after SIGTERM (within trainctl's grace period).
+LINGER_SECONDS = 2.0
 
 
 def parse_args(doc, learning_rate):
@@ -74,7 +77,7 @@ def glorot(fan_in, fan_out, seed):
 
 class Termination:
     """Set by SIGTERM (a suspend, a preemption, the end of the job): the training loop saves
-    a checkpoint at its next step and exits with 143, as the signal would have."""
+    a checkpoint at its next step and exits with 143, as the checkpoint contract asks."""
 
     def __init__(self):
         self.requested = False
@@ -83,7 +86,18 @@ class Termination:
     def _handle(self, signum, frame):
         self.requested = True
 
-    def exit(self, step):
-        print(f"SIGTERM: saved step {step}, exiting", flush=True)
+    def exit(self, message):
+        print(f"SIGTERM: {message}, exiting", flush=True)
         sys.stderr.flush()
         os._exit(143)  # without waiting for TensorFlow's threads
+
+
+def serve_until_sigterm(name):
+    """A parameter server (or a TF2 worker) serves on TensorFlow's threads until SIGTERM, and
+    a little longer: the chief, stopped by the same SIGTERM, still reads the variables held
+    here to save its checkpoint (they are in it: this process keeps nothing of its own)."""
+    termination = Termination()
+    while not termination.requested:
+        time.sleep(0.1)
+    time.sleep(LINGER_SECONDS)
+    termination.exit(f"{name} served {LINGER_SECONDS:.0f} s more for the chief's checkpoint")

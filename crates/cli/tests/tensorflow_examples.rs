@@ -2,8 +2,9 @@
 //! TensorFlow processes wired only by trainctl's TF_CONFIG. Each example succeeds when its
 //! chief does, with the servers that block forever stopped; `trainctl metrics` reads
 //! TensorFlow's own event files and the printed progress lines; a worker killed with SIGKILL
-//! is restarted and resumes from its checkpoint; and the examples render to valid cluster
-//! objects with the checkpoints on a PVC.
+//! is restarted and resumes from its checkpoint; a suspended job resumes at the step its chief
+//! saved on SIGTERM, a job that lost its supervisor resumes from its last checkpoint; and the
+//! examples render to valid cluster objects with the checkpoints on a PVC.
 //!
 //! TensorFlow comes from tests/requirements.txt (scripts/test installs it into .venv and puts
 //! that first on PATH); without it these tests fail and say so.
@@ -160,16 +161,7 @@ fn between_graph_worker_killed_mid_training_resumes_from_its_checkpoint_and_prin
     require_tensorflow();
     sb.ok(&["submit", example("between-graph").to_str().unwrap()]);
     let job = "tf-between-graph";
-    let checkpoints = sb.home().join("jobs").join(job).join("checkpoints");
-    let start = Instant::now();
-    let saved = loop {
-        if let Some(step) = checkpoint_step(&checkpoints).filter(|s| *s > 0) {
-            break step;
-        }
-        assert_ne!(sb.phase(job), "Succeeded", "ended before a checkpoint");
-        assert!(start.elapsed() < Duration::from_secs(600), "no checkpoint");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let saved = until_checkpoint(&sb, job, 1);
     let status = sb.status(job);
     let pid = Sandbox::replica(&status, "worker-0")["pid"]
         .as_i64()
@@ -186,11 +178,7 @@ fn between_graph_worker_killed_mid_training_resumes_from_its_checkpoint_and_prin
         assert_eq!(state_of(&status, ps), "Stopped");
     }
     let log = sb.attempt_log(job, "worker-0", 1);
-    let restored: u64 = log
-        .lines()
-        .find_map(|l| l.strip_prefix("Restored step: "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
+    let restored = number_after(&log, "Restored step: ")
         .unwrap_or_else(|| panic!("attempt 1 did not restore a checkpoint:\n{log}"));
     assert!(
         restored >= saved,
@@ -205,6 +193,120 @@ fn between_graph_worker_killed_mid_training_resumes_from_its_checkpoint_and_prin
     assert!(cost > 0.0 && cost < 1.5, "cost {cost}");
     let (_, _, avgtime) = metric(&sb, job, "stdout/worker-1", "avgtime");
     assert!(avgtime > 0.0);
+}
+
+/// The between-graph example as a job file in the sandbox (working directory: the example's)
+/// with `epochs` epochs.
+fn between_graph_with_epochs(sb: &Sandbox, epochs: u32) -> PathBuf {
+    let file = example("between-graph");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let dir = file.parent().unwrap().canonicalize().unwrap();
+    let text = text
+        .replace("epochs: 5,", &format!("epochs: {epochs},"))
+        .replace(
+            "  command:",
+            &format!("  workingDir: {}\n  command:", dir.display()),
+        );
+    sb.job("between-graph.yaml", &text)
+}
+
+/// Polls `probe` every 50 ms until it gives a value (at most 10 minutes: TensorFlow jobs
+/// start slowly on a busy machine); `what` names what is waited for.
+fn poll<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(start.elapsed() < Duration::from_secs(600), "no {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the job's newest checkpoint is at least `step`; returns its step.
+fn until_checkpoint(sb: &Sandbox, job: &str, step: u64) -> u64 {
+    let checkpoints = sb.home().join("jobs").join(job).join("checkpoints");
+    poll(&format!("checkpoint at step {step}"), || {
+        let phase = sb.phase(job);
+        assert!(
+            phase != "Succeeded" && phase != "Failed",
+            "{job} {phase} before a checkpoint at step {step}"
+        );
+        checkpoint_step(&checkpoints).filter(|s| *s >= step)
+    })
+}
+
+/// The first number after `prefix` at the start of a line of `log`.
+fn number_after(log: &str, prefix: &str) -> Option<u64> {
+    log.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|n| n.parse().ok())
+        })
+}
+
+/// Waits until attempt `attempt` of worker 0 has said which step it restored; returns it.
+fn restored_step(sb: &Sandbox, job: &str, attempt: u32) -> u64 {
+    poll(&format!("restored step in attempt {attempt}"), || {
+        number_after(&sb.attempt_log(job, "worker-0", attempt), "Restored step: ")
+    })
+}
+
+#[test]
+fn between_graph_resumes_at_its_saved_step_after_suspend_and_after_losing_its_supervisor() {
+    let sb = Sandbox::new();
+    require_tensorflow();
+    let job = "tf-between-graph";
+    sb.ok(&[
+        "submit",
+        between_graph_with_epochs(&sb, 8).to_str().unwrap(),
+    ]);
+    until_checkpoint(&sb, job, 1);
+
+    // Suspend: the chief saves on SIGTERM (the PS serve on for it), the resumed chief restores
+    // exactly that step.
+    sb.ok(&["suspend", job]);
+    assert_eq!(sb.phase(job), "Suspended");
+    assert!(processes_left_after(&sb.home(), job, 5).is_empty());
+    let log = sb.attempt_log(job, "worker-0", 0);
+    let saved = number_after(&log, "SIGTERM: saved step ")
+        .unwrap_or_else(|| panic!("worker 0 did not save on SIGTERM:\n{log}"));
+    sb.ok(&["resume", job]);
+    assert_eq!(restored_step(&sb, job, 1), saved);
+
+    // Lost supervisor: the replicas die with it (SIGKILL); `resume` continues from the last
+    // periodic checkpoint, past the step resumed at.
+    let periodic = until_checkpoint(&sb, job, saved + 1);
+    let status = sb.status(job);
+    let pid = Sandbox::replica(&status, "worker-0")["pid"]
+        .as_i64()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let supervisor: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(2) of this test's own job's supervisor; no memory is involved.
+    assert_eq!(unsafe { libc::kill(supervisor, libc::SIGKILL) }, 0);
+    let s = sb.until(job, "the lost supervisor noticed", |s| {
+        s["status"]["phase"] != "Running"
+    });
+    assert_eq!(
+        (&s["status"]["phase"], &s["status"]["reason"]),
+        (&"Suspended".into(), &"SupervisorLost".into()),
+        "{s:#}"
+    );
+    sb.ok(&["resume", job]);
+    assert!(restored_step(&sb, job, 2) >= periodic);
+    let status = finish(&sb, job);
+    assert_eq!(state_of(&status, "worker-0"), "Succeeded");
+    assert!(sb
+        .attempt_log(job, "worker-0", 2)
+        .contains("Test-Accuracy: "));
 }
 
 /// Runs the repository's object validator (crates/kube/tests/validate_objects.py) on files.

@@ -5,7 +5,7 @@ Every replica builds the same graph; `replica_device_setter` puts the variables 
 parameter servers (2 by default) and the computation on the worker. Workers train
 asynchronously; worker 0 is the chief: it initialises or restores the variables and writes
 checkpoints to TRAINCTL_CHECKPOINT_DIR (every --checkpoint_steps and on SIGTERM). The wiring comes only from TF_CONFIG. A PS serves
-forever (`server.join()`); the launcher stops it when worker 0 has finished.
+until stopped; the launcher stops it (SIGTERM) when worker 0 has finished.
 
 The data set is generated (../tfexample.py), the same in every replica; worker i trains on
 shard i of the training set.
@@ -28,6 +28,7 @@ from tfexample import (  # noqa: E402
     Termination,
     dataset,
     parse_args,
+    serve_until_sigterm,
 )
 
 
@@ -63,8 +64,7 @@ def main():
     server = tf.compat.v1.train.Server(spec, job_name=role, task_index=index, config=config)
     if role == "ps":
         print(f"ps {index}: serving at {cluster['ps'][index]}", flush=True)
-        server.join()
-        return
+        serve_until_sigterm(f"ps {index}")
     if role != "worker":
         sys.exit(f"train.py: error: role {role!r} is not used here (ps and worker only)")
 
@@ -142,7 +142,7 @@ def train_loop(args, sess, graph, x_shard, y_shard, start, workers, save, termin
         if termination.requested:
             if save:
                 save(step)
-            termination.exit(step)
+            termination.exit(f"saved step {step}" if save else f"stopped at step {step}")
         if save and step - saved >= args.checkpoint_steps:
             save(step)
             saved = step

@@ -2,8 +2,8 @@
 """TF2 ParameterServerStrategy: a chief drives the training, workers compute, a PS holds the
 variables. The wiring comes only from TF_CONFIG (TFConfigClusterResolver).
 
-Workers and the PS only run a `tf.distribute.Server` and block in it forever; the launcher
-stops them when the chief has finished. The chief schedules the steps on the workers with a
+Workers and the PS only run a `tf.distribute.Server` until stopped; the launcher stops them
+(SIGTERM) when the chief has finished. The chief schedules the steps on the workers with a
 ClusterCoordinator, keeps the model in a `tf.train.CheckpointManager` in
 TRAINCTL_CHECKPOINT_DIR (restored at start, saved every --checkpoint_steps, at the end and,
 after the running steps, on SIGTERM),
@@ -30,6 +30,7 @@ from tfexample import (  # noqa: E402
     log_dir,
     parse_args,
     quiet_and_small,
+    serve_until_sigterm,
 )
 
 
@@ -60,8 +61,10 @@ def serve(resolver):
         protocol=resolver.rpc_layer or "grpc",
         start=True,
     )
-    print(f"{resolver.task_type} {resolver.task_id}: serving", flush=True)
-    server.join()
+    name = f"{resolver.task_type} {resolver.task_id}"
+    print(f"{name}: serving", flush=True)
+    serve_until_sigterm(name)  # `server` stays referenced meanwhile: deleting it stops it
+    del server
 
 
 def main():
@@ -133,7 +136,7 @@ def main():
             manager.save(checkpoint_number=step)
         print(f"step {step} of {total}: loss {loss:.4f}, test accuracy {accuracy:.4f}", flush=True)
         if termination.requested:
-            termination.exit(step)
+            termination.exit(f"saved step {step}" if manager else f"stopped at step {step}")
     print(f"Test-Accuracy: {accuracy:.4f}\naccuracy={accuracy:.4f}", flush=True)
     # The coordinator's threads watch the workers forever; the job is done.
     sys.stdout.flush()
