@@ -37,6 +37,8 @@ function age(seconds) {
 }
 const since = (iso) => (iso ? age((Date.now() - Date.parse(iso)) / 1000) : "-");
 const phaseBadge = (p) => h("span", { class: `phase ${p}` }, p);
+// The mark of a job that held GPUs while barely using them (its GpuIdle warning as tooltip).
+const idleBadge = (s) => s.gpuIdle ? h("span", { class: "phase gpu-idle", title: s.gpuIdle }, "GPU idle") : "";
 const replicaName = (id) => `${String(id.role).toLowerCase()}-${id.index}`;
 const dash = (v) => (v === null || v === undefined || v === "" || (Array.isArray(v) && !v.length) ? "-" : v);
 
@@ -116,7 +118,7 @@ function listView(params) {
     body.replaceChildren(table(["Name", "Phase", "Replicas", "Restarts", "Age", "Reason"],
       list.items.map((j) => {
         return [h("a", { href: `#/jobs/${encodeURIComponent(j.metadata.name)}`, class: "job-link" }, j.metadata.name),
-          phaseBadge(j.status.phase), `${activeReplicas(j.status)}/${replicaCount(j.status)}`, j.status.restarts,
+          h("span", {}, phaseBadge(j.status.phase), idleBadge(j.status)), `${activeReplicas(j.status)}/${replicaCount(j.status)}`, j.status.restarts,
           since(j.metadata.creationTimestamp), dash(j.status.reason)];
       })));
   }
@@ -187,7 +189,7 @@ function jobView(name) {
   function renderJob() {
     const s = job.status;
     head.replaceChildren(
-      h("h1", {}, name, phaseBadge(s.phase)),
+      h("h1", {}, name, phaseBadge(s.phase), idleBadge(s)),
       h("div", { class: "facts" },
         h("span", {}, "Reason ", h("b", {}, dash(s.reason))),
         h("span", {}, "Restarts ", h("b", {}, s.restarts)),
