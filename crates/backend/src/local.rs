@@ -19,7 +19,8 @@ use trainctl_spec::TrainingJob;
 
 use crate::run::{collector, warn};
 use crate::view::{
-    age, job_object, list_or_dash, replica_summary, rfc3339, section, unreadable_object,
+    age, gpu_idle, job_object, list_or_dash, replica_summary, rfc3339, section, unreadable_object,
+    GPU_IDLE_REASON,
 };
 use crate::{Backend, JobSummary, LogRequest, Waited};
 
@@ -54,7 +55,11 @@ fn summary(d: &JobDetail, now: f64) -> JobSummary {
     };
     JobSummary {
         name: job.name.clone(),
-        phase: job.phase.as_str().to_string(),
+        phase: match gpu_idle(&d.events) {
+            // Like kubectl's `Ready,SchedulingDisabled` for nodes.
+            Some(_) => format!("{},{GPU_IDLE_REASON}", job.phase.as_str()),
+            None => job.phase.as_str().to_string(),
+        },
         replicas: replica_summary(&d.replicas),
         restarts: job.restarts,
         age: now - job.created,

@@ -98,9 +98,10 @@ pub enum Command {
         /// A job file, or Kubernetes manifests (multi-document YAML).
         file: PathBuf,
     },
-    /// Print the TrainingJob equivalent to a Kubeflow TFJob or PyTorchJob manifest.
+    /// Print the TrainingJob equivalent to a Kubeflow TFJob, PyTorchJob or batch Job
+    /// manifest, or the Experiment equivalent to a Katib v1beta1 Experiment.
     Convert {
-        /// The TFJob or PyTorchJob manifest.
+        /// The TFJob, PyTorchJob, Job or Katib Experiment manifest.
         file: PathBuf,
     },
     /// Show a job's training metrics (per tag: last, min, max, step), or plot them.
