@@ -170,13 +170,21 @@ fn a_replica_gets_the_grace_period_of_its_run_policy_to_save_before_it_is_killed
     assert_eq!(sb.phase("slow"), "Suspended");
 }
 
-/// The pid of the process that supervises `job` (the parent of its replicas).
-fn supervisor_of(sb: &Sandbox, job: &str) -> i32 {
+/// Kills the process that supervises `job` (the parent of its replicas) with SIGKILL;
+/// returns the job's status once the loss is noticed.
+fn kill_supervisor(sb: &Sandbox, job: &str) -> Value {
     let s = sb.status(job);
     let pid = s["status"]["replicas"][0]["pid"].as_i64().unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let after = &stat[stat.rfind(')').unwrap() + 2..];
-    after.split(' ').nth(1).unwrap().parse().unwrap()
+    let supervisor: i32 = after.split(' ').nth(1).unwrap().parse().unwrap();
+    // SAFETY: plain kill(2) of the job's supervisor.
+    unsafe { libc::kill(supervisor, libc::SIGKILL) };
+    let s = sb.until(job, "the loss noticed", |s| {
+        s["status"]["phase"] != "Running"
+    });
+    assert_eq!(s["status"]["reason"], "SupervisorLost", "{s:#}");
+    s
 }
 
 #[test]
@@ -187,15 +195,8 @@ fn a_killed_supervisor_leaves_a_resumable_job_and_resume_lost_continues_it() {
     // The replicas die with their supervisor (SIGKILL, no time to save): past the first
     // epoch (94 steps), whose end the trainer saves, the periodic checkpoint is there.
     until_trained(&sb, "orphan", 100);
-    let supervisor = supervisor_of(&sb, "orphan");
-    // SAFETY: plain kill(2) of the job's supervisor.
-    unsafe { libc::kill(supervisor, libc::SIGKILL) };
-
-    let s = sb.until("orphan", "the loss noticed", |s| {
-        s["status"]["phase"] != "Running"
-    });
+    let s = kill_supervisor(&sb, "orphan");
     assert_eq!(s["status"]["phase"], "Suspended", "{s:#}");
-    assert_eq!(s["status"]["reason"], "SupervisorLost");
     let message = s["status"]["message"].as_str().unwrap();
     assert!(message.contains("trainctl resume"), "{message}");
     assert_eq!(
@@ -224,14 +225,8 @@ fn a_killed_supervisor_still_fails_a_job_that_never_restarts() {
     sb.until("never", "running", |s| {
         s["status"]["replicas"][0]["state"] == "Running" && s["status"]["replicas"][0]["pid"] != 0
     });
-    let supervisor = supervisor_of(&sb, "never");
-    // SAFETY: plain kill(2) of the job's supervisor.
-    unsafe { libc::kill(supervisor, libc::SIGKILL) };
-    let s = sb.until("never", "the loss noticed", |s| {
-        s["status"]["phase"] != "Running"
-    });
+    let s = kill_supervisor(&sb, "never");
     assert_eq!(s["status"]["phase"], "Failed", "{s:#}");
-    assert_eq!(s["status"]["reason"], "SupervisorLost");
     let out = sb.tc(&["resume", "never"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
