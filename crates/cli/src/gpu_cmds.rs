@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use trainctl_backend::view::table;
-use trainctl_gpu::doctor::{self, Machine, Status};
+use trainctl_gpu::doctor::{self, Check, Machine, Status};
+use trainctl_gpu::kube_doctor::ClusterFacts;
 use trainctl_gpu::System;
 use trainctl_local::store::ReplicaStatus;
 use trainctl_local::{Home, LocalEngine};
+use trainctl_spec::CloudProfile;
 
 use crate::args::Output;
 
@@ -31,30 +33,93 @@ pub struct DoctorArgs {
     /// How long each smoke job may take.
     #[arg(long, default_value = "5m", value_parser = crate::args::parse_duration)]
     pub smoke_timeout: std::time::Duration,
+    /// Check a Kubernetes cluster instead of this machine (--kube, --context, -n).
+    #[command(flatten)]
+    pub target: crate::backend::Target,
+    /// With --kube: the cloud profile whose requirements are checked.
+    #[arg(long, default_value = "generic", value_parser = parse_profile)]
+    pub profile: CloudProfile,
+    /// With --kube: a GPU model that some node must offer (and the smoke pod asks for).
+    #[arg(long)]
+    pub gpu_type: Option<String>,
+    /// With --kube --smoke: the image that runs nvidia-smi.
+    #[arg(long, default_value = trainctl_backend::kube_doctor::SMOKE_IMAGE)]
+    pub smoke_image: String,
+    /// With --kube --smoke: the RuntimeClass of the smoke pod (e.g. nvidia).
+    #[arg(long)]
+    pub runtime_class: Option<String>,
 }
 
-/// Runs the checks and prints the checklist; exits 1 when a blocking check fails.
+fn parse_profile(text: &str) -> std::result::Result<CloudProfile, String> {
+    serde_json::from_value(serde_json::json!(text)).map_err(|_| {
+        "expected one of generic, tencent-eks, tencent-tke, alibaba-eci, alibaba-ack".to_string()
+    })
+}
+
+/// Runs the checks (of this machine, or with `--kube` of a cluster) and prints the
+/// checklist; exits 1 when a blocking check fails.
 pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
+    if let Some(kube) = crate::backend::resolve(&args.target)? {
+        let (checks, facts) = kube_checks(args, &kube)?;
+        return report(args.output, &checks, ("cluster", &facts));
+    }
     let machine = Machine::observe(&args.python, &replica_groups());
     let mut checks = doctor::check(&machine);
     if args.smoke {
         checks.extend(crate::gpu_smoke::smoke(&args.python, args.smoke_timeout)?);
     }
-    let verdict = doctor::verdict(&checks);
-    match args.output {
+    report(args.output, &checks, ("machine", &machine))
+}
+
+/// `doctor --kube [--smoke]`: the cluster's checklist and the facts it judged.
+fn kube_checks(
+    args: &DoctorArgs,
+    kube: &crate::backend::KubeTarget,
+) -> Result<(Vec<Check>, ClusterFacts)> {
+    use trainctl_backend::kube_doctor as kd;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let cluster = trainctl_kube_client::client::Cluster::connect(
+            kube.context.as_deref(),
+            kube.namespace.as_deref(),
+        )
+        .await?;
+        let needs = kd::profile_needs(args.profile, args.gpu_type.as_deref());
+        let facts = kd::facts(&cluster, needs.clone()).await;
+        let mut checks = trainctl_gpu::kube_doctor::check(&facts);
+        if args.smoke {
+            let spec = kd::SmokeSpec {
+                image: args.smoke_image.clone(),
+                runtime_class: args.runtime_class.clone(),
+                timeout: args.smoke_timeout,
+            };
+            let pod = kd::smoke(&cluster, &needs, &spec).await?;
+            let nodes = facts.nodes.clone().unwrap_or_default();
+            checks.push(trainctl_gpu::kube_smoke::explain(&pod, &nodes));
+        }
+        Ok((checks, facts))
+    })
+}
+
+/// Prints the checklist (or `-o json|yaml` with `what` observed); exit 1 on a failure.
+fn report<T: serde::Serialize>(
+    output: Option<Output>,
+    checks: &[Check],
+    (label, observed): (&str, &T),
+) -> Result<ExitCode> {
+    let verdict = doctor::verdict(checks);
+    match output {
         Some(Output::Json) => {
-            let report =
-                serde_json::json!({"verdict": verdict, "checks": checks, "machine": machine});
+            let report = serde_json::json!({"verdict": verdict, "checks": checks, label: observed});
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Some(Output::Yaml) => {
-            let report =
-                serde_json::json!({"verdict": verdict, "checks": checks, "machine": machine});
+            let report = serde_json::json!({"verdict": verdict, "checks": checks, label: observed});
             print!("{}", serde_yaml_ng::to_string(&report)?);
         }
         _ => {
             let mut rows = Vec::new();
-            for c in &checks {
+            for c in checks {
                 rows.push(vec![
                     c.name.to_string(),
                     c.status.label().to_string(),
