@@ -62,7 +62,7 @@ fn said(e: kube::Error) -> String {
 }
 
 /// GPUs a pod asks for (limits stand in for missing requests, as the scheduler counts).
-fn pod_gpus(pod: &Pod) -> u64 {
+pub(crate) fn pod_gpus(pod: &Pod) -> u64 {
     let Some(spec) = &pod.spec else { return 0 };
     spec.containers
         .iter()
@@ -77,7 +77,7 @@ fn pod_gpus(pod: &Pod) -> u64 {
         .sum()
 }
 
-fn ended(pod: &Pod) -> bool {
+pub(crate) fn ended(pod: &Pod) -> bool {
     matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
@@ -90,7 +90,7 @@ fn pod_ready(pod: &Pod) -> bool {
 }
 
 /// The nodes, with the GPUs that the live `pods` bound to each request.
-fn node_facts(nodes: &[Node], pods: &[Pod]) -> Vec<NodeFacts> {
+pub(crate) fn node_facts(nodes: &[Node], pods: &[Pod]) -> Vec<NodeFacts> {
     let mut requested: BTreeMap<&str, u64> = BTreeMap::new();
     for pod in pods.iter().filter(|p| !ended(p)) {
         if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {

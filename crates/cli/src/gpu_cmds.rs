@@ -192,8 +192,13 @@ pub struct TopArgs {
 /// What `top` shows.
 #[derive(Debug, clap::Subcommand)]
 pub enum TopWhat {
-    /// This machine's GPUs: total, allocated to trainctl jobs, in use, and per-GPU readings.
-    Node,
+    /// This machine's GPUs: total, allocated to trainctl jobs, in use, and per-GPU readings
+    /// (with --kube: each node's GPUs, allocated from pod requests).
+    Node {
+        /// A Kubernetes cluster instead of this machine (--kube, --context).
+        #[command(flatten)]
+        target: crate::backend::Target,
+    },
     /// Running replicas (of one job, or all): CPU, memory, GPU utilization and memory.
     Job {
         /// Only this job.
@@ -203,11 +208,16 @@ pub enum TopWhat {
 
 /// Prints `top node` or `top job`, once or (`--watch`) until interrupted.
 pub fn top(args: &TopArgs) -> Result<ExitCode> {
+    if let TopWhat::Node { target } = &args.what {
+        if let Some(kube) = crate::backend::resolve(target)? {
+            return kube_top_node(args, &kube);
+        }
+    }
     let engine = existing_engine()?;
     let store = engine.as_ref().map(LocalEngine::store);
     loop {
         let text = match &args.what {
-            TopWhat::Node => {
+            TopWhat::Node { .. } => {
                 let node = trainctl_backend::top::node(store, &System)?;
                 format_or(args.output, &node, || node_table(&node))?
             }
@@ -236,10 +246,63 @@ pub fn top(args: &TopArgs) -> Result<ExitCode> {
         // Clear the screen and home the cursor, then draw.
         print!("\x1b[2J\x1b[H{text}");
         std::io::Write::flush(&mut std::io::stdout())?;
-        if matches!(args.what, TopWhat::Node) {
+        if matches!(args.what, TopWhat::Node { .. }) {
             std::thread::sleep(args.interval);
         }
     }
+}
+
+/// `top node --kube`, once or (`--watch`) until interrupted.
+fn kube_top_node(args: &TopArgs, kube: &crate::backend::KubeTarget) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let cluster = trainctl_kube_client::client::Cluster::connect(
+            kube.context.as_deref(),
+            kube.namespace.as_deref(),
+        )
+        .await?;
+        loop {
+            let nodes = trainctl_backend::kube_top::nodes(&cluster).await?;
+            let text = format_or(args.output, &nodes, || kube_nodes_table(&nodes))?;
+            if !args.watch {
+                print!("{text}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            print!("\x1b[2J\x1b[H{text}");
+            std::io::Write::flush(&mut std::io::stdout())?;
+            tokio::time::sleep(args.interval).await;
+        }
+    })
+}
+
+fn kube_nodes_table(nodes: &[trainctl_backend::kube_top::NodeGpus]) -> String {
+    if nodes.is_empty() {
+        return "no node advertises nvidia.com/gpu; `trainctl doctor --kube` says why\n".into();
+    }
+    let total: u64 = nodes.iter().map(|n| n.allocatable).sum();
+    let allocated: u64 = nodes.iter().map(|n| n.allocated).sum();
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let pods: Vec<String> = n
+                .pods
+                .iter()
+                .map(|p| format!("{}({})", p.pod, p.gpus))
+                .collect();
+            vec![
+                n.node.clone(),
+                n.capacity.to_string(),
+                n.allocatable.to_string(),
+                n.allocated.to_string(),
+                trainctl_backend::view::list_or_dash(&pods),
+            ]
+        })
+        .collect();
+    format!("GPUs: {total} allocatable, {allocated} allocated\n\n")
+        + &table(
+            &["NODE", "CAPACITY", "ALLOCATABLE", "ALLOCATED", "PODS"],
+            &rows,
+        )
 }
 
 fn format_or<T: serde::Serialize>(

@@ -1,7 +1,8 @@
 //! `trainctl doctor --kube [--smoke]`: the real binary against kube-sim clusters built to
 //! fail in each way the in-memory server can simulate (no GPU nodes, no device plugin, CRD or
 //! operator, all GPUs taken, a GPU type nobody offers, a container without NVML) and one
-//! where everything is right. Taints and image pull errors, which kube-sim does not
+//! where everything is right; and `top node --kube`, which counts GPUs from pod requests.
+//! Taints and image pull errors, which kube-sim does not
 //! simulate, are covered by the checks' table tests in crates/gpu.
 
 mod kube_support;
@@ -192,8 +193,13 @@ impl Cluster {
     }
 
     async fn doctor(&self, args: &[&str]) -> Run {
+        let mut all = vec!["doctor", "--kube", "-o", "json"];
+        all.extend(args);
+        self.trainctl(&all).await
+    }
+
+    async fn trainctl(&self, args: &[&str]) -> Run {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trainctl"))
-            .args(["doctor", "--kube", "-o", "json"])
             .args(args)
             .current_dir(self.dir.path())
             .env("KUBECONFIG", &self.kubeconfig)
@@ -365,4 +371,31 @@ async fn a_container_that_cannot_load_nvml_is_blamed_on_the_runtime() {
         .as_str()
         .unwrap()
         .contains("nvidia-ctk runtime configure"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn top_node_kube_counts_each_nodes_gpus_from_the_requests_of_its_live_pods() {
+    let c = Cluster::healthy(4).await;
+    c.occupy("gpu-1", 3).await;
+    let run = c.trainctl(&["top", "node", "--kube", "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.report(),
+        json!([{"node": "gpu-1", "capacity": 4, "allocatable": 4, "allocated": 3,
+                "pods": [{"pod": "default/someone-elses-training", "gpus": 3}]}])
+    );
+    let table = c.trainctl(&["top", "node", "--kube"]).await.stdout;
+    assert!(
+        table.starts_with("GPUs: 4 allocatable, 3 allocated"),
+        "{table}"
+    );
+    assert!(
+        table.contains("default/someone-elses-training(3)"),
+        "{table}"
+    );
+    c.sim
+        .finish_pod("default", "someone-elses-training", 0)
+        .unwrap();
+    let run = c.trainctl(&["top", "node", "--kube", "-o", "json"]).await;
+    assert_eq!(run.report()[0]["allocated"], 0, "an ended pod holds no GPU");
 }
