@@ -71,19 +71,29 @@ pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
     report(args.output, &checks, ("machine", &machine))
 }
 
+/// An async runtime and a client of the cluster `kube` names.
+fn connect(
+    kube: &crate::backend::KubeTarget,
+) -> Result<(
+    tokio::runtime::Runtime,
+    trainctl_kube_client::client::Cluster,
+)> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let cluster = runtime.block_on(trainctl_kube_client::client::Cluster::connect(
+        kube.context.as_deref(),
+        kube.namespace.as_deref(),
+    ))?;
+    Ok((runtime, cluster))
+}
+
 /// `doctor --kube [--smoke]`: the cluster's checklist and the facts it judged.
 fn kube_checks(
     args: &DoctorArgs,
     kube: &crate::backend::KubeTarget,
 ) -> Result<(Vec<Check>, ClusterFacts)> {
     use trainctl_backend::kube_doctor as kd;
-    let runtime = tokio::runtime::Runtime::new()?;
+    let (runtime, cluster) = connect(kube)?;
     runtime.block_on(async {
-        let cluster = trainctl_kube_client::client::Cluster::connect(
-            kube.context.as_deref(),
-            kube.namespace.as_deref(),
-        )
-        .await?;
         let needs = kd::profile_needs(args.profile, args.gpu_type.as_deref());
         let facts = kd::facts(&cluster, needs.clone()).await;
         let mut checks = trainctl_gpu::kube_doctor::check(&facts);
@@ -254,13 +264,8 @@ pub fn top(args: &TopArgs) -> Result<ExitCode> {
 
 /// `top node --kube`, once or (`--watch`) until interrupted.
 fn kube_top_node(args: &TopArgs, kube: &crate::backend::KubeTarget) -> Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new()?;
+    let (runtime, cluster) = connect(kube)?;
     runtime.block_on(async {
-        let cluster = trainctl_kube_client::client::Cluster::connect(
-            kube.context.as_deref(),
-            kube.namespace.as_deref(),
-        )
-        .await?;
         loop {
             let nodes = trainctl_backend::kube_top::nodes(&cluster).await?;
             let text = format_or(args.output, &nodes, || kube_nodes_table(&nodes))?;
