@@ -9,6 +9,8 @@ pub mod cluster;
 mod cluster_describe;
 mod cluster_logs;
 pub mod experiment;
+pub mod kube_doctor;
+pub mod kube_top;
 pub mod local;
 pub mod resource_history;
 pub mod run;
