@@ -19,7 +19,7 @@ mod job_row;
 mod replica_status;
 mod schema;
 
-pub use experiments::{ExperimentRow, TrialRow};
+pub use experiments::{ExperimentRow, ObservedMetric, TrialRow};
 use job_row::json_list;
 pub use job_row::{JobRow, UnreadableJob};
 pub use replica_status::ReplicaStatus;

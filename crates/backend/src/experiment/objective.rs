@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use trainctl_local::store::ObservedMetric;
 use trainctl_local::Home;
 use trainctl_metrics::job::JobMetrics;
 use trainctl_spec::{Experiment, MetricStrategyType, ObjectiveType};
@@ -26,12 +27,35 @@ impl ObjectiveReader {
     /// The metric's values by step so far (the last value of each step), in step order.
     pub fn values(&mut self) -> Result<Vec<(u64, f64)>> {
         self.metrics.poll()?;
+        Ok(self.values_of(&self.metric))
+    }
+
+    /// What the trial reported of each of `names` (those it reported at all), as of the
+    /// last poll.
+    pub fn observed(&mut self, names: &[String]) -> Result<Vec<ObservedMetric>> {
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let values = self.values_of(name);
+                let vs = values.iter().map(|p| p.1);
+                Some(ObservedMetric {
+                    name: name.clone(),
+                    min: vs.clone().reduce(f64::min)?,
+                    max: vs.reduce(f64::max)?,
+                    latest: values.last()?.1,
+                })
+            })
+            .collect())
+    }
+
+    /// A metric's values by step as of the last poll (the last value of each step).
+    fn values_of(&self, metric: &str) -> Vec<(u64, f64)> {
         let mut out: Vec<(u64, f64)> = Vec::new();
         if let Some(series) = self
             .metrics
             .runs()
             .into_iter()
-            .find_map(|(_, run)| run.tags.get(&self.metric))
+            .find_map(|(_, run)| run.tags.get(metric))
         {
             let mut points: Vec<(u64, f64)> = series
                 .points()
@@ -46,7 +70,7 @@ impl ObjectiveReader {
                 }
             }
         }
-        Ok(out)
+        out
     }
 }
 
