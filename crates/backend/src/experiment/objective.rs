@@ -27,16 +27,17 @@ impl ObjectiveReader {
     /// The metric's values by step so far (the last value of each step), in step order.
     pub fn values(&mut self) -> Result<Vec<(u64, f64)>> {
         self.metrics.poll()?;
-        Ok(self.values_of(&self.metric))
+        Ok(values_by_step(&self.metrics.runs(), &self.metric))
     }
 
     /// What the trial reported of each of `names` (those it reported at all), as of the
     /// last poll.
     pub fn observed(&mut self, names: &[String]) -> Result<Vec<ObservedMetric>> {
+        let runs = self.metrics.runs();
         Ok(names
             .iter()
             .filter_map(|name| {
-                let values = self.values_of(name);
+                let values = values_by_step(&runs, name);
                 let vs = values.iter().map(|p| p.1);
                 Some(ObservedMetric {
                     name: name.clone(),
@@ -46,31 +47,6 @@ impl ObjectiveReader {
                 })
             })
             .collect())
-    }
-
-    /// A metric's values by step as of the last poll (the last value of each step).
-    fn values_of(&self, metric: &str) -> Vec<(u64, f64)> {
-        let mut out: Vec<(u64, f64)> = Vec::new();
-        if let Some(series) = self
-            .metrics
-            .runs()
-            .into_iter()
-            .find_map(|(_, run)| run.tags.get(metric))
-        {
-            let mut points: Vec<(u64, f64)> = series
-                .points()
-                .iter()
-                .map(|p| (p.step.max(0) as u64, p.value))
-                .collect();
-            points.sort_by_key(|p| p.0);
-            for p in points {
-                match out.last_mut() {
-                    Some(last) if last.0 == p.0 => *last = p,
-                    _ => out.push(p),
-                }
-            }
-        }
-        out
     }
 }
 
@@ -103,4 +79,28 @@ pub fn last_lines(log: &Path, n: usize) -> Vec<String> {
         .iter()
         .map(|l| l.to_string())
         .collect()
+}
+
+/// `metric`'s values by step in the first run that has it (the last value of each step), in
+/// step order: a trial's intermediate values.
+pub fn values_by_step(
+    runs: &[(&str, &trainctl_metrics::series::Run)],
+    metric: &str,
+) -> Vec<(u64, f64)> {
+    let mut out: Vec<(u64, f64)> = Vec::new();
+    if let Some(series) = runs.iter().find_map(|(_, run)| run.tags.get(metric)) {
+        let mut points: Vec<(u64, f64)> = series
+            .points()
+            .iter()
+            .map(|p| (p.step.max(0) as u64, p.value))
+            .collect();
+        points.sort_by_key(|p| p.0);
+        for p in points {
+            match out.last_mut() {
+                Some(last) if last.0 == p.0 => *last = p,
+                _ => out.push(p),
+            }
+        }
+    }
+    out
 }
