@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde_json::json;
 use trainctl_backend::view::{list_object, rfc3339, table};
-use trainctl_core::queue::WaitReason;
+use trainctl_core::queue::{human_duration, WaitReason};
 use trainctl_local::store::Store;
 use trainctl_local::{admission, gpus, now, Home};
 
@@ -32,6 +32,7 @@ pub fn queue(output: Option<Output>) -> Result<ExitCode> {
                 "level": e.level,
                 "promoted": e.promoted,
                 "reservedAt": reserved_at,
+                "expectedRunSeconds": e.expected_run_s,
                 "message": e.reason.message(t),
             })
         })
@@ -46,19 +47,42 @@ pub fn queue(output: Option<Output>) -> Result<ExitCode> {
             let rows: Vec<Vec<String>> = objects
                 .iter()
                 .map(|o| {
-                    ["position", "name", "gpus", "reservedAt", "message"]
-                        .iter()
-                        .map(|k| match &o[*k] {
-                            serde_json::Value::String(s) => s.clone(),
-                            serde_json::Value::Null => "-".to_string(),
-                            v => v.to_string(),
-                        })
-                        .collect()
+                    [
+                        "position",
+                        "name",
+                        "gpus",
+                        "expectedRunSeconds",
+                        "reservedAt",
+                        "message",
+                    ]
+                    .iter()
+                    .map(|k| match &o[*k] {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Null if *k == "expectedRunSeconds" => {
+                            "unknown".to_string()
+                        }
+                        serde_json::Value::Null => "-".to_string(),
+                        serde_json::Value::Number(n) if *k == "expectedRunSeconds" => {
+                            human_duration(n.as_f64().unwrap_or_default())
+                        }
+                        v => v.to_string(),
+                    })
+                    .collect()
                 })
                 .collect();
             print!(
                 "{}",
-                table(&["POSITION", "NAME", "GPUS", "RESERVED", "WHY"], &rows)
+                table(
+                    &[
+                        "POSITION",
+                        "NAME",
+                        "GPUS",
+                        "EXPECTED RUN",
+                        "RESERVED",
+                        "WHY"
+                    ],
+                    &rows
+                )
             );
         }
     }

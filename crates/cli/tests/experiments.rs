@@ -304,7 +304,7 @@ const KATIB: &str = r#"apiVersion: kubeflow.org/v1beta1
 kind: Experiment
 metadata: {name: from-katib, namespace: kubeflow}
 spec:
-  objective: {type: maximize, objectiveMetricName: accuracy}
+  objective: {type: maximize, objectiveMetricName: accuracy, additionalMetricNames: [loss]}
   algorithm:
     algorithmName: random
     algorithmSettings: [{name: random_state, value: "3"}]
@@ -330,17 +330,18 @@ spec:
             restartPolicy: Never
 "#;
 
-/// Reads `--knob=` and `--steps=` from argv only; prints accuracy per step.
+/// Reads `--knob=` and `--steps=` from argv only; prints accuracy and loss (10 / step) per
+/// step.
 const ARGV_TRIAL: &str = r#"
 import sys
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
 x = float(args["knob"])
 for step in range(1, int(args["steps"]) + 1):
-    print(f"accuracy={1 - (x - 0.3) ** 2} step={step}", flush=True)
+    print(f"accuracy={1 - (x - 0.3) ** 2} loss={10 / step} step={step}", flush=True)
 "#;
 
 #[test]
-fn a_converted_katib_experiment_runs_here_with_each_trial_reading_its_flag_from_argv() {
+fn a_converted_katib_experiment_runs_here_with_flags_from_argv_and_records_additional_metrics() {
     let sb = Sandbox::new();
     sb.write("argv_trial.py", ARGV_TRIAL);
     let katib = sb.write("katib.yaml", KATIB);
@@ -368,4 +369,25 @@ fn a_converted_katib_experiment_runs_here_with_each_trial_reading_its_flag_from_
         );
     }
     assert_distinct_assignments(&status, 3);
+    // The additional metric is observed per trial (min, max, latest) and shown.
+    for trial in trials(&status) {
+        assert_eq!(
+            trial["metrics"],
+            serde_json::json!([{"name": "loss", "min": 5.0, "max": 10.0, "latest": 5.0}]),
+            "{trial}"
+        );
+    }
+    let observed = &status["status"]["currentOptimalTrial"]["observation"]["metrics"];
+    assert_eq!(observed[1]["name"], "loss", "{observed}");
+    let csv = sb.ok(&["export", "experiment", "from-katib"]);
+    assert!(
+        csv.starts_with("trial,job,state,knob,accuracy,loss,step,"),
+        "{csv}"
+    );
+    let describe = sb.ok(&["describe", "experiment", "from-katib"]);
+    assert!(
+        describe.contains("ACCURACY") && describe.contains("LOSS"),
+        "{describe}"
+    );
+    assert!(describe.contains("5.000000"), "{describe}");
 }

@@ -114,6 +114,54 @@ fn a_backfilled_job_never_delays_the_reserved_head_job() {
 }
 
 #[test]
+fn a_job_name_that_ran_before_is_expected_to_run_as_long_and_the_reservation_counts_on_it() {
+    let mut sb = Sandbox::new();
+    sb.gpus = Some("0".into());
+    sb.write("mark.sh", "sleep \"$HOLD\"\n");
+    // `train` ran once, for about 5 s, and was deleted; the run is remembered.
+    let once = gpu_job(&sb, "train", 1, "5", None);
+    sb.ok(&["run", &once]);
+    sb.ok(&["delete", "train"]);
+    // Run again (no deadline): the queue expects it to end about 5 s after it started.
+    let again = gpu_job(&sb, "train", 1, "30", None);
+    sb.ok(&["submit", &again]);
+    sb.until("train", "train running", |s| {
+        s["status"]["phase"] == "Running"
+    });
+    let fresh = gpu_job(&sb, "fresh", 1, "0", None);
+    sb.ok(&["submit", &fresh]);
+    let q: serde_json::Value = serde_json::from_str(&sb.ok(&["queue", "-o", "json"])).unwrap();
+    let head = &q["items"][0];
+    assert_eq!(head["name"], "fresh", "{q}");
+    assert!(
+        head["reservedAt"].is_string(),
+        "the reservation counts on train's earlier run: {q}"
+    );
+    assert_eq!(head["expectedRunSeconds"], serde_json::Value::Null, "{q}");
+    let table = sb.ok(&["queue"]);
+    assert!(
+        table.lines().next().unwrap().contains("EXPECTED RUN"),
+        "{table}"
+    );
+    assert!(
+        table.lines().nth(1).unwrap().contains(" unknown "),
+        "{table}"
+    );
+    sb.ok(&["delete", "train", "fresh"]);
+    // Submitted again while another job holds the GPU, train waits with its estimate shown.
+    let hold = gpu_job(&sb, "hold", 1, "30", None);
+    sb.ok(&["submit", &hold]);
+    sb.until("hold", "hold running", |s| {
+        s["status"]["phase"] == "Running"
+    });
+    sb.ok(&["submit", &again]);
+    let q: serde_json::Value = serde_json::from_str(&sb.ok(&["queue", "-o", "json"])).unwrap();
+    let expected = q["items"][0]["expectedRunSeconds"].as_f64().unwrap();
+    assert!((4.5..10.0).contains(&expected), "{q}");
+    sb.ok(&["delete", "hold", "train"]);
+}
+
+#[test]
 fn queue_json_lists_waiting_jobs_in_order() {
     let mut sb = Sandbox::new();
     sb.gpus = Some("0".into());

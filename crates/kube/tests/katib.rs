@@ -316,6 +316,27 @@ fn no_prefix_of_a_katib_experiment_makes_the_converter_panic() {
 }
 
 #[test]
+fn the_primary_container_is_the_trial_even_after_a_sidecar() {
+    let text = fixture("random-job.yaml").replacen(
+        "            containers:\n",
+        "            containers:\n              - {name: proxy, image: envoy:1, command: [envoy]}\n",
+        1,
+    );
+    let Ok(Conversion::Experiment(c)) = convert_document(&text) else {
+        panic!("not converted")
+    };
+    let t = &c.experiment.spec.trial_template.spec;
+    assert_eq!(t.command, ["python3", "/opt/mxnet-mnist/mnist.py"]);
+    assert!(
+        c.dropped
+            .iter()
+            .any(|d| d.contains("(proxy): sidecar containers")),
+        "{:?}",
+        c.dropped
+    );
+}
+
+#[test]
 fn hyperparameter_values_are_typed_as_the_job_file_would_hold_them() {
     let (exp, _) = convert("hyperband-job.yaml");
     let h = &exp.spec.trial_template.spec.hyperparameters;

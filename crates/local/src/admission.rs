@@ -19,7 +19,9 @@
 use std::net::TcpListener;
 
 use trainctl_core::queue::fair_share::{decayed_usage, Usage, DEFAULT_HALF_LIFE_S};
-use trainctl_core::queue::{decide, explain, Decisions, Policy, PolicyKind, QueueEntry, QueueJob};
+use trainctl_core::queue::{
+    decide, estimate, explain, Decisions, Policy, PolicyKind, QueueEntry, QueueJob,
+};
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
@@ -211,7 +213,7 @@ fn queue_jobs(claims: &Claims, now: f64) -> QueueJobs {
             attained_gpu_s: ran * f64::from(j.gpus),
             ran_s: ran,
             since,
-            remaining_s: deadline.map(|d| (d - ran).max(0.0)),
+            remaining_s: estimate(deadline, &j.earlier_runs_s, ran).map(|e| e.remaining_s),
             usage: usage_of(&user(j)),
         };
         if j.holding {

@@ -9,6 +9,7 @@ use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 use serde::Serialize;
+use trainctl_core::queue::ESTIMATE_RUNS;
 use trainctl_core::state_machine::{JobPhase, Outcome};
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
@@ -18,7 +19,7 @@ mod job_row;
 mod replica_status;
 mod schema;
 
-pub use experiments::{ExperimentRow, TrialRow};
+pub use experiments::{ExperimentRow, ObservedMetric, TrialRow};
 use job_row::json_list;
 pub use job_row::{JobRow, UnreadableJob};
 pub use replica_status::ReplicaStatus;
@@ -472,7 +473,8 @@ impl Store {
         Ok(())
     }
 
-    /// Records the job's phase; the end time is set when it becomes terminal.
+    /// Records the job's phase; the end time is set when it becomes terminal, and a
+    /// successful run's duration is kept for the queue's estimates of its name.
     pub fn set_phase(
         &self,
         job: &str,
@@ -496,6 +498,16 @@ impl Store {
                 ],
             )
             .at(&self.path)?;
+        if phase == JobPhase::Succeeded {
+            self.conn
+                .execute(
+                    "INSERT OR IGNORE INTO runs (name, seq, ran_s, finished)
+                     SELECT name, seq, finished - started, finished FROM jobs
+                     WHERE name = ?1 AND started IS NOT NULL AND finished IS NOT NULL",
+                    [job],
+                )
+                .at(&self.path)?;
+        }
         Ok(())
     }
 
@@ -878,6 +890,9 @@ pub struct GpuJob {
     pub finished: Option<f64>,
     /// Its job file (None if the stored spec no longer parses).
     pub spec: Option<TrainingJob>,
+    /// How long earlier successful runs of its name took, latest first (at most
+    /// [`ESTIMATE_RUNS`]).
+    pub earlier_runs_s: Vec<f64>,
 }
 
 /// What one replica is granted.
@@ -923,9 +938,18 @@ impl Allocation<'_> {
                         started: r.get(8)?,
                         finished: r.get(9)?,
                         spec: serde_json::from_str(&r.get::<_, String>(5)?).ok(),
+                        earlier_runs_s: Vec::new(),
                     });
                 }
                 claims.held_gpus.extend(held);
+            }
+            let mut runs = self.tx.prepare(
+                "SELECT ran_s FROM runs WHERE name = ?1 ORDER BY finished DESC LIMIT ?2",
+            )?;
+            for j in claims.gpu_jobs.iter_mut().filter(|j| !j.ended) {
+                j.earlier_runs_s = runs
+                    .query_map(params![j.name, ESTIMATE_RUNS as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
             }
             Ok(claims)
         };

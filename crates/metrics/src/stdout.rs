@@ -1,4 +1,5 @@
-//! Metrics in what replicas print: Katib's `name=value` pairs, the progress form
+//! Metrics in what replicas print: Katib's `name=value` pairs (`step=N` among them gives the
+//! line's step), the progress form
 //! `Step: 120, Epoch: 2, Batch: 40 of 60, Cost: 0.53, AvgTime: 3.1ms`, and a regular
 //! expression from the job file (`spec.metrics.regex`). Lines that match none are ignored, and
 //! so are values that are no finite number.
@@ -108,8 +109,15 @@ impl StdoutParser {
         if let Some(parsed) = progress_line(line) {
             return parsed;
         }
+        let mut metrics = katib_pairs(line);
+        // `step=N` (a whole number) is the line's step, not a metric.
+        let step = metrics
+            .iter()
+            .position(|(name, v)| name == "step" && v.fract() == 0.0 && v.abs() < 9e15)
+            .map(|i| metrics.remove(i).1 as i64);
         Line {
-            metrics: katib_pairs(line),
+            step,
+            metrics,
             ..Line::default()
         }
     }

@@ -37,6 +37,18 @@ fn katib_name_value_pairs_are_metrics_without_a_step() {
 }
 
 #[test]
+fn a_step_pair_gives_the_line_its_step_and_is_no_metric() {
+    let p = builtin();
+    let line = p.parse("accuracy=0.93 loss=0.2 step=120");
+    assert_eq!(line.step, Some(120));
+    assert_eq!(metrics(&line), [("accuracy", 0.93), ("loss", 0.2)]);
+    // A step that is no whole number stays a metric, and the line has no step.
+    let odd = p.parse("step=1.5 loss=0.2");
+    assert_eq!(odd.step, None);
+    assert_eq!(metrics(&odd), [("step", 1.5), ("loss", 0.2)]);
+}
+
+#[test]
 fn the_progress_form_gives_the_step_its_metrics_and_the_progress() {
     let line = builtin().parse("Step: 120, Epoch: 2, Batch: 40 of 60, Cost: 0.53, AvgTime: 3.1ms");
     assert_eq!(line.step, Some(120));

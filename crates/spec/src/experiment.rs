@@ -345,13 +345,40 @@ impl Experiment {
         Sampler::new(&a.algorithm_name, &a.settings())
     }
 
-    /// The early-stopping rule, if any.
+    /// The early-stopping rule, if any. Successive halving without `max_resource` runs a
+    /// full trial for the template's `epochs` (its hyperparameter, else the largest value of
+    /// a searched `epochs`), when that is above `min_resource`; otherwise the most steps a
+    /// completed trial reported.
     pub fn early_stopping(&self) -> Result<Option<EarlyStopping>, SearchError> {
-        self.spec
+        let mut rule = self
+            .spec
             .early_stopping
             .as_ref()
             .map(|a| EarlyStopping::new(&a.algorithm_name, &a.settings()))
-            .transpose()
+            .transpose()?;
+        if let Some(EarlyStopping::Asha(h) | EarlyStopping::Hyperband(h)) = rule.as_mut() {
+            if h.max_resource.is_none() {
+                h.max_resource = self.epochs().filter(|e| *e > h.min_resource);
+            }
+        }
+        Ok(rule)
+    }
+
+    /// The epochs of a full trial: the template's `epochs` hyperparameter, else the upper
+    /// bound of a searched `epochs` parameter.
+    fn epochs(&self) -> Option<f64> {
+        const EPOCHS: &str = "epochs";
+        let fixed = self.spec.trial_template.spec.hyperparameters.get(EPOCHS);
+        let searched = || {
+            let p = self.spec.parameters.iter().find(|p| p.name == EPOCHS)?;
+            match p.to_search().ok()?.domain {
+                Domain::Int { max, .. } => Some(max as f64),
+                Domain::Double { max, .. } => Some(max),
+                Domain::Discrete(values) => values.into_iter().reduce(f64::max),
+                Domain::Categorical(_) => None,
+            }
+        };
+        fixed.and_then(number).or_else(searched)
     }
 
     /// Trials at once (default 1).

@@ -197,3 +197,38 @@ fn bad_experiments_get_located_errors() {
         );
     }
 }
+
+/// The max_resource of the experiment's successive halving, if any.
+fn max_resource(text: &str) -> Option<f64> {
+    let exp = parse_experiment_str("exp.yaml", text).unwrap();
+    match exp.early_stopping().unwrap() {
+        Some(EarlyStopping::Asha(h) | EarlyStopping::Hyperband(h)) => h.max_resource,
+        other => panic!("not successive halving: {other:?}"),
+    }
+}
+
+#[test]
+fn asha_without_max_resource_runs_full_trials_for_the_templates_epochs() {
+    // The template's epochs hyperparameter (9).
+    assert_eq!(max_resource(EXAMPLE), Some(9.0));
+    // A max_resource that is given wins.
+    let given = EXAMPLE.replace(
+        "{algorithmName: asha}",
+        "{algorithmName: asha, algorithmSettings: [{name: max_resource, value: \"27\"}]}",
+    );
+    assert_eq!(max_resource(&given), Some(27.0));
+    // A searched epochs: its largest value.
+    let searched = EXAMPLE
+        .replace("hyperparameters: {epochs: 9}", "hyperparameters: {}")
+        .replace(
+            "  trialTemplate:",
+            "    - {name: epochs, parameterType: int, feasibleSpace: {min: 2, max: 6}}\n  trialTemplate:",
+        );
+    assert_eq!(max_resource(&searched), Some(6.0));
+    // No epochs anywhere: the most steps a completed trial reports (decided later).
+    let none = EXAMPLE.replace("hyperparameters: {epochs: 9}", "hyperparameters: {}");
+    assert_eq!(max_resource(&none), None);
+    // Epochs not above min_resource say nothing about rungs.
+    let one = EXAMPLE.replace("{epochs: 9}", "{epochs: 1}");
+    assert_eq!(max_resource(&one), None);
+}

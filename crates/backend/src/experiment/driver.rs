@@ -166,6 +166,8 @@ impl Driver<'_> {
             if ended {
                 // The supervisor has exited: its last collection is in; read it.
                 t.intermediate = reader.values()?;
+                t.metrics =
+                    reader.observed(&self.exp.spec.spec.objective.additional_metric_names)?;
                 self.end_trial(
                     t,
                     job.as_ref()
@@ -346,6 +348,7 @@ impl Driver<'_> {
                 message: String::new(),
                 started: now(),
                 finished: None,
+                metrics: Vec::new(),
             };
             self.store.insert_trial(&self.exp.name, &row)?;
             total += 1;

@@ -1,5 +1,6 @@
 //! All trials of an experiment as CSV or JSON rows, for notebooks: number, job, state, each
-//! parameter, the objective's counted value and last step, times and message.
+//! parameter, the objective's counted value, each additional metric's latest value, the last
+//! step, times and message.
 
 use serde_json::{json, Value};
 use trainctl_local::store::{ExperimentRow, TrialRow};
@@ -18,6 +19,10 @@ pub fn rows(exp: &ExperimentRow, trials: &[TrialRow]) -> Vec<Value> {
                 row.insert(n.clone(), json!(v));
             }
             row.insert(metric.clone(), json!(t.value));
+            for name in &exp.spec.spec.objective.additional_metric_names {
+                let m = t.metrics.iter().find(|m| m.name == *name);
+                row.insert(name.clone(), json!(m.map(|m| m.latest)));
+            }
             row.insert("step".into(), json!(t.intermediate.last().map(|p| p.0)));
             row.insert("started".into(), json!(t.started));
             row.insert("finished".into(), json!(t.finished));
@@ -46,6 +51,14 @@ pub fn csv(exp: &ExperimentRow, trials: &[TrialRow]) -> String {
     let mut columns: Vec<String> = ["trial", "job", "state"].map(String::from).to_vec();
     columns.extend(exp.spec.spec.parameters.iter().map(|p| p.name.clone()));
     columns.push(metric.clone());
+    columns.extend(
+        exp.spec
+            .spec
+            .objective
+            .additional_metric_names
+            .iter()
+            .cloned(),
+    );
     columns.extend(["step", "started", "finished", "message"].map(String::from));
     let rows = rows(exp, trials);
     let mut out = columns

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::Result;
+use trainctl_local::store::ObservedMetric;
 use trainctl_local::Home;
 use trainctl_metrics::job::JobMetrics;
 use trainctl_spec::{Experiment, MetricStrategyType, ObjectiveType};
@@ -27,6 +28,25 @@ impl ObjectiveReader {
     pub fn values(&mut self) -> Result<Vec<(u64, f64)>> {
         self.metrics.poll()?;
         Ok(values_by_step(&self.metrics.runs(), &self.metric))
+    }
+
+    /// What the trial reported of each of `names` (those it reported at all), as of the
+    /// last poll.
+    pub fn observed(&mut self, names: &[String]) -> Result<Vec<ObservedMetric>> {
+        let runs = self.metrics.runs();
+        Ok(names
+            .iter()
+            .filter_map(|name| {
+                let values = values_by_step(&runs, name);
+                let vs = values.iter().map(|p| p.1);
+                Some(ObservedMetric {
+                    name: name.clone(),
+                    min: vs.clone().reduce(f64::min)?,
+                    max: vs.reduce(f64::max)?,
+                    latest: values.last()?.1,
+                })
+            })
+            .collect())
     }
 }
 

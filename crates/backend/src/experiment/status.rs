@@ -87,13 +87,15 @@ pub fn object(exp: &ExperimentRow, trials: &[TrialRow]) -> Value {
             "parameterAssignments": t.assignment.iter()
                 .map(|(n, v)| json!({"name": n, "value": v.to_string()}))
                 .collect::<Vec<_>>(),
-            "observation": {"metrics": [{
+            "observation": {"metrics": std::iter::once(json!({
                 "name": metric,
                 "min": vs.clone().reduce(f64::min),
                 "max": vs.clone().reduce(f64::max),
                 "latest": t.intermediate.last().map(|p| p.1),
                 "value": t.value,
-            }]},
+            }))
+            .chain(t.metrics.iter().map(|m| json!(m)))
+            .collect::<Vec<_>>()},
         })
     });
     let mut conditions = vec![json!({"type": "Created", "status": "True"})];

@@ -1,5 +1,6 @@
 //! The live table of `trainctl run experiment.yaml`: counts per state, the best trial so far
-//! with its parameters, one row per trial.
+//! with its parameters, one row per trial (the objective, then each additional metric's
+//! latest value).
 
 use std::fmt::Write;
 
@@ -32,7 +33,10 @@ pub fn render(exp: &ExperimentRow, trials: &[TrialRow], now: f64) -> String {
     if let Some(t) = trials.first() {
         header.extend(t.assignment.iter().map(|(n, _)| n.to_uppercase()));
     }
-    header.extend([metric.to_uppercase(), "STEP".into(), "DURATION".into()]);
+    let additional = &exp.spec.spec.objective.additional_metric_names;
+    header.push(metric.to_uppercase());
+    header.extend(additional.iter().map(|n| n.to_uppercase()));
+    header.extend(["STEP".into(), "DURATION".into()]);
     let rows: Vec<Vec<String>> = trials
         .iter()
         .map(|t| {
@@ -43,6 +47,12 @@ pub fn render(exp: &ExperimentRow, trials: &[TrialRow], now: f64) -> String {
                     .or(t.intermediate.last().map(|p| p.1))
                     .map_or("-".into(), |v| format!("{v:.6}")),
             );
+            row.extend(additional.iter().map(|n| {
+                t.metrics
+                    .iter()
+                    .find(|m| m.name == *n)
+                    .map_or("-".into(), |m| format!("{:.6}", m.latest))
+            }));
             row.push(
                 t.intermediate
                     .last()

@@ -19,6 +19,8 @@ pub struct QueueEntry<K> {
     pub level: u32,
     /// Whether the starvation guard has promoted it.
     pub promoted: bool,
+    /// How long it is expected to run once started (None: unknown, taken as long).
+    pub expected_run_s: Option<f64>,
     /// Why it does not run yet.
     pub reason: WaitReason<K>,
 }
@@ -63,7 +65,8 @@ impl<K: Display> WaitReason<K> {
                 human_duration(at - now)
             ),
             WaitReason::Reserved { .. } => {
-                "first in line; no running job has a known end (set activeDeadlineSeconds)"
+                "first in line; no running job has a known end (set activeDeadlineSeconds, or \
+                 run a job of the same name once to completion)"
                     .to_string()
             }
             WaitReason::NeedsGpus { need, free } => {
@@ -78,7 +81,7 @@ impl<K: Display> WaitReason<K> {
 }
 
 /// `3h`, `12m`, `40s`.
-fn human_duration(s: f64) -> String {
+pub fn human_duration(s: f64) -> String {
     let s = s.max(0.0);
     if s >= 7_200.0 {
         format!("{:.0}h", s / 3_600.0)
@@ -143,6 +146,7 @@ pub fn explain<K: Clone + PartialEq>(
                 gpus: job.gpus,
                 level: key.class.level,
                 promoted: key.class.promoted_at.0.is_finite(),
+                expected_run_s: job.remaining_s,
                 reason,
             }
         })

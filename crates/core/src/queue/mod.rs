@@ -19,6 +19,7 @@
 //! Among equals (same priority, same level, promoted or not) the user with the least recent
 //! GPU usage ([`fair_share`]) goes first, then arrival order.
 
+mod estimate;
 mod explain;
 pub mod fair_share;
 mod order;
@@ -26,7 +27,8 @@ mod policy;
 mod reservation;
 mod wake;
 
-pub use explain::{explain, QueueEntry, WaitReason};
+pub use estimate::{estimate, Estimate, EstimateSource, ESTIMATE_RUNS};
+pub use explain::{explain, human_duration, QueueEntry, WaitReason};
 pub use order::level_of;
 pub use policy::{LasConfig, Policy, PolicyKind, UNKNOWN_RUN_S};
 pub use reservation::Reservation;
@@ -57,7 +59,8 @@ pub struct QueueJob<K> {
     pub ran_s: f64,
     /// When its current wait (waiting job) or current run (running job) began.
     pub since: f64,
-    /// Expected run time still needed, when known (a deadline, an estimate, an oracle).
+    /// Expected run time still needed, when known (a deadline, earlier runs of its name
+    /// ([`estimate`]), an oracle).
     pub remaining_s: Option<f64>,
     /// Its user's decayed recent GPU usage ([`fair_share::decayed_usage`]).
     pub usage: f64,

@@ -318,6 +318,9 @@ fn trial_template(
         }
     }
     let mut trial = t["trialSpec"].clone();
+    if let Some(primary) = t["primaryContainerName"].as_str() {
+        primary_first(&mut trial, primary);
+    }
     let found = placeholders::take(&mut trial, &format!("{at}.trialSpec"))?;
     let mut references = BTreeMap::new();
     for (i, tp) in t["trialParameters"]
@@ -384,6 +387,27 @@ fn trial_template(
             .map(|d| format!("{at}.trialSpec.{d}")),
     );
     Ok((converted.job.spec, flags))
+}
+
+/// Moves the container named `primary` to the front of every pod's container list, where
+/// the job conversion looks for the training container (after the framework's own name).
+fn primary_first(v: &mut Value, primary: &str) {
+    match v {
+        Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                if let (true, Value::Array(containers)) = (k == "containers", &mut *item) {
+                    if let Some(i) = containers.iter().position(|c| c["name"] == primary) {
+                        let c = containers.remove(i);
+                        containers.insert(0, c);
+                    }
+                } else {
+                    primary_first(item, primary);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| primary_first(i, primary)),
+        _ => {}
+    }
 }
 
 /// Katib's metrics collector: standard output is what trainctl reads anyway, and TensorFlow

@@ -57,6 +57,21 @@ pub struct TrialRow {
     pub started: f64,
     /// When it ended.
     pub finished: Option<f64>,
+    /// Its other metrics (`additionalMetricNames`), those it reported.
+    pub metrics: Vec<ObservedMetric>,
+}
+
+/// What a trial reported of one metric, as in Katib's observation.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ObservedMetric {
+    /// The metric.
+    pub name: String,
+    /// Its smallest value.
+    pub min: f64,
+    /// Its largest value.
+    pub max: f64,
+    /// Its value at the last step.
+    pub latest: f64,
 }
 
 fn json<T: serde::de::DeserializeOwned>(i: usize, s: String) -> rusqlite::Result<T> {
@@ -91,6 +106,7 @@ fn trial_from_row(r: &Row) -> rusqlite::Result<TrialRow> {
         message: r.get("message")?,
         started: r.get("started")?,
         finished: r.get("finished")?,
+        metrics: json(10, r.get("metrics")?)?,
     })
 }
 
@@ -222,7 +238,7 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE trials SET state = ?3, value = ?4, intermediate = ?5, message = ?6,
-             finished = ?7 WHERE experiment = ?1 AND number = ?2",
+             finished = ?7, metrics = ?8 WHERE experiment = ?1 AND number = ?2",
                 params![
                     experiment,
                     trial.number as i64,
@@ -230,7 +246,8 @@ impl Store {
                     trial.value,
                     serde_json::to_string(&trial.intermediate)?,
                     trial.message,
-                    trial.finished
+                    trial.finished,
+                    serde_json::to_string(&trial.metrics)?
                 ],
             )
             .at(&self.path)?;

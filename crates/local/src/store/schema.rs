@@ -10,7 +10,7 @@ use super::{At, StoreError};
 
 /// Step `i` brings a database from version `i` to `i + 1`. Append only: users' databases
 /// went through every released step as it was.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this trainctl writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -103,6 +103,24 @@ CREATE TABLE trials (
     finished REAL,
     PRIMARY KEY (experiment, number)
 );
+";
+
+/// Version 3: how long each successful job ran, kept after the job is deleted, so the queue
+/// can expect a job to run about as long as earlier runs of its name did.
+const V3: &str = "
+CREATE TABLE runs (
+    name TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ran_s REAL NOT NULL,
+    finished REAL NOT NULL,
+    PRIMARY KEY (name, seq)
+);
+";
+
+/// Version 4: each trial's other metrics (the experiment's `additionalMetricNames`), as a
+/// JSON list of `{name, min, max, latest}`.
+const V4: &str = "
+ALTER TABLE trials ADD COLUMN metrics TEXT NOT NULL DEFAULT '[]';
 ";
 
 /// The schema version of the database on `conn` (0 for a new or unversioned one).

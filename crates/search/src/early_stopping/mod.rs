@@ -38,7 +38,7 @@ pub struct Halving {
     /// `reduction_factor` (default 3).
     pub reduction_factor: f64,
     /// Steps of a full trial (`max_resource`); when absent, the most steps a completed trial
-    /// reported (the engine passes the template's `epochs`).
+    /// reported (an experiment file fills it from its template's `epochs`).
     pub max_resource: Option<f64>,
 }
 
