@@ -4,7 +4,8 @@
 //! ([`trainctl_metrics::collect::Collector`]) parses it with the job's `spec.metrics` into a
 //! metrics database (`<dir>/metrics.db`) and TensorBoard event files
 //! (`<dir>/stdout/<replica>/`). So a cluster job's series are exactly what the same output
-//! would give locally.
+//! would give locally. `collect` follows the live pods' logs as streams; the one-shot
+//! reads ([`job_metrics`]) read each log once.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +18,7 @@ use trainctl_metrics::series::Run;
 use trainctl_metrics::stdout::StdoutParser;
 
 use crate::client::{Cluster, LogSource};
+use crate::log_mirror::LogMirror;
 
 /// Every run of a cluster job (`stdout/<replica>`) with its scalar series, parsed from the
 /// logs of all its attempts, as the local `trainctl metrics` reports them.
@@ -36,7 +38,8 @@ pub async fn job_metrics(cluster: &Cluster, name: &str) -> Result<Vec<(String, R
 
 /// Follows a cluster job until it ends, recording its metrics under `dir` every `every`:
 /// `metrics.db`, event files under `stdout/<replica>/` (TensorBoard reads them) and a copy
-/// of the attempt logs under `logs/`. Calls `progress` with the points each pass added.
+/// of the attempt logs under `logs/`, each live pod's log followed as a stream
+/// ([`LogMirror`]). Calls `progress` with the points each pass added.
 pub async fn collect_job(
     cluster: &Cluster,
     name: &str,
@@ -45,10 +48,14 @@ pub async fn collect_job(
     progress: &mut dyn FnMut(usize),
 ) -> Result<()> {
     let mut collector = open_collector(cluster, name, dir).await?;
+    let mut mirror = LogMirror::new(dir);
     loop {
-        let ended = mirror_logs(cluster, name, dir).await?;
-        progress(collector.collect(ended)?);
-        if ended {
+        let ended = mirror.pass(cluster, name).await?;
+        // Once the job has ended, the followers end with the last lines of its pods.
+        let idle = mirror.idle().await?;
+        let complete = ended && idle;
+        progress(collector.collect(complete)?);
+        if complete {
             return Ok(());
         }
         tokio::time::sleep(every).await;
@@ -87,7 +94,7 @@ pub async fn mirror_logs(cluster: &Cluster, name: &str, dir: &Path) -> Result<bo
 }
 
 /// Appends the part of `text` that the file at `path` does not have yet.
-fn append_new_text(folder: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn append_new_text(folder: &Path, path: &Path, text: &str) -> std::io::Result<()> {
     let copied = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
