@@ -36,6 +36,51 @@ pub async fn job_metrics(cluster: &Cluster, name: &str) -> Result<Vec<(String, R
         .collect())
 }
 
+/// A cluster job's metrics kept up to date by following its live pods' logs into a scratch
+/// directory: each [`LiveJobMetrics::runs`] parses only what was printed since the last, and
+/// no log is fetched twice (the dashboard's charts).
+pub struct LiveJobMetrics {
+    /// Holds the scratch directory for as long as the follow lasts.
+    _dir: tempfile::TempDir,
+    mirror: LogMirror,
+    collector: Collector,
+    metrics: JobMetrics,
+}
+
+impl LiveJobMetrics {
+    /// Starts on job `name` (its `spec.metrics` says how to parse its output).
+    pub async fn open(cluster: &Cluster, name: &str) -> Result<Self> {
+        let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
+        let collector = open_collector(cluster, name, dir.path()).await?;
+        Ok(LiveJobMetrics {
+            mirror: LogMirror::new(dir.path()),
+            metrics: JobMetrics::new(dir.path(), dir.path()),
+            collector,
+            _dir: dir,
+        })
+    }
+
+    /// Every run (`stdout/<replica>`) with its series so far, and whether the job had ended
+    /// with every line of its logs read.
+    pub async fn runs(
+        &mut self,
+        cluster: &Cluster,
+        name: &str,
+    ) -> Result<(Vec<(String, Run)>, bool)> {
+        let ended = self.mirror.pass(cluster, name).await?;
+        let complete = self.mirror.idle().await? && ended;
+        self.collector.collect(complete)?;
+        self.metrics.poll()?;
+        let runs = self
+            .metrics
+            .runs()
+            .into_iter()
+            .map(|(run, series)| (run.to_string(), series.clone()))
+            .collect();
+        Ok((runs, complete))
+    }
+}
+
 /// Follows a cluster job until it ends, recording its metrics under `dir` every `every`:
 /// `metrics.db`, event files under `stdout/<replica>/` (TensorBoard reads them) and a copy
 /// of the attempt logs under `logs/`, each live pod's log followed as a stream

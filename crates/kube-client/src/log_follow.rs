@@ -115,6 +115,38 @@ impl LogFollower {
         self
     }
 
+    /// The lines printed so far from where the follower is, read with one plain request (so
+    /// a caller has them at once rather than when a stream brings them); following goes on
+    /// after them. A container still starting, or a pod gone, has none.
+    pub async fn so_far(&mut self) -> Result<Vec<String>> {
+        let params = LogParams {
+            container: self.container.clone(),
+            timestamps: true,
+            since_time: self.mark.map(|m| whole_second(m.at)),
+            tail_lines: self
+                .tail
+                .filter(|_| self.mark.is_none() && self.reconnects == 0),
+            ..LogParams::default()
+        };
+        let text = match self.pods.logs(&self.pod, &params).await {
+            Ok(text) => text,
+            Err(kube::Error::Api(e)) if e.code == 400 || e.code == 404 => return Ok(Vec::new()),
+            Err(e) => bail!("pod {}: cannot read its log: {e}", self.pod),
+        };
+        if matches!(self.state, State::Open { .. }) {
+            self.state = State::Closed { last_read: false };
+        }
+        let mut seen_at_mark = 0;
+        let mut lines = Vec::new();
+        for text in text.lines() {
+            let (at, line) = split_timestamp(text).ok_or_else(|| {
+                anyhow!("pod {}: a log line without a timestamp: {text:?}", self.pod)
+            })?;
+            lines.extend(deliver(&mut self.mark, &mut seen_at_mark, at, line));
+        }
+        Ok(lines)
+    }
+
     /// How many times the log was asked for again after a connection ended early.
     pub fn reconnects(&self) -> u32 {
         self.reconnects

@@ -49,9 +49,15 @@ impl LogMirror {
                 LogSource::Live(pod)
                     if !self.running.contains_key(&key) && !self.followed.contains(&key) =>
                 {
-                    let follower = cluster.log_follower(&pod);
-                    let task = tokio::spawn(follow_into(follower, folder, path));
-                    self.running.insert(key, task);
+                    // What the pod printed so far is in the file when this pass returns.
+                    let mut follower = cluster.log_follower(&pod);
+                    let so_far = follower.so_far().await?;
+                    let mut writer = AttemptFile::open(folder, path)?;
+                    for line in so_far {
+                        writer.append(&line)?;
+                    }
+                    self.running
+                        .insert(key, tokio::spawn(follow_into(follower, writer)));
                 }
                 LogSource::Live(_) => {}
                 // A followed attempt's file has every line; the archive may hold the end of
@@ -84,26 +90,49 @@ impl LogMirror {
     }
 }
 
-/// Appends the lines `follower` delivers to the file at `path` (in `folder`), after the
-/// lines the file already has.
-async fn follow_into(mut follower: LogFollower, folder: PathBuf, path: PathBuf) -> Result<()> {
-    let had = match std::fs::read(&path) {
-        Ok(bytes) => bytes.iter().filter(|b| **b == b'\n').count(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let mut seen = 0;
-    let mut file = None;
-    while let Some(line) = follower.next_line().await? {
-        seen += 1;
-        if seen <= had {
-            continue;
-        }
-        let file = match &mut file {
-            Some(file) => file,
-            None => file.insert(open_append(&folder, &path)?),
+/// An attempt's log file, written after the lines it already had.
+struct AttemptFile {
+    folder: PathBuf,
+    path: PathBuf,
+    /// Lines the file had before this run, still to be skipped.
+    skip: usize,
+    file: Option<std::fs::File>,
+}
+
+impl AttemptFile {
+    /// The file at `path` (in `folder`); counts the lines it has.
+    fn open(folder: PathBuf, path: PathBuf) -> Result<Self> {
+        let skip = match std::fs::read(&path) {
+            Ok(bytes) => bytes.iter().filter(|b| **b == b'\n').count(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        writeln!(file, "{line}").with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(AttemptFile {
+            folder,
+            path,
+            skip,
+            file: None,
+        })
+    }
+
+    /// Appends the next line of the attempt (unless the file had it).
+    fn append(&mut self, line: &str) -> Result<()> {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return Ok(());
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(open_append(&self.folder, &self.path)?),
+        };
+        writeln!(file, "{line}").with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
+/// Appends the lines `follower` delivers to `file`.
+async fn follow_into(mut follower: LogFollower, mut file: AttemptFile) -> Result<()> {
+    while let Some(line) = follower.next_line().await? {
+        file.append(&line)?;
     }
     Ok(())
 }

@@ -45,6 +45,8 @@ impl Local {
 pub struct Dashboard {
     pub(crate) source: Source,
     pub(crate) access: Access,
+    /// The followed logs behind the charts of cluster jobs.
+    pub(crate) cluster_charts: crate::cluster::ClusterCharts,
 }
 
 impl Dashboard {
@@ -54,7 +56,11 @@ impl Dashboard {
             home,
             charts: Charts::default(),
         });
-        Dashboard { source, access }
+        Dashboard {
+            source,
+            access,
+            cluster_charts: Default::default(),
+        }
     }
 
     /// A dashboard over the TrainingJobs of a cluster's namespace.
@@ -62,6 +68,7 @@ impl Dashboard {
         Dashboard {
             source: Source::Cluster(cluster),
             access,
+            cluster_charts: Default::default(),
         }
     }
 
