@@ -99,6 +99,8 @@ pub trait Backend {
     async fn delete(&mut self, name: &str, grace: Duration) -> Result<()>;
     /// Stops every replica and keeps the job, or starts them again.
     async fn set_suspended(&mut self, name: &str, suspended: bool) -> Result<()>;
+    /// Resumes every job suspended because its supervisor was lost; returns their names.
+    async fn resume_lost(&mut self) -> Result<Vec<String>>;
     /// Every run of the job with its scalar series.
     async fn metrics(&mut self, name: &str) -> Result<Vec<(String, Run)>>;
     /// Records the job's metrics under `dir` until it ends; `progress` gets the points each

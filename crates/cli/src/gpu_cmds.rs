@@ -82,14 +82,19 @@ pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
     })
 }
 
-/// The process groups of the local engine's running replicas (none when there is no state
-/// directory yet: doctor never creates one).
-fn replica_groups() -> BTreeSet<u32> {
+/// The local engine when trainctl has a state directory here (doctor and top never create
+/// one).
+fn existing_engine() -> Result<Option<LocalEngine>> {
     let home = Home::from_env();
     if !home.db_path().exists() {
-        return BTreeSet::new();
+        return Ok(None);
     }
-    let Ok(engine) = LocalEngine::open(home) else {
+    Ok(Some(LocalEngine::open(home)?))
+}
+
+/// The process groups of the local engine's running replicas.
+fn replica_groups() -> BTreeSet<u32> {
+    let Ok(Some(engine)) = existing_engine() else {
         return BTreeSet::new();
     };
     let store = engine.store();
@@ -133,18 +138,20 @@ pub enum TopWhat {
 
 /// Prints `top node` or `top job`, once or (`--watch`) until interrupted.
 pub fn top(args: &TopArgs) -> Result<ExitCode> {
-    let engine = LocalEngine::open(Home::from_env())?;
+    let engine = existing_engine()?;
+    let store = engine.as_ref().map(LocalEngine::store);
     loop {
         let text = match &args.what {
             TopWhat::Node => {
-                let node = trainctl_backend::top::node(engine.store(), &System)?;
+                let node = trainctl_backend::top::node(store, &System)?;
                 format_or(args.output, &node, || node_table(&node))?
             }
             TopWhat::Job { job } => {
                 if let Some(name) = job {
-                    engine
-                        .store()
-                        .job(name)?
+                    store
+                        .map(|s| s.job(name))
+                        .transpose()?
+                        .flatten()
                         .ok_or_else(|| anyhow::anyhow!("job {name:?} not found"))?;
                 }
                 let interval = if args.watch {
@@ -152,12 +159,8 @@ pub fn top(args: &TopArgs) -> Result<ExitCode> {
                 } else {
                     args.interval.min(std::time::Duration::from_secs(1))
                 };
-                let used = trainctl_backend::top::replicas(
-                    engine.store(),
-                    &System,
-                    job.as_deref(),
-                    interval,
-                )?;
+                let used =
+                    trainctl_backend::top::replicas(store, &System, job.as_deref(), interval)?;
                 format_or(args.output, &used, || replicas_table(&used))?
             }
         };

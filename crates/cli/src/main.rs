@@ -71,7 +71,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         } if experiment_cmds::is_kind_word(&jobs[0]) => {
             experiment_cmds::delete(&jobs[1..], std::time::Duration::from_secs(grace_period))
         }
-        Command::Resume(a) if experiment_cmds::is_kind_word(&a.job.job) => {
+        Command::Resume(a) if a.job.as_deref().is_some_and(experiment_cmds::is_kind_word) => {
             let name = a
                 .name
                 .context("give the experiment: trainctl resume experiment NAME")?;
