@@ -289,6 +289,12 @@ impl Cluster {
         }
     }
 
+    /// A follower of a live pod's log: every line once, through dropped connections, until
+    /// the pod ends.
+    pub fn log_follower(&self, pod: &str) -> crate::log_follow::LogFollower {
+        crate::log_follow::LogFollower::new(self.pods(), pod, None)
+    }
+
     /// A live pod's log, streamed until the pod ends.
     pub async fn follow_pod_log(&self, pod: &str) -> Result<impl futures::AsyncBufRead + use<>> {
         let params = LogParams {

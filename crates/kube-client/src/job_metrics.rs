@@ -4,7 +4,8 @@
 //! ([`trainctl_metrics::collect::Collector`]) parses it with the job's `spec.metrics` into a
 //! metrics database (`<dir>/metrics.db`) and TensorBoard event files
 //! (`<dir>/stdout/<replica>/`). So a cluster job's series are exactly what the same output
-//! would give locally.
+//! would give locally. `collect` follows the live pods' logs as streams; the one-shot
+//! reads ([`job_metrics`]) read each log once.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +18,7 @@ use trainctl_metrics::series::Run;
 use trainctl_metrics::stdout::StdoutParser;
 
 use crate::client::{Cluster, LogSource};
+use crate::log_mirror::LogMirror;
 
 /// Every run of a cluster job (`stdout/<replica>`) with its scalar series, parsed from the
 /// logs of all its attempts, as the local `trainctl metrics` reports them.
@@ -34,9 +36,55 @@ pub async fn job_metrics(cluster: &Cluster, name: &str) -> Result<Vec<(String, R
         .collect())
 }
 
+/// A cluster job's metrics kept up to date by following its live pods' logs into a scratch
+/// directory: each [`LiveJobMetrics::runs`] parses only what was printed since the last, and
+/// no log is fetched twice (the dashboard's charts).
+pub struct LiveJobMetrics {
+    /// Holds the scratch directory for as long as the follow lasts.
+    _dir: tempfile::TempDir,
+    mirror: LogMirror,
+    collector: Collector,
+    metrics: JobMetrics,
+}
+
+impl LiveJobMetrics {
+    /// Starts on job `name` (its `spec.metrics` says how to parse its output).
+    pub async fn open(cluster: &Cluster, name: &str) -> Result<Self> {
+        let dir = tempfile::tempdir().context("cannot create a scratch directory")?;
+        let collector = open_collector(cluster, name, dir.path()).await?;
+        Ok(LiveJobMetrics {
+            mirror: LogMirror::new(dir.path()),
+            metrics: JobMetrics::new(dir.path(), dir.path()),
+            collector,
+            _dir: dir,
+        })
+    }
+
+    /// Every run (`stdout/<replica>`) with its series so far, and whether the job had ended
+    /// with every line of its logs read.
+    pub async fn runs(
+        &mut self,
+        cluster: &Cluster,
+        name: &str,
+    ) -> Result<(Vec<(String, Run)>, bool)> {
+        let ended = self.mirror.pass(cluster, name).await?;
+        let complete = self.mirror.idle().await? && ended;
+        self.collector.collect(complete)?;
+        self.metrics.poll()?;
+        let runs = self
+            .metrics
+            .runs()
+            .into_iter()
+            .map(|(run, series)| (run.to_string(), series.clone()))
+            .collect();
+        Ok((runs, complete))
+    }
+}
+
 /// Follows a cluster job until it ends, recording its metrics under `dir` every `every`:
 /// `metrics.db`, event files under `stdout/<replica>/` (TensorBoard reads them) and a copy
-/// of the attempt logs under `logs/`. Calls `progress` with the points each pass added.
+/// of the attempt logs under `logs/`, each live pod's log followed as a stream
+/// ([`LogMirror`]). Calls `progress` with the points each pass added.
 pub async fn collect_job(
     cluster: &Cluster,
     name: &str,
@@ -45,10 +93,14 @@ pub async fn collect_job(
     progress: &mut dyn FnMut(usize),
 ) -> Result<()> {
     let mut collector = open_collector(cluster, name, dir).await?;
+    let mut mirror = LogMirror::new(dir);
     loop {
-        let ended = mirror_logs(cluster, name, dir).await?;
-        progress(collector.collect(ended)?);
-        if ended {
+        let ended = mirror.pass(cluster, name).await?;
+        // Once the job has ended, the followers end with the last lines of its pods.
+        let idle = mirror.idle().await?;
+        let complete = ended && idle;
+        progress(collector.collect(complete)?);
+        if complete {
             return Ok(());
         }
         tokio::time::sleep(every).await;
@@ -87,7 +139,7 @@ pub async fn mirror_logs(cluster: &Cluster, name: &str, dir: &Path) -> Result<bo
 }
 
 /// Appends the part of `text` that the file at `path` does not have yet.
-fn append_new_text(folder: &Path, path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn append_new_text(folder: &Path, path: &Path, text: &str) -> std::io::Result<()> {
     let copied = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),

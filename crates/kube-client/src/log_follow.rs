@@ -7,6 +7,10 @@
 //! ends when the container has ended and every line it printed is delivered.
 //!
 //! It relies on what kubelets guarantee: timestamps never decrease along a container's log.
+//! It follows one pod: the uid it sees first. A pod of the same name created later (the
+//! operator's next attempt of a replica) ends the follow instead of joining it, though a
+//! replacement made in the instant between a dropped connection and the next one can
+//! still be read from.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> anyhow::Result<()> {
@@ -69,9 +73,24 @@ pub struct LogFollower {
     pod: String,
     container: Option<String>,
     mark: Option<Mark>,
+    /// The uid of the pod being followed, once seen.
+    uid: Option<String>,
+    /// The most lines the first connection asks for (`tailLines`).
+    tail: Option<i64>,
     state: State,
     reconnects: u32,
     failures: u32,
+}
+
+/// What became of the followed container.
+#[derive(Debug, PartialEq)]
+enum Fate {
+    /// Running, or not known (the pod could not be read).
+    Running,
+    /// Ended: what its log holds is all.
+    Ended,
+    /// Deleted, or replaced by another pod of the same name.
+    Gone,
 }
 
 impl LogFollower {
@@ -82,10 +101,50 @@ impl LogFollower {
             pod: pod.to_string(),
             container: container.map(str::to_string),
             mark: None,
+            uid: None,
+            tail: None,
             state: State::Closed { last_read: false },
             reconnects: 0,
             failures: 0,
         }
+    }
+
+    /// Starts with the last `lines` lines printed so far instead of the first line.
+    pub fn tail(mut self, lines: usize) -> Self {
+        self.tail = Some(lines as i64);
+        self
+    }
+
+    /// The lines printed so far from where the follower is, read with one plain request (so
+    /// a caller has them at once rather than when a stream brings them); following goes on
+    /// after them. A container still starting, or a pod gone, has none.
+    pub async fn so_far(&mut self) -> Result<Vec<String>> {
+        let params = LogParams {
+            container: self.container.clone(),
+            timestamps: true,
+            since_time: self.mark.map(|m| whole_second(m.at)),
+            tail_lines: self
+                .tail
+                .filter(|_| self.mark.is_none() && self.reconnects == 0),
+            ..LogParams::default()
+        };
+        let text = match self.pods.logs(&self.pod, &params).await {
+            Ok(text) => text,
+            Err(kube::Error::Api(e)) if e.code == 400 || e.code == 404 => return Ok(Vec::new()),
+            Err(e) => bail!("pod {}: cannot read its log: {e}", self.pod),
+        };
+        if matches!(self.state, State::Open { .. }) {
+            self.state = State::Closed { last_read: false };
+        }
+        let mut seen_at_mark = 0;
+        let mut lines = Vec::new();
+        for text in text.lines() {
+            let (at, line) = split_timestamp(text).ok_or_else(|| {
+                anyhow!("pod {}: a log line without a timestamp: {text:?}", self.pod)
+            })?;
+            lines.extend(deliver(&mut self.mark, &mut seen_at_mark, at, line));
+        }
+        Ok(lines)
     }
 
     /// How many times the log was asked for again after a connection ended early.
@@ -130,10 +189,11 @@ impl LogFollower {
                         // The end of the connection (or a line it cut off).
                         _ if last_read => self.state = State::Done,
                         _ => {
-                            let ended =
-                                container_ended(&self.pods, &self.pod, self.container.as_deref())
-                                    .await;
-                            self.state = State::Closed { last_read: ended };
+                            self.state = match self.fate().await {
+                                Fate::Running => State::Closed { last_read: false },
+                                Fate::Ended => State::Closed { last_read: true },
+                                Fate::Gone => State::Done,
+                            };
                             self.reconnects += 1;
                         }
                     }
@@ -145,11 +205,18 @@ impl LogFollower {
     /// Opens a connection from the mark: following, or (`last_read`) a plain read of what
     /// is left. Waits while the container starts; gives up on a pod that is gone.
     async fn open(&mut self, last_read: bool) -> Result<()> {
+        if self.uid.is_none() && self.fate().await == Fate::Gone {
+            self.state = State::Done;
+            return Ok(());
+        }
         let params = LogParams {
             container: self.container.clone(),
             follow: !last_read,
             timestamps: true,
             since_time: self.mark.map(|m| whole_second(m.at)),
+            tail_lines: self
+                .tail
+                .filter(|_| self.mark.is_none() && self.reconnects == 0),
             ..LogParams::default()
         };
         let result = self.pods.log_stream(&self.pod, &params).await;
@@ -164,12 +231,11 @@ impl LogFollower {
             }
             Err(kube::Error::Api(e)) if e.code == 404 => self.state = State::Done,
             // Still starting (ContainerCreating): ask again soon, unless it never will.
-            Err(kube::Error::Api(e)) if e.code == 400 => {
-                if container_ended(&self.pods, &self.pod, self.container.as_deref()).await {
-                    bail!("pod {}: cannot read its log: {}", self.pod, e.message);
-                }
-                tokio::time::sleep(STARTING_WAIT).await;
-            }
+            Err(kube::Error::Api(e)) if e.code == 400 => match self.fate().await {
+                Fate::Running => tokio::time::sleep(STARTING_WAIT).await,
+                Fate::Gone => self.state = State::Done,
+                Fate::Ended => bail!("pod {}: cannot read its log: {}", self.pod, e.message),
+            },
             Err(e) => {
                 self.failures += 1;
                 if self.failures >= MAX_FAILURES {
@@ -184,27 +250,34 @@ impl LogFollower {
         }
         Ok(())
     }
-}
-
-/// Whether `container` (or the only one) of `pod` has ended, or the pod is gone; a pod that
-/// cannot be read is taken to run on.
-async fn container_ended(pods: &Api<Pod>, pod: &str, container: Option<&str>) -> bool {
-    {
-        let pod = match pods.get_opt(pod).await {
+    /// What became of the container; the first look pins the pod's uid.
+    async fn fate(&mut self) -> Fate {
+        let pod = match self.pods.get_opt(&self.pod).await {
             Ok(Some(pod)) => pod,
-            Ok(None) => return true,
+            Ok(None) => return Fate::Gone,
             // Not known: assume it runs; the next connection tells more.
-            Err(_) => return false,
+            Err(_) => return Fate::Running,
         };
+        let uid = pod.metadata.uid.clone();
+        if self.uid.is_none() {
+            self.uid = uid;
+        } else if self.uid != uid {
+            return Fate::Gone;
+        }
         let status = pod.status.unwrap_or_default();
         if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
-            return true;
+            return Fate::Ended;
         }
         let statuses = status.container_statuses.unwrap_or_default();
-        let ours = statuses
-            .iter()
-            .find(|c| container.is_none_or(|name| name == c.name.as_str()));
-        ours.is_some_and(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some()))
+        let ours = statuses.iter().find(|c| {
+            self.container
+                .as_deref()
+                .is_none_or(|name| name == c.name.as_str())
+        });
+        match ours.is_some_and(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_some())) {
+            true => Fate::Ended,
+            false => Fate::Running,
+        }
     }
 }
 

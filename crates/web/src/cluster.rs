@@ -3,6 +3,7 @@
 //! attempts whose logs can be read, its conditions and the Events about it and its pods.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -11,7 +12,7 @@ use serde_json::{json, Value};
 use trainctl_core::wiring::replica_object_name;
 use trainctl_core::ReplicaId;
 use trainctl_kube_client::client::{Cluster, LogSource};
-use trainctl_kube_client::job_metrics::job_metrics;
+use trainctl_kube_client::job_metrics::LiveJobMetrics;
 use trainctl_kube_client::names::pod_attempt;
 use trainctl_kube_client::TrainingJobResource;
 use trainctl_metrics::series::Run;
@@ -152,15 +153,29 @@ pub async fn one(cluster: &Cluster, name: &str) -> Result<Value, ApiError> {
     Ok(object)
 }
 
-/// Hands the job's series (parsed from its logs by the client crate's `job_metrics`) to
-/// `view`; also says whether the job had ended before they were read.
+/// The charts of cluster jobs: each job's pods are followed from its first chart request on
+/// (by uid, so a job deleted and created again starts afresh).
+#[derive(Default)]
+pub(crate) struct ClusterCharts(tokio::sync::Mutex<HashMap<String, (String, LiveJobMetrics)>>);
+
+/// Hands the job's series (parsed from its followed logs, [`LiveJobMetrics`]) to `view`;
+/// also says whether the job had ended with all its output read.
 pub(crate) async fn read_metrics<T>(
     cluster: &Cluster,
+    charts: &ClusterCharts,
     name: &str,
     view: impl FnOnce(&[(&str, &Run)], &[String]) -> T,
 ) -> Result<(T, bool), ApiError> {
-    let ended = has_ended(&get(cluster, name).await?);
-    let runs = job_metrics(cluster, name).await.map_err(failed)?;
+    let uid = get(cluster, name).await?.uid().unwrap_or_default();
+    let mut jobs = charts.0.lock().await;
+    if jobs.get(name).is_none_or(|(seen, _)| *seen != uid) {
+        let live = LiveJobMetrics::open(cluster, name).await.map_err(failed)?;
+        jobs.insert(name.to_string(), (uid, live));
+    }
+    let Some((_, live)) = jobs.get_mut(name) else {
+        return Err(ApiError::Internal(format!("job {name}: no charts")));
+    };
+    let (runs, ended) = live.runs(cluster, name).await.map_err(failed)?;
     let runs: Vec<(&str, &Run)> = runs
         .iter()
         .map(|(run, series)| (run.as_str(), series))

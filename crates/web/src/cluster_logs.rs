@@ -1,13 +1,12 @@
 //! Live logs of a cluster job over Server-Sent Events: for each replica, the latest attempt
-//! (archived by the operator once its pod is gone, else read from the pod and followed until
-//! the pod ends), then every later attempt in turn, until the job has ended. With `attempt`,
-//! only that attempt.
+//! (archived by the operator once its pod is gone, else followed from the pod as one stream
+//! until the pod ends, through dropped connections), then every later attempt in turn, until
+//! the job has ended. With `attempt`, only that attempt. No log is read twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::sse::Event;
-use futures::{AsyncBufReadExt, StreamExt};
 use tokio::sync::mpsc;
 use trainctl_core::ReplicaId;
 use trainctl_kube_client::client::{Cluster, LogSource};
@@ -20,11 +19,10 @@ use crate::Dashboard;
 /// How often a replica's stream looks for its next attempt.
 const NEXT_ATTEMPT_EVERY: Duration = Duration::from_secs(1);
 
-/// Where one replica's stream is: lines already read of this attempt.
+/// Where one replica's stream is: the attempt it has sent in full.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
     attempt: u32,
-    lines: usize,
 }
 
 /// Checks the request, then streams the logs into `tx` and ends with an `end` event.
@@ -103,18 +101,18 @@ impl Replica<'_> {
             // The first look starts at the latest attempt, as the local engine does.
             let from =
                 cursor.map_or_else(|| sources.last().map_or(0, |s| s.attempt), |c| c.attempt);
-            for source in sources.into_iter().filter(|s| s.attempt >= from) {
-                let skip = cursor
-                    .filter(|c| c.attempt == source.attempt)
-                    .map_or(0, |c| c.lines);
+            let sent = cursor.map(|c| c.attempt);
+            let todo = sources
+                .into_iter()
+                .filter(|s| s.attempt >= from && sent.is_none_or(|a| s.attempt > a));
+            for source in todo {
                 let tail = (cursor.is_none()).then_some(tail);
-                let lines = match &source.source {
-                    LogSource::Archived(text) => self.send(text, skip, tail).await?,
-                    LogSource::Live(pod) => self.follow_pod(pod, skip, tail).await?,
-                };
+                match &source.source {
+                    LogSource::Archived(text) => self.send(text, tail).await?,
+                    LogSource::Live(pod) => self.follow_pod(pod, tail).await?,
+                }
                 cursor = Some(Cursor {
                     attempt: source.attempt,
-                    lines,
                 });
             }
             if ended || attempt.is_some() || self.tx.is_closed() {
@@ -124,36 +122,27 @@ impl Replica<'_> {
         }
     }
 
-    /// Sends the lines of `text` after the first `skip` (only the last `tail` of them on the
-    /// first look); returns how many lines `text` has.
-    async fn send(&self, text: &str, skip: usize, tail: Option<usize>) -> Result<usize, ApiError> {
+    /// Sends the lines of `text` (only the last `tail` of them on the first look).
+    async fn send(&self, text: &str, tail: Option<usize>) -> Result<(), ApiError> {
         let lines: Vec<&str> = text.lines().collect();
-        let start = tail.map_or(skip, |n| skip.max(lines.len().saturating_sub(n)));
-        for line in lines.iter().skip(start) {
+        let start = tail.map_or(0, |n| lines.len().saturating_sub(n));
+        for line in &lines[start..] {
             self.line(line).await?;
         }
-        Ok(lines.len())
+        Ok(())
     }
 
-    /// Sends what the pod has logged so far, then follows it until it ends; returns how many
-    /// lines it logged.
-    async fn follow_pod(
-        &self,
-        pod: &str,
-        skip: usize,
-        tail: Option<usize>,
-    ) -> Result<usize, ApiError> {
-        let so_far = self.cluster.pod_log(pod).await.map_err(failed)?;
-        let mut count = self.send(&so_far, skip, tail).await?;
-        let stream = self.cluster.follow_pod_log(pod).await.map_err(failed)?;
-        let mut lines = stream.lines().skip(count);
-        while let Some(line) = lines.next().await {
-            let line =
-                line.map_err(|e| ApiError::Internal(format!("reading pod {pod}'s log: {e}")))?;
-            self.line(&line).await?;
-            count += 1;
+    /// Follows the pod's log (from its last `tail` lines on the first look) until the pod
+    /// ends or goes.
+    async fn follow_pod(&self, pod: &str, tail: Option<usize>) -> Result<(), ApiError> {
+        let mut follower = self.cluster.log_follower(pod);
+        if let Some(n) = tail {
+            follower = follower.tail(n);
         }
-        Ok(count)
+        while let Some(line) = follower.next_line().await.map_err(failed)? {
+            self.line(&line).await?;
+        }
+        Ok(())
     }
 
     async fn line(&self, line: &str) -> Result<(), ApiError> {

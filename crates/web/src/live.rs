@@ -181,7 +181,7 @@ pub(crate) async fn read_metrics<T: Send + 'static>(
     view: impl FnOnce(&[(&str, &Run)], &[String]) -> T + Send + 'static,
 ) -> Result<(T, bool), ApiError> {
     if let Source::Cluster(cluster) = &d.source {
-        return crate::cluster::read_metrics(cluster, &name, view).await;
+        return crate::cluster::read_metrics(cluster, &d.cluster_charts, &name, view).await;
     }
     blocking(move || {
         let local = d.local()?;

@@ -48,6 +48,8 @@ impl Local {
 pub struct Dashboard {
     pub(crate) source: Source,
     pub(crate) access: Access,
+    /// The followed logs behind the charts of cluster jobs.
+    pub(crate) cluster_charts: crate::cluster::ClusterCharts,
 }
 
 impl Dashboard {
@@ -58,7 +60,11 @@ impl Dashboard {
             charts: Charts::default(),
             trials: TrialCache::default(),
         });
-        Dashboard { source, access }
+        Dashboard {
+            source,
+            access,
+            cluster_charts: Default::default(),
+        }
     }
 
     /// A dashboard over the TrainingJobs of a cluster's namespace.
@@ -66,6 +72,7 @@ impl Dashboard {
         Dashboard {
             source: Source::Cluster(cluster),
             access,
+            cluster_charts: Default::default(),
         }
     }
 
