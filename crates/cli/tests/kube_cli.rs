@@ -306,8 +306,9 @@ async fn suspend_and_resume_stop_and_restart_the_pods_and_the_config_file_select
     assert_ok(&run, "submit -n");
     env.running("pause-worker-1", 0).await;
 
+    // Without -n or the config file, suspend acts on this machine, which has no such job.
     let run = env.trainctl(&["suspend", "pause"]).await;
-    assert_fails(&run, 1, "not supported locally yet");
+    assert_fails(&run, 1, "job \"pause\" not found");
 
     env.write("xdg/trainctl/config.yaml", "backend: kube\n");
     let run = env.trainctl(&["suspend", "pause"]).await;
@@ -322,8 +323,9 @@ async fn suspend_and_resume_stop_and_restart_the_pods_and_the_config_file_select
     let run = env.trainctl(&["resume", "pause"]).await;
     assert_ok(&run, "resume");
     assert_eq!(run.stdout, "trainingjob/pause resumed\n");
-    env.running("pause-worker-0", 0).await;
-    env.running("pause-worker-1", 0).await;
+    // Each replica resumes as its next attempt, as on this machine.
+    env.running("pause-worker-0", 1).await;
+    env.running("pause-worker-1", 1).await;
 
     // --local overrides the file: the local engine has no such job.
     let run = env.trainctl(&["get", "pause", "--local"]).await;
