@@ -124,7 +124,8 @@ pub enum Command {
     },
     /// Replay a job trace through a queue policy with simulated time.
     Sim(crate::sim_cmds::SimArgs),
-    /// Print the CustomResourceDefinition of trainingjobs.trainctl.dev (kubectl apply -f -).
+    /// Print the CustomResourceDefinitions of trainingjobs and experiments.trainctl.dev
+    /// (kubectl apply -f -).
     Crd,
     /// Run the operator: the controller that runs TrainingJobs on the cluster.
     Operator(crate::kube_cmds::OperatorArgs),

@@ -221,36 +221,10 @@ impl Cluster {
         let wanted = |id: ReplicaId, n: u32| {
             replica.is_none_or(|r| r == id) && attempt.is_none_or(|a| a == n)
         };
-        let mut out = Vec::new();
-        let spec = job.to_job();
-        for id in ReplicaId::all_of(&spec) {
-            let prefix = format!("{id}.attempt-");
-            let mut found: BTreeMap<u32, LogSource> = archive
-                .iter()
-                .filter_map(|(key, text)| {
-                    let n = key
-                        .strip_prefix(&prefix)?
-                        .strip_suffix(".log")?
-                        .parse()
-                        .ok()?;
-                    Some((n, LogSource::Archived(text.clone())))
-                })
-                .collect();
-            if let Some(pod) = pods
-                .iter()
-                .find(|p| p.name_any() == trainctl_core::wiring::replica_object_name(&spec, id))
-            {
-                found.insert(pod_attempt(pod), LogSource::Live(pod.name_any()));
-            }
-            out.extend(found.into_iter().filter(|(n, _)| wanted(id, *n)).map(
-                |(attempt, source)| AttemptLog {
-                    replica: id,
-                    attempt,
-                    source,
-                },
-            ));
-        }
-        Ok(out)
+        Ok(attempt_sources(job, &archive, &pods)
+            .into_iter()
+            .filter(|a| wanted(a.replica, a.attempt))
+            .collect())
     }
 
     /// Whether the job has reached its end (Succeeded or Failed).
@@ -337,4 +311,41 @@ impl Cluster {
             .await
             .is_ok_and(|list| list.resources.iter().any(|r| r.name == "trainingjobs"))
     }
+}
+
+/// The attempts of every replica of `job` whose logs exist, from its log archive and its
+/// pods (archived attempts first, then the live pod's), by replica.
+pub fn attempt_sources(
+    job: &TrainingJobResource,
+    archive: &BTreeMap<String, String>,
+    pods: &[Pod],
+) -> Vec<AttemptLog> {
+    let spec = job.to_job();
+    let mut out = Vec::new();
+    for id in ReplicaId::all_of(&spec) {
+        let prefix = format!("{id}.attempt-");
+        let mut found: BTreeMap<u32, LogSource> = archive
+            .iter()
+            .filter_map(|(key, text)| {
+                let n = key
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()?;
+                Some((n, LogSource::Archived(text.clone())))
+            })
+            .collect();
+        if let Some(pod) = pods
+            .iter()
+            .find(|p| p.name_any() == trainctl_core::wiring::replica_object_name(&spec, id))
+        {
+            found.insert(pod_attempt(pod), LogSource::Live(pod.name_any()));
+        }
+        out.extend(found.into_iter().map(|(attempt, source)| AttemptLog {
+            replica: id,
+            attempt,
+            source,
+        }));
+    }
+    out
 }

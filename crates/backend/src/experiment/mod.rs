@@ -8,7 +8,6 @@ pub mod export;
 pub mod objective;
 pub mod status;
 pub mod table;
-pub mod trial_job;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
