@@ -16,7 +16,8 @@ use crate::status::JobCondition;
 
 /// Trial annotation: the trial's number in its experiment.
 pub const TRIAL_NUMBER_ANNOTATION: &str = "trainctl.dev/trial-number";
-/// Trial annotation: the trial's parameter assignment (a JSON object).
+/// Trial annotation: the trial's parameter assignment (a JSON object of values as text,
+/// read back by each parameter's type: JSON numbers do not always come back bit for bit).
 pub const TRIAL_ASSIGNMENT_ANNOTATION: &str = "trainctl.dev/trial-assignment";
 /// The reason of a trial's TrainingJob that early stopping ended.
 pub const EARLY_STOPPED: &str = "EarlyStopped";

