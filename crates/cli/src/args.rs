@@ -88,6 +88,9 @@ pub enum Command {
         /// csv (default) or json.
         #[arg(long, default_value = "csv")]
         format: String,
+        /// This machine or a cluster.
+        #[command(flatten)]
+        target: crate::backend::Target,
     },
     /// Print the Kubernetes objects of a job (lint runs first).
     Render(crate::render_cmds::RenderArgs),

@@ -8,10 +8,16 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResource;
+use kube::ResourceExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use trainctl_spec::{Experiment, ExperimentSpec, ObjectMeta, API_VERSION, EXPERIMENT_KIND};
+use trainctl_core::state_machine::JobPhase;
+use trainctl_spec::trial::{counted_value, state};
+use trainctl_spec::{
+    Experiment, ExperimentSpec, HyperValue, ObjectMeta, ParameterType, API_VERSION, EXPERIMENT_KIND,
+};
 
+use crate::crd::TrainingJobResource;
 use crate::status::JobCondition;
 
 /// Trial annotation: the trial's number in its experiment.
@@ -241,6 +247,112 @@ impl TrialObservation {
             .map(|p| (p.step, p.value))
             .collect()
     }
+}
+
+/// A trial as its TrainingJob records it: number and assignment from its annotations,
+/// state from its outcome and observation (the local engine's trial states).
+#[derive(Debug, Clone)]
+pub struct TrialView {
+    /// Its number in the experiment.
+    pub number: u64,
+    /// The parameters it runs with, in the space's order.
+    pub assignment: Vec<(String, HyperValue)>,
+    /// One of [`trainctl_spec::trial::state`].
+    pub state: &'static str,
+    /// The objective value that counts.
+    pub value: Option<f64>,
+    /// The objective's values by step.
+    pub intermediate: Vec<(u64, f64)>,
+    /// Its TrainingJob.
+    pub resource: TrainingJobResource,
+}
+
+impl TrialView {
+    /// The trial of `exp` that `resource` is; None when it carries no trial number.
+    pub fn of(exp: &Experiment, resource: TrainingJobResource) -> Option<TrialView> {
+        let annotations = resource.metadata.annotations.clone().unwrap_or_default();
+        let number = annotations.get(TRIAL_NUMBER_ANNOTATION)?.parse().ok()?;
+        let recorded: BTreeMap<String, String> = annotations
+            .get(TRIAL_ASSIGNMENT_ANNOTATION)
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default();
+        let assignment = exp
+            .spec
+            .parameters
+            .iter()
+            .filter_map(|p| {
+                let value = typed(p.parameter_type, recorded.get(&p.name)?)?;
+                Some((p.name.clone(), value))
+            })
+            .collect();
+        let status = resource.status.clone().unwrap_or_default();
+        let observation = status.observation.clone().unwrap_or_default();
+        let intermediate = observation.steps();
+        let value = counted_value(exp, &intermediate);
+        let state = match (status.outcome(), observation.complete) {
+            (Some(o), true) if o.reason == EARLY_STOPPED => state::EARLY_STOPPED,
+            (Some(o), true) if o.reason == EXPERIMENT_ENDED => state::KILLED,
+            (Some(o), true) if o.phase == JobPhase::Succeeded && value.is_some() => {
+                state::SUCCEEDED
+            }
+            (Some(o), true) if o.phase == JobPhase::Succeeded => state::METRICS_UNAVAILABLE,
+            (Some(_), true) => state::FAILED,
+            _ => state::RUNNING,
+        };
+        Some(TrialView {
+            number,
+            assignment,
+            state,
+            value,
+            intermediate,
+            resource,
+        })
+    }
+
+    /// Its TrainingJob's name.
+    pub fn name(&self) -> String {
+        self.resource.name_any()
+    }
+
+    /// Its observation's metrics (none before the operator read its logs).
+    pub fn metrics(&self) -> Vec<MetricObservation> {
+        self.resource
+            .status
+            .as_ref()
+            .and_then(|s| s.observation.as_ref())
+            .map_or_else(Vec::new, |o| o.metrics.clone())
+    }
+}
+
+/// The label selector of an experiment's trials.
+pub fn trial_selector(experiment: &str) -> String {
+    format!("{}={experiment}", trainctl_spec::trial::EXPERIMENT_LABEL)
+}
+
+/// The trials among `jobs` that `exp` owns, by number.
+pub fn owned_trials(exp: &ExperimentResource, jobs: Vec<TrainingJobResource>) -> Vec<TrialView> {
+    let spec = exp.to_experiment();
+    let uid = exp.uid();
+    let mut trials: Vec<TrialView> = jobs
+        .into_iter()
+        .filter(|j| {
+            j.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
+        .filter_map(|j| TrialView::of(&spec, j))
+        .collect();
+    trials.sort_by_key(|t| t.number);
+    trials
+}
+
+/// A recorded value as its parameter's type.
+fn typed(kind: ParameterType, text: &str) -> Option<HyperValue> {
+    Some(match kind {
+        ParameterType::Double | ParameterType::Discrete => HyperValue::Float(text.parse().ok()?),
+        ParameterType::Int => HyperValue::Int(text.parse().ok()?),
+        ParameterType::Categorical => HyperValue::String(text.into()),
+    })
 }
 
 #[cfg(test)]

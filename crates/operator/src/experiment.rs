@@ -20,16 +20,15 @@ use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use trainctl_core::state_machine::{Decision, JobPhase};
 use trainctl_kube_client::experiment::{
-    ExperimentResource, ExperimentStatus, MetricObservation, NamedValue, Observation, OptimalTrial,
-    EARLY_STOPPED, EXPERIMENT_ENDED, TRIAL_ASSIGNMENT_ANNOTATION, TRIAL_NUMBER_ANNOTATION,
+    owned_trials, trial_selector, ExperimentResource, ExperimentStatus, NamedValue, Observation,
+    OptimalTrial, TrialView, EARLY_STOPPED, EXPERIMENT_ENDED, TRIAL_ASSIGNMENT_ANNOTATION,
+    TRIAL_NUMBER_ANNOTATION,
 };
 use trainctl_kube_client::trial_metrics::{observe, replica_logs};
 use trainctl_metrics::stdout::StdoutParser;
 use trainctl_search::{Suggestion, Trial, TrialState};
-use trainctl_spec::trial::{
-    counted_value, ending, to_hyper, to_value, trial_job, Tally, EXPERIMENT_LABEL,
-};
-use trainctl_spec::{Experiment, HyperValue, ParameterType};
+use trainctl_spec::trial::{ending, state, to_hyper, to_value, trial_job, Tally};
+use trainctl_spec::Experiment;
 
 use crate::names::MANAGER;
 use crate::status::JobCondition;
@@ -92,102 +91,24 @@ fn error_policy(
     Requeue::requeue(ctx.retry)
 }
 
-/// Where a trial stands (the local engine's trial states).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Running,
-    Succeeded,
-    Failed,
-    EarlyStopped,
-    MetricsUnavailable,
-    Killed,
-}
-
-/// One trial as the reconcile sees it.
-struct TrialView {
-    number: u64,
-    resource: TrainingJobResource,
-    assignment: Vec<(String, HyperValue)>,
-    state: State,
-    value: Option<f64>,
-    intermediate: Vec<(u64, f64)>,
-}
-
-impl TrialView {
-    fn of(exp: &Experiment, resource: TrainingJobResource) -> Option<TrialView> {
-        let annotations = resource.metadata.annotations.clone().unwrap_or_default();
-        let number = annotations.get(TRIAL_NUMBER_ANNOTATION)?.parse().ok()?;
-        let recorded: BTreeMap<String, String> = annotations
-            .get(TRIAL_ASSIGNMENT_ANNOTATION)
-            .and_then(|a| serde_json::from_str(a).ok())
-            .unwrap_or_default();
-        let assignment = exp
-            .spec
-            .parameters
+/// The trial as the samplers and stopping rules see it.
+fn history(t: &TrialView) -> Trial {
+    Trial {
+        number: t.number,
+        assignment: t
+            .assignment
             .iter()
-            .filter_map(|p| {
-                Some((
-                    p.name.clone(),
-                    typed(p.parameter_type, recorded.get(&p.name)?)?,
-                ))
-            })
-            .collect();
-        let status = resource.status.clone().unwrap_or_default();
-        let observation = status.observation.clone().unwrap_or_default();
-        let intermediate = observation.steps();
-        let value = counted_value(exp, &intermediate);
-        let state = match (status.outcome(), observation.complete) {
-            (Some(o), true) if o.reason == EARLY_STOPPED => State::EarlyStopped,
-            (Some(o), true) if o.reason == EXPERIMENT_ENDED => State::Killed,
-            (Some(o), true) if o.phase == JobPhase::Succeeded && value.is_some() => {
-                State::Succeeded
-            }
-            (Some(o), true) if o.phase == JobPhase::Succeeded => State::MetricsUnavailable,
-            (Some(_), true) => State::Failed,
-            _ => State::Running,
-        };
-        Some(TrialView {
-            number,
-            assignment,
-            state,
-            value,
-            intermediate,
-            resource,
-        })
+            .map(|(n, v)| (n.clone(), to_value(v)))
+            .collect(),
+        state: match t.state {
+            state::RUNNING => TrialState::Running,
+            state::SUCCEEDED => TrialState::Completed,
+            state::EARLY_STOPPED => TrialState::Pruned,
+            _ => TrialState::Failed,
+        },
+        value: t.value.filter(|_| t.state == state::SUCCEEDED),
+        intermediate: t.intermediate.clone(),
     }
-
-    fn name(&self) -> String {
-        self.resource.name_any()
-    }
-
-    /// The trial as the samplers and stopping rules see it.
-    fn history(&self) -> Trial {
-        Trial {
-            number: self.number,
-            assignment: self
-                .assignment
-                .iter()
-                .map(|(n, v)| (n.clone(), to_value(v)))
-                .collect(),
-            state: match self.state {
-                State::Running => TrialState::Running,
-                State::Succeeded => TrialState::Completed,
-                State::EarlyStopped => TrialState::Pruned,
-                _ => TrialState::Failed,
-            },
-            value: self.value.filter(|_| self.state == State::Succeeded),
-            intermediate: self.intermediate.clone(),
-        }
-    }
-}
-
-/// A recorded value as its parameter's type.
-fn typed(kind: ParameterType, text: &str) -> Option<HyperValue> {
-    Some(match kind {
-        ParameterType::Double | ParameterType::Discrete => HyperValue::Float(text.parse().ok()?),
-        ParameterType::Int => HyperValue::Int(text.parse().ok()?),
-        ParameterType::Categorical => HyperValue::String(text.into()),
-    })
 }
 
 /// Reconciles one experiment.
@@ -239,14 +160,14 @@ impl Reconciler<'_> {
             }
         };
         let mut trials = self.trials().await?;
-        for t in trials.iter_mut().filter(|t| t.state == State::Running) {
+        for t in trials.iter_mut().filter(|t| t.state == state::RUNNING) {
             self.observe(t).await?;
         }
-        let history: Vec<Trial> = trials.iter().map(TrialView::history).collect();
+        let history: Vec<Trial> = trials.iter().map(history).collect();
         let ended = matches!(old.phase.as_deref(), Some("Succeeded" | "Failed"));
         if let (Some(rule), false) = (&rule, ended) {
             for (t, h) in trials.iter().zip(&history) {
-                if t.state != State::Running
+                if t.state != state::RUNNING
                     || t.resource
                         .status
                         .as_ref()
@@ -272,13 +193,13 @@ impl Reconciler<'_> {
                 }
             }
         }
-        let running = trials.iter().filter(|t| t.state == State::Running).count() as u64;
-        let count = |s: State| trials.iter().filter(|t| t.state == s).count() as u64;
+        let running = trials.iter().filter(|t| t.state == state::RUNNING).count() as u64;
+        let count = |s: &str| trials.iter().filter(|t| t.state == s).count() as u64;
         let best = self.best(&trials);
         let mut tally = Tally {
             trials: trials.len() as u64,
             running,
-            failed: count(State::Failed) + count(State::MetricsUnavailable),
+            failed: count(state::FAILED) + count(state::METRICS_UNAVAILABLE),
             best: best.map(|t| (t.number, t.value.unwrap_or(f64::NAN))),
             exhausted: old.reason.as_deref() == Some("ExperimentSuggestionEndReached"),
         };
@@ -291,7 +212,7 @@ impl Reconciler<'_> {
             }
         }
         if over.is_some() || ended {
-            for t in trials.iter().filter(|t| t.state == State::Running) {
+            for t in trials.iter().filter(|t| t.state == state::RUNNING) {
                 let message = "stopped: the experiment ended";
                 self.end_trial(t, JobPhase::Failed, EXPERIMENT_ENDED, message)
                     .await?;
@@ -322,23 +243,9 @@ impl Reconciler<'_> {
 
     /// The experiment's trials (the TrainingJobs it owns), by number.
     async fn trials(&self) -> Result<Vec<TrialView>, Error> {
-        let selector = format!("{EXPERIMENT_LABEL}={}", self.exp.name());
-        let uid = self.resource.uid();
-        let mut trials: Vec<TrialView> = self
-            .jobs
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items
-            .into_iter()
-            .filter(|j| {
-                j.owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == uid.as_ref())
-            })
-            .filter_map(|j| TrialView::of(&self.exp, j))
-            .collect();
-        trials.sort_by_key(|t| t.number);
-        Ok(trials)
+        let params = ListParams::default().labels(&trial_selector(self.exp.name()));
+        let jobs = self.jobs.list(&params).await?.items;
+        Ok(owned_trials(&self.resource, jobs))
     }
 
     /// Reads a running trial's logs; records its observation when it changed (complete once
@@ -417,7 +324,7 @@ impl Reconciler<'_> {
         trials: &[TrialView],
         tally: &mut Tally,
     ) -> Result<(), Error> {
-        let mut history: Vec<Trial> = trials.iter().map(TrialView::history).collect();
+        let mut history: Vec<Trial> = trials.iter().map(history).collect();
         let mut number = trials.last().map_or(0, |t| t.number + 1).max(tally.trials);
         while tally.running < self.exp.parallel_trial_count()
             && self.exp.max_trial_count().is_none_or(|m| tally.trials < m)
@@ -478,7 +385,7 @@ impl Reconciler<'_> {
         let direction = self.exp.direction();
         trials
             .iter()
-            .filter(|t| t.state == State::Succeeded)
+            .filter(|t| t.state == state::SUCCEEDED)
             .filter_map(|t| t.value.map(|v| (t, direction.loss(v))))
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(t, _)| t)
@@ -486,14 +393,14 @@ impl Reconciler<'_> {
 
     /// Counts per trial state and the current optimal trial.
     fn count(&self, status: &mut ExperimentStatus, trials: &[TrialView]) {
-        let n = |s: State| trials.iter().filter(|t| t.state == s).count() as u64;
+        let n = |s: &str| trials.iter().filter(|t| t.state == s).count() as u64;
         status.trials = trials.len() as u64;
-        status.trials_running = n(State::Running);
-        status.trials_succeeded = n(State::Succeeded);
-        status.trials_failed = n(State::Failed);
-        status.trials_early_stopped = n(State::EarlyStopped);
-        status.trials_killed = n(State::Killed);
-        status.trial_metrics_unavailable = n(State::MetricsUnavailable);
+        status.trials_running = n(state::RUNNING);
+        status.trials_succeeded = n(state::SUCCEEDED);
+        status.trials_failed = n(state::FAILED);
+        status.trials_early_stopped = n(state::EARLY_STOPPED);
+        status.trials_killed = n(state::KILLED);
+        status.trial_metrics_unavailable = n(state::METRICS_UNAVAILABLE);
         let best = self.best(trials);
         status.best_objective = best.and_then(|t| t.value);
         status.current_optimal_trial = best.map(|t| OptimalTrial {
@@ -507,12 +414,7 @@ impl Reconciler<'_> {
                 })
                 .collect(),
             observation: Observation {
-                metrics: t
-                    .resource
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.observation.as_ref())
-                    .map_or_else(Vec::<MetricObservation>::new, |o| o.metrics.clone()),
+                metrics: t.metrics(),
             },
         });
     }

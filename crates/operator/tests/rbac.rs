@@ -15,8 +15,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Api;
-use trainctl_operator::leader::{run_as_leader, LeaseConfig};
 use trainctl_kube_client::ExperimentResource;
+use trainctl_operator::leader::{run_as_leader, LeaseConfig};
 use trainctl_operator::metrics::Metrics;
 
 const ACCOUNT: &str = "system:serviceaccount:default:tc-operator";

@@ -8,6 +8,22 @@ use trainctl_search::{Assignment, Direction, Value};
 use crate::experiment::{Experiment, MetricStrategyType, ObjectiveType};
 use crate::types::{HyperValue, ObjectMeta, TrainingJob};
 
+/// Trial states.
+pub mod state {
+    /// Its job runs.
+    pub const RUNNING: &str = "Running";
+    /// Ended with the objective metric.
+    pub const SUCCEEDED: &str = "Succeeded";
+    /// Its job failed.
+    pub const FAILED: &str = "Failed";
+    /// Stopped by early stopping.
+    pub const EARLY_STOPPED: &str = "EarlyStopped";
+    /// Succeeded without ever reporting the objective metric.
+    pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
+    /// Stopped because the experiment ended (goal reached, failed or stopped).
+    pub const KILLED: &str = "Killed";
+}
+
 /// The label that ties a trial's job to its experiment.
 pub const EXPERIMENT_LABEL: &str = "trainctl.dev/experiment";
 

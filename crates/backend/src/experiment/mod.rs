@@ -3,6 +3,7 @@
 //! `parallelTrialCount` at once; their objective comes from the metrics trainctl collects for
 //! every job. The search itself is `trainctl-search`'s, pure; this module only acts.
 
+pub mod cluster;
 mod driver;
 pub mod export;
 pub mod objective;
