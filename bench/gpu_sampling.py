@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Cost of trainctl's GPU tooling, against the targets of its issue, in one run:
 
-1. CPU time of one resource sample per replica (the /proc scan behind `top job` and the
-   resource history), for 1, 10 and 50 replicas: target under 1 ms per replica.
+1. CPU time of one resource sample per replica (the /proc reads behind `top job` and the
+   resource history), for 1, 10 and 50 replicas: target under 1 ms per replica. Side by
+   side: following the replicas' process trees (what trainctl does) and scanning all of
+   /proc (its fallback where the kernel has no /proc/PID/task/TID/children).
 2. Wall time of `trainctl doctor` without --smoke: target under 2 s.
 
 Usage: cargo build --release -p trainctl && python3 bench/gpu_sampling.py [--runs 10]
@@ -49,10 +51,12 @@ def main():
     worst = 0.0
     for row in sampling(a.samples):
         per = row["cpu_ms_per_sample_per_replica"]
+        scan = row["scan_cpu_ms_per_sample_per_replica"]
         worst = max(worst, per)
         print(f"   {row['replicas']:>3} replicas ({row['processes_on_machine']} processes on the machine): "
-              f"{row['cpu_ms_per_sample']:.3f} ms per sample, {per:.4f} ms per replica "
-              f"= {per / 1.0:.3f}x the target")
+              f"process trees {row['cpu_ms_per_sample']:.3f} ms per sample, {per:.4f} ms per replica "
+              f"= {per / 1.0:.3f}x the target; full /proc scan {scan:.4f} ms per replica "
+              f"(trees / scan = {per / scan:.3f})")
     print(f"   {'PASS' if worst < 1.0 else 'FAIL'}")
     times = doctor(a.trainctl, a.runs)
     median = statistics.median(times)

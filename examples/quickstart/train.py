@@ -581,25 +581,75 @@ class RemoteStore:
 # --------------------------------------------------------------------------
 
 
-def train(store, xs, ys, args, rank, epochs_done, on_epoch_end):
+class Progress:
+    """Where training is: whole epochs done and batches done in the next one.
+
+    The checkpoint contract (docs/checkpoints.md): load the latest checkpoint at
+    start, save periodically (here after every epoch) and on SIGTERM, within the
+    grace period trainctl gives before SIGKILL.
+    """
+
+    def __init__(self, path, num_batches, epochs):
+        self.path = path
+        self.num_batches = num_batches
+        self.epochs_done = 0
+        self.batches_done = 0
+        self.stopping = threading.Event()
+        saved = read_json(path) if path else None
+        if isinstance(saved, dict):
+            self.epochs_done = saved_epochs(saved, epochs)
+            batches = saved.get("batches_done", 0)
+            if isinstance(batches, int) and 0 <= batches < num_batches:
+                self.batches_done = batches
+        signal.signal(signal.SIGTERM, lambda _s, _f: self.stopping.set())
+
+    @property
+    def step(self):
+        return self.epochs_done * self.num_batches + self.batches_done
+
+    def say_resumed(self):
+        if self.step > 0:
+            log(f"Resumed from step {self.step} (epoch {self.epochs_done + 1}, "
+                f"batch {self.batches_done}; checkpoint {self.path})")
+
+    def save(self, extra=None):
+        if not self.path:
+            return
+        state = {"epochs_done": self.epochs_done, "batches_done": self.batches_done}
+        state.update(extra or {})
+        try:
+            atomic_write_json(self.path, state)
+        except OSError as e:
+            warn(f"checkpoint save failed: {e}")
+
+
+class Stopped(Exception):
+    """SIGTERM arrived: progress is saved and the replica exits 143 (128 + SIGTERM)."""
+
+
+def train(store, xs, ys, args, rank, progress, save):
+    """Trains from `progress` to args.epochs; `save()` writes a checkpoint."""
     n = len(xs)
     bs = args.batch_size
-    num_batches = (n + bs - 1) // bs
-    step = epochs_done * num_batches
+    num_batches = progress.num_batches
     recent_loss = 0.0
     recent_time = 0.0
     recent_n = 0
     lr = args.learning_rate
-    for epoch in range(epochs_done + 1, args.epochs + 1):
+    for epoch in range(progress.epochs_done + 1, args.epochs + 1):
         order = list(range(n))
         random.Random(f"{args.seed}-{rank}-{epoch}").shuffle(order)
-        for b in range(num_batches):
+        for b in range(progress.batches_done, num_batches):
+            if progress.stopping.is_set():
+                save()
+                raise Stopped()
             t0 = time.perf_counter()
             idx = order[b * bs:(b + 1) * bs]
             params = store.pull()
             loss, grad = loss_and_gradient(params, [xs[i] for i in idx], [ys[i] for i in idx])
             store.push(grad, lr)
-            step += 1
+            progress.batches_done = b + 1
+            step = progress.step
             recent_time += time.perf_counter() - t0
             recent_loss += loss
             recent_n += 1
@@ -609,7 +659,8 @@ def train(store, xs, ys, args, rank, epochs_done, on_epoch_end):
                     f"AvgTime: {1000.0 * recent_time / recent_n:.1f}ms")
                 recent_loss = recent_time = 0.0
                 recent_n = 0
-        on_epoch_end(epoch)
+        progress.epochs_done, progress.batches_done = epoch, 0
+        save()
 
 
 def report_accuracy(acc):
@@ -624,27 +675,26 @@ def saved_epochs(saved, epochs):
         return 0
 
 
+def batches_of(n, batch_size):
+    return (n + batch_size - 1) // batch_size
+
+
 def run_single(args, ckpt_dir, rank=0, label="single", report=True):
     (train_x, train_y), (test_x, test_y) = generate_dataset(args.seed)
-    store = LocalStore()
-    epochs_done = 0
     ckpt_path = os.path.join(ckpt_dir, f"{label}.json") if ckpt_dir else None
-    if ckpt_path:
-        saved = read_json(ckpt_path)
-        if isinstance(saved, dict) and len(saved.get("values") or []) == NUM_PARAMS:
-            store = LocalStore([float(v) for v in saved["values"]])
-            epochs_done = saved_epochs(saved, args.epochs)
-            log(f"Resuming from checkpoint {ckpt_path}: {epochs_done} epoch(s) done")
-
-    def on_epoch_end(epoch):
-        if ckpt_path:
-            try:
-                atomic_write_json(ckpt_path, {"epochs_done": epoch, "values": store.values})
-            except OSError as e:
-                warn(f"checkpoint save failed: {e}")
-
+    progress = Progress(ckpt_path, batches_of(len(train_x), args.batch_size), args.epochs)
+    saved = read_json(ckpt_path) if ckpt_path else None
+    store = LocalStore()
+    if isinstance(saved, dict) and len(saved.get("values") or []) == NUM_PARAMS:
+        store = LocalStore([float(v) for v in saved["values"]])
+        progress.say_resumed()
     log(f"Training on {len(train_x)} examples in-process (no parameter server)")
-    train(store, train_x, train_y, args, rank, epochs_done, on_epoch_end)
+    try:
+        train(store, train_x, train_y, args, rank, progress,
+              lambda: progress.save({"values": store.values}))
+    except Stopped:
+        log(f"{label}: stopped at step {progress.step}; checkpoint saved")
+        return 143
     if report:
         report_accuracy(accuracy(store.values, test_x, test_y))
     return 0
@@ -666,28 +716,24 @@ def run_worker(cluster, args, ckpt_dir):
     hi = (rank + 1) * len(train_x) // num_workers
     xs, ys = train_x[lo:hi], train_y[lo:hi]
 
-    epochs_done = 0
     ckpt_path = os.path.join(ckpt_dir, f"{name}.json") if ckpt_dir else None
-    if ckpt_path:
-        saved = read_json(ckpt_path)
-        if isinstance(saved, dict):
-            epochs_done = saved_epochs(saved, args.epochs)
-            log(f"Resuming from checkpoint {ckpt_path}: {epochs_done} epoch(s) done")
-
-    def on_epoch_end(epoch):
-        if ckpt_path:
-            try:
-                atomic_write_json(ckpt_path, {"epochs_done": epoch})
-            except OSError as e:
-                warn(f"checkpoint save failed: {e}")
+    progress = Progress(ckpt_path, batches_of(len(xs), args.batch_size), args.epochs)
+    progress.say_resumed()
 
     store = RemoteStore(cluster.ps, args.connect_timeout)
     log(f"Connected to {len(cluster.ps)} parameter server(s); training on shard "
         f"{rank} of {num_workers} (examples {lo}..{hi - 1})")
     try:
-        train(store, xs, ys, args, rank, epochs_done, on_epoch_end)
+        train(store, xs, ys, args, rank, progress, progress.save)
         if cluster.reports_accuracy():
             report_accuracy(accuracy(store.pull(), test_x, test_y))
+    except (Stopped, TransientError):
+        # Suspended (the PS may stop first): keep what is done, exit as stopped.
+        if not progress.stopping.is_set():
+            raise
+        progress.save()
+        log(f"{name}: stopped at step {progress.step}; checkpoint saved")
+        return 143
     finally:
         store.close()
     log(f"{name}: done")

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use kube::ResourceExt;
 use trainctl_kube::Finding;
 use trainctl_kube_client::client::Cluster;
@@ -140,6 +140,13 @@ impl Backend for ClusterBackend {
 
     async fn set_suspended(&mut self, name: &str, suspended: bool) -> Result<()> {
         self.cluster.set_suspended(name, suspended).await
+    }
+
+    async fn resume_lost(&mut self) -> Result<Vec<String>> {
+        bail!(
+            "resume --lost resumes this machine's jobs whose supervisor was lost; \
+             the operator supervises cluster jobs and does not lose them"
+        )
     }
 
     async fn metrics(&mut self, name: &str) -> Result<Vec<(String, Run)>> {

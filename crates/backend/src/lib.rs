@@ -9,6 +9,8 @@ pub mod cluster;
 mod cluster_describe;
 mod cluster_logs;
 pub mod experiment;
+pub mod kube_doctor;
+pub mod kube_top;
 pub mod local;
 pub mod resource_history;
 pub mod run;
@@ -99,6 +101,8 @@ pub trait Backend {
     async fn delete(&mut self, name: &str, grace: Duration) -> Result<()>;
     /// Stops every replica and keeps the job, or starts them again.
     async fn set_suspended(&mut self, name: &str, suspended: bool) -> Result<()>;
+    /// Resumes every job suspended because its supervisor was lost; returns their names.
+    async fn resume_lost(&mut self) -> Result<Vec<String>>;
     /// Every run of the job with its scalar series.
     async fn metrics(&mut self, name: &str) -> Result<Vec<(String, Run)>>;
     /// Records the job's metrics under `dir` until it ends; `progress` gets the points each

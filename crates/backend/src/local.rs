@@ -11,6 +11,7 @@ use trainctl_kube::Finding;
 use trainctl_local::logs::{copy_logs, Selection};
 use trainctl_local::process::is_same_process;
 use trainctl_local::store::{AttemptRow, UnreadableJob};
+use trainctl_local::supervisor::SupervisorConfig;
 use trainctl_local::{now, EngineError, Home, JobDetail, LocalEngine};
 use trainctl_metrics::job::JobMetrics;
 use trainctl_metrics::series::Run;
@@ -18,7 +19,8 @@ use trainctl_spec::TrainingJob;
 
 use crate::run::{collector, warn};
 use crate::view::{
-    age, job_object, list_or_dash, replica_summary, rfc3339, section, unreadable_object,
+    age, gpu_idle, job_object, list_or_dash, replica_summary, rfc3339, section, unreadable_object,
+    GPU_IDLE_REASON,
 };
 use crate::{Backend, JobSummary, LogRequest, Waited};
 
@@ -53,7 +55,11 @@ fn summary(d: &JobDetail, now: f64) -> JobSummary {
     };
     JobSummary {
         name: job.name.clone(),
-        phase: job.phase.as_str().to_string(),
+        phase: match gpu_idle(&d.events) {
+            // Like kubectl's `Ready,SchedulingDisabled` for nodes.
+            Some(_) => format!("{},{GPU_IDLE_REASON}", job.phase.as_str()),
+            None => job.phase.as_str().to_string(),
+        },
         replicas: replica_summary(&d.replicas),
         restarts: job.restarts,
         age: now - job.created,
@@ -302,8 +308,30 @@ impl Backend for LocalBackend {
         Ok(self.engine.delete(name, grace)?)
     }
 
-    async fn set_suspended(&mut self, _: &str, _: bool) -> Result<()> {
-        bail!("suspend and resume are not supported locally yet; use --kube (or -n/--context) for a job on a cluster")
+    async fn set_suspended(&mut self, name: &str, suspended: bool) -> Result<()> {
+        if !suspended {
+            return Ok(self.engine.resume(name, &self.supervisor)?);
+        }
+        // The replicas' grace period, and time for the supervisor to record and exit.
+        let spec = self.engine.job(name)?.spec;
+        let grace = spec
+            .spec
+            .run_policy
+            .termination_grace_period_seconds
+            .map_or(SupervisorConfig::from_env().grace, |s| s as f64);
+        let wait = Duration::from_secs_f64(grace + 30.0);
+        let phase = self.engine.suspend(name, wait)?;
+        if phase.is_terminal() {
+            bail!(
+                "job {name:?} ended ({}) before it was suspended",
+                phase.as_str()
+            );
+        }
+        Ok(())
+    }
+
+    async fn resume_lost(&mut self) -> Result<Vec<String>> {
+        Ok(self.engine.resume_lost(&self.supervisor)?)
     }
 
     async fn metrics(&mut self, name: &str) -> Result<Vec<(String, Run)>> {

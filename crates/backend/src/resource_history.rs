@@ -133,12 +133,12 @@ fn sample_loop(
     let mut idle = IdleWatch::default();
     while !ended.load(Ordering::SeqCst) {
         let t = trainctl_local::now();
-        let used = sampler.sample(&store, &System, Some(name))?;
+        let used = sampler.sample(Some(&store), &System, Some(name))?;
         let mut batch = Vec::new();
         for u in &used {
             batch.extend(points(u, t, created));
             if let Some(warning) = idle.observe(u, t, cfg) {
-                store.add_event(name, t, true, "GpuIdle", &warning)?;
+                store.add_event(name, t, true, crate::view::GPU_IDLE_REASON, &warning)?;
             }
         }
         db.add(&batch)?;

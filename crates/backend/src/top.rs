@@ -19,8 +19,12 @@ struct Running {
     gpus: Vec<u32>,
 }
 
-fn running(store: &Store, only: Option<&str>) -> anyhow::Result<Vec<Running>> {
+/// The running replicas (of `only`, when given); none without a state directory.
+fn running(store: Option<&Store>, only: Option<&str>) -> anyhow::Result<Vec<Running>> {
     let mut out = Vec::new();
+    let Some(store) = store else {
+        return Ok(out);
+    };
     for job in store.jobs()? {
         if job.finished.is_some() || only.is_some_and(|n| n != job.name) {
             continue;
@@ -84,8 +88,8 @@ pub struct Node {
     pub gpus: Vec<NodeGpu>,
 }
 
-/// Reads `top node` now.
-pub fn node(store: &Store, reader: &dyn GpuReader) -> anyhow::Result<Node> {
+/// Reads `top node` now (`store` is None where trainctl has no state directory yet).
+pub fn node(store: Option<&Store>, reader: &dyn GpuReader) -> anyhow::Result<Node> {
     let reading = read_gpus(reader);
     let mut holder: BTreeMap<u32, String> = BTreeMap::new();
     for r in running(store, None)? {
@@ -143,7 +147,7 @@ impl Sampler {
     /// Reads every running replica (of `only`, when given) now.
     pub fn sample(
         &mut self,
-        store: &Store,
+        store: Option<&Store>,
         reader: &dyn GpuReader,
         only: Option<&str>,
     ) -> anyhow::Result<Vec<ReplicaUse>> {
@@ -204,7 +208,7 @@ impl Sampler {
 
 /// Samples every running replica (of `only`, when given) twice, `interval` apart: `top job`.
 pub fn replicas(
-    store: &Store,
+    store: Option<&Store>,
     reader: &dyn GpuReader,
     only: Option<&str>,
     interval: Duration,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use trainctl_local::store::{ReplicaRow, ReplicaStatus, UnreadableJob};
+use trainctl_local::store::{EventRow, ReplicaRow, ReplicaStatus, UnreadableJob};
 use trainctl_local::JobDetail;
 
 /// A job as a Kubernetes-style object with a status, for `-o json|yaml`.
@@ -37,8 +37,18 @@ pub fn job_object(d: &JobDetail) -> Value {
         "replicas": d.replicas,
         "attempts": d.attempts,
         "events": d.events,
+        "gpuIdle": gpu_idle(&d.events).map(|e| &e.message),
     });
     object
+}
+
+/// The reason of the event a job gets when it holds GPUs while barely using them.
+pub const GPU_IDLE_REASON: &str = "GpuIdle";
+
+/// The latest GPU-idle warning among a job's events: the job is marked idle in `get` and
+/// on the dashboard once it has one.
+pub fn gpu_idle(events: &[EventRow]) -> Option<&EventRow> {
+    events.iter().rev().find(|e| e.reason == GPU_IDLE_REASON)
 }
 
 /// A job whose record does not read, for `-o json|yaml`: its name and what is wrong.

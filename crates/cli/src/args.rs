@@ -72,9 +72,11 @@ pub enum Command {
         #[command(flatten)]
         target: crate::backend::Target,
     },
-    /// Stop every replica of a job and keep it, to resume later (on a cluster).
+    /// Stop every replica of a job (SIGTERM, the grace period to checkpoint, SIGKILL) and
+    /// keep it, its logs and checkpoints, to resume later.
     Suspend(crate::backend::JobOnTarget),
-    /// Start the replicas of a suspended job again (on a cluster).
+    /// Start the replicas of a suspended job again, each as its next attempt with the same
+    /// checkpoint directory (`resume --lost`: every job whose supervisor was lost).
     /// (`resume experiment NAME [--max-trials N]`: continue an experiment whose driver
     /// stopped, or a finished one with a larger budget.)
     Resume(ResumeArgs),
@@ -99,9 +101,10 @@ pub enum Command {
         /// A job file, or Kubernetes manifests (multi-document YAML).
         file: PathBuf,
     },
-    /// Print the TrainingJob equivalent to a Kubeflow TFJob or PyTorchJob manifest.
+    /// Print the TrainingJob equivalent to a Kubeflow TFJob, PyTorchJob or batch Job
+    /// manifest, or the Experiment equivalent to a Katib v1beta1 Experiment.
     Convert {
-        /// The TFJob or PyTorchJob manifest.
+        /// The TFJob, PyTorchJob, Job or Katib Experiment manifest.
         file: PathBuf,
     },
     /// Show a job's training metrics (per tag: last, min, max, step), or plot them.
@@ -155,8 +158,15 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
     /// The job (or `experiment`).
+    #[arg(required_unless_present = "lost")]
+    pub job: Option<String>,
+    /// This machine or a cluster.
     #[command(flatten)]
-    pub job: crate::backend::JobOnTarget,
+    pub target: crate::backend::Target,
+    /// Resume every job on this machine that was suspended because its supervisor was lost
+    /// (killed, crashed, the machine rebooted).
+    #[arg(long, conflicts_with = "job")]
+    pub lost: bool,
     /// After `experiment`: the experiment.
     pub name: Option<String>,
     /// The experiment's new maxTrialCount.

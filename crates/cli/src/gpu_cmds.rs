@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 use trainctl_backend::view::table;
-use trainctl_gpu::doctor::{self, Machine, Status};
+use trainctl_gpu::doctor::{self, Check, Machine, Status};
+use trainctl_gpu::kube_doctor::ClusterFacts;
 use trainctl_gpu::System;
 use trainctl_local::store::ReplicaStatus;
 use trainctl_local::{Home, LocalEngine};
+use trainctl_spec::CloudProfile;
 
 use crate::args::Output;
 
@@ -31,30 +33,103 @@ pub struct DoctorArgs {
     /// How long each smoke job may take.
     #[arg(long, default_value = "5m", value_parser = crate::args::parse_duration)]
     pub smoke_timeout: std::time::Duration,
+    /// Check a Kubernetes cluster instead of this machine (--kube, --context, -n).
+    #[command(flatten)]
+    pub target: crate::backend::Target,
+    /// With --kube: the cloud profile whose requirements are checked.
+    #[arg(long, default_value = "generic", value_parser = parse_profile)]
+    pub profile: CloudProfile,
+    /// With --kube: a GPU model that some node must offer (and the smoke pod asks for).
+    #[arg(long)]
+    pub gpu_type: Option<String>,
+    /// With --kube --smoke: the image that runs nvidia-smi.
+    #[arg(long, default_value = trainctl_backend::kube_doctor::SMOKE_IMAGE)]
+    pub smoke_image: String,
+    /// With --kube --smoke: the RuntimeClass of the smoke pod (e.g. nvidia).
+    #[arg(long)]
+    pub runtime_class: Option<String>,
 }
 
-/// Runs the checks and prints the checklist; exits 1 when a blocking check fails.
+fn parse_profile(text: &str) -> std::result::Result<CloudProfile, String> {
+    serde_json::from_value(serde_json::json!(text)).map_err(|_| {
+        "expected one of generic, tencent-eks, tencent-tke, alibaba-eci, alibaba-ack".to_string()
+    })
+}
+
+/// Runs the checks (of this machine, or with `--kube` of a cluster) and prints the
+/// checklist; exits 1 when a blocking check fails.
 pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
+    if let Some(kube) = crate::backend::resolve(&args.target)? {
+        let (checks, facts) = kube_checks(args, &kube)?;
+        return report(args.output, &checks, ("cluster", &facts));
+    }
     let machine = Machine::observe(&args.python, &replica_groups());
     let mut checks = doctor::check(&machine);
     if args.smoke {
         checks.extend(crate::gpu_smoke::smoke(&args.python, args.smoke_timeout)?);
     }
-    let verdict = doctor::verdict(&checks);
-    match args.output {
+    report(args.output, &checks, ("machine", &machine))
+}
+
+/// An async runtime and a client of the cluster `kube` names.
+fn connect(
+    kube: &crate::backend::KubeTarget,
+) -> Result<(
+    tokio::runtime::Runtime,
+    trainctl_kube_client::client::Cluster,
+)> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let cluster = runtime.block_on(trainctl_kube_client::client::Cluster::connect(
+        kube.context.as_deref(),
+        kube.namespace.as_deref(),
+    ))?;
+    Ok((runtime, cluster))
+}
+
+/// `doctor --kube [--smoke]`: the cluster's checklist and the facts it judged.
+fn kube_checks(
+    args: &DoctorArgs,
+    kube: &crate::backend::KubeTarget,
+) -> Result<(Vec<Check>, ClusterFacts)> {
+    use trainctl_backend::kube_doctor as kd;
+    let (runtime, cluster) = connect(kube)?;
+    runtime.block_on(async {
+        let needs = kd::profile_needs(args.profile, args.gpu_type.as_deref());
+        let facts = kd::facts(&cluster, needs.clone()).await;
+        let mut checks = trainctl_gpu::kube_doctor::check(&facts);
+        if args.smoke {
+            let spec = kd::SmokeSpec {
+                image: args.smoke_image.clone(),
+                runtime_class: args.runtime_class.clone(),
+                timeout: args.smoke_timeout,
+            };
+            let pod = kd::smoke(&cluster, &needs, &spec).await?;
+            let nodes = facts.nodes.clone().unwrap_or_default();
+            checks.push(trainctl_gpu::kube_smoke::explain(&pod, &nodes));
+        }
+        Ok((checks, facts))
+    })
+}
+
+/// Prints the checklist (or `-o json|yaml` with `what` observed); exit 1 on a failure.
+fn report<T: serde::Serialize>(
+    output: Option<Output>,
+    checks: &[Check],
+    (label, observed): (&str, &T),
+) -> Result<ExitCode> {
+    let verdict = doctor::verdict(checks);
+    match output {
         Some(Output::Json) => {
-            let report =
-                serde_json::json!({"verdict": verdict, "checks": checks, "machine": machine});
+            let report = serde_json::json!({"verdict": verdict, "checks": checks, label: observed});
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Some(Output::Yaml) => {
-            let report =
-                serde_json::json!({"verdict": verdict, "checks": checks, "machine": machine});
+            let report = serde_json::json!({"verdict": verdict, "checks": checks, label: observed});
             print!("{}", serde_yaml_ng::to_string(&report)?);
         }
         _ => {
             let mut rows = Vec::new();
-            for c in &checks {
+            for c in checks {
                 rows.push(vec![
                     c.name.to_string(),
                     c.status.label().to_string(),
@@ -82,14 +157,19 @@ pub fn doctor(args: &DoctorArgs) -> Result<ExitCode> {
     })
 }
 
-/// The process groups of the local engine's running replicas (none when there is no state
-/// directory yet: doctor never creates one).
-fn replica_groups() -> BTreeSet<u32> {
+/// The local engine when trainctl has a state directory here (doctor and top never create
+/// one).
+fn existing_engine() -> Result<Option<LocalEngine>> {
     let home = Home::from_env();
     if !home.db_path().exists() {
-        return BTreeSet::new();
+        return Ok(None);
     }
-    let Ok(engine) = LocalEngine::open(home) else {
+    Ok(Some(LocalEngine::open(home)?))
+}
+
+/// The process groups of the local engine's running replicas.
+fn replica_groups() -> BTreeSet<u32> {
+    let Ok(Some(engine)) = existing_engine() else {
         return BTreeSet::new();
     };
     let store = engine.store();
@@ -122,8 +202,13 @@ pub struct TopArgs {
 /// What `top` shows.
 #[derive(Debug, clap::Subcommand)]
 pub enum TopWhat {
-    /// This machine's GPUs: total, allocated to trainctl jobs, in use, and per-GPU readings.
-    Node,
+    /// This machine's GPUs: total, allocated to trainctl jobs, in use, and per-GPU readings
+    /// (with --kube: each node's GPUs, allocated from pod requests).
+    Node {
+        /// A Kubernetes cluster instead of this machine (--kube, --context).
+        #[command(flatten)]
+        target: crate::backend::Target,
+    },
     /// Running replicas (of one job, or all): CPU, memory, GPU utilization and memory.
     Job {
         /// Only this job.
@@ -133,18 +218,25 @@ pub enum TopWhat {
 
 /// Prints `top node` or `top job`, once or (`--watch`) until interrupted.
 pub fn top(args: &TopArgs) -> Result<ExitCode> {
-    let engine = LocalEngine::open(Home::from_env())?;
+    if let TopWhat::Node { target } = &args.what {
+        if let Some(kube) = crate::backend::resolve(target)? {
+            return kube_top_node(args, &kube);
+        }
+    }
+    let engine = existing_engine()?;
+    let store = engine.as_ref().map(LocalEngine::store);
     loop {
         let text = match &args.what {
-            TopWhat::Node => {
-                let node = trainctl_backend::top::node(engine.store(), &System)?;
+            TopWhat::Node { .. } => {
+                let node = trainctl_backend::top::node(store, &System)?;
                 format_or(args.output, &node, || node_table(&node))?
             }
             TopWhat::Job { job } => {
                 if let Some(name) = job {
-                    engine
-                        .store()
-                        .job(name)?
+                    store
+                        .map(|s| s.job(name))
+                        .transpose()?
+                        .flatten()
                         .ok_or_else(|| anyhow::anyhow!("job {name:?} not found"))?;
                 }
                 let interval = if args.watch {
@@ -152,12 +244,8 @@ pub fn top(args: &TopArgs) -> Result<ExitCode> {
                 } else {
                     args.interval.min(std::time::Duration::from_secs(1))
                 };
-                let used = trainctl_backend::top::replicas(
-                    engine.store(),
-                    &System,
-                    job.as_deref(),
-                    interval,
-                )?;
+                let used =
+                    trainctl_backend::top::replicas(store, &System, job.as_deref(), interval)?;
                 format_or(args.output, &used, || replicas_table(&used))?
             }
         };
@@ -168,10 +256,58 @@ pub fn top(args: &TopArgs) -> Result<ExitCode> {
         // Clear the screen and home the cursor, then draw.
         print!("\x1b[2J\x1b[H{text}");
         std::io::Write::flush(&mut std::io::stdout())?;
-        if matches!(args.what, TopWhat::Node) {
+        if matches!(args.what, TopWhat::Node { .. }) {
             std::thread::sleep(args.interval);
         }
     }
+}
+
+/// `top node --kube`, once or (`--watch`) until interrupted.
+fn kube_top_node(args: &TopArgs, kube: &crate::backend::KubeTarget) -> Result<ExitCode> {
+    let (runtime, cluster) = connect(kube)?;
+    runtime.block_on(async {
+        loop {
+            let nodes = trainctl_backend::kube_top::nodes(&cluster).await?;
+            let text = format_or(args.output, &nodes, || kube_nodes_table(&nodes))?;
+            if !args.watch {
+                print!("{text}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            print!("\x1b[2J\x1b[H{text}");
+            std::io::Write::flush(&mut std::io::stdout())?;
+            tokio::time::sleep(args.interval).await;
+        }
+    })
+}
+
+fn kube_nodes_table(nodes: &[trainctl_backend::kube_top::NodeGpus]) -> String {
+    if nodes.is_empty() {
+        return "no node advertises nvidia.com/gpu; `trainctl doctor --kube` says why\n".into();
+    }
+    let total: u64 = nodes.iter().map(|n| n.allocatable).sum();
+    let allocated: u64 = nodes.iter().map(|n| n.allocated).sum();
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let pods: Vec<String> = n
+                .pods
+                .iter()
+                .map(|p| format!("{}({})", p.pod, p.gpus))
+                .collect();
+            vec![
+                n.node.clone(),
+                n.capacity.to_string(),
+                n.allocatable.to_string(),
+                n.allocated.to_string(),
+                trainctl_backend::view::list_or_dash(&pods),
+            ]
+        })
+        .collect();
+    format!("GPUs: {total} allocatable, {allocated} allocated\n\n")
+        + &table(
+            &["NODE", "CAPACITY", "ALLOCATABLE", "ALLOCATED", "PODS"],
+            &rows,
+        )
 }
 
 fn format_or<T: serde::Serialize>(

@@ -80,7 +80,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             std::time::Duration::from_secs(grace_period),
             backend::resolve(&target)?.as_ref(),
         ),
-        Command::Resume(a) if experiment_cmds::is_kind_word(&a.job.job) => {
+        Command::Resume(a) if a.job.as_deref().is_some_and(experiment_cmds::is_kind_word) => {
             let name = a
                 .name
                 .context("give the experiment: trainctl resume experiment NAME")?;

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
-use trainctl_kube::{Finding, RenderOptions, Severity, Target};
+use trainctl_kube::{Conversion, Finding, RenderOptions, Severity, Target};
 use trainctl_spec::{CloudProfile, GangScheduler, TrainingJob};
 
 /// `render` arguments.
@@ -177,15 +177,19 @@ fn manifest_objects(text: &str, file: &Path) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-/// `trainctl convert`: prints the TrainingJob; what did not carry over goes to stderr.
+/// `trainctl convert`: prints the TrainingJob (or, from a Katib experiment, the Experiment);
+/// what did not carry over goes to stderr.
 pub fn convert(file: &Path) -> Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let converted = trainctl_kube::convert(&text).with_context(|| format!("{}", file.display()))?;
-    for d in &converted.dropped {
+    let converted =
+        trainctl_kube::convert_document(&text).with_context(|| format!("{}", file.display()))?;
+    let (doc, dropped) = match converted {
+        Conversion::Job(c) => (trainctl_kube::job_document(&c.job), c.dropped),
+        Conversion::Experiment(c) => (trainctl_kube::experiment_document(&c.experiment), c.dropped),
+    };
+    for d in &dropped {
         eprintln!("warning: not converted: {d}");
     }
-    emit(&serde_yaml_ng::to_string(&trainctl_kube::job_document(
-        &converted.job,
-    ))?)
+    emit(&serde_yaml_ng::to_string(&doc)?)
 }

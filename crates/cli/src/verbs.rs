@@ -29,7 +29,7 @@ fn target_of(command: &Command) -> Option<&Target> {
         Command::Metrics(a) => Some(&a.target),
         Command::Collect(a) => Some(&a.target),
         Command::Suspend(a) => Some(&a.target),
-        Command::Resume(a) => Some(&a.job.target),
+        Command::Resume(a) => Some(&a.target),
         _ => None,
     }
 }
@@ -74,7 +74,10 @@ async fn verb(b: &mut impl Backend, command: Command) -> Result<ExitCode> {
             jobs, grace_period, ..
         } => delete(b, &jobs, Duration::from_secs(grace_period)).await,
         Command::Suspend(a) => set_suspended(b, &a.job, true).await,
-        Command::Resume(a) => set_suspended(b, &a.job.job, false).await,
+        Command::Resume(a) => match a.job {
+            Some(job) => set_suspended(b, &job, false).await,
+            None => resume_lost(b).await,
+        },
         Command::Metrics(a) => {
             let Some(name) = &a.job else {
                 bail!("give a job name or --logdir PATH");
@@ -200,6 +203,18 @@ async fn set_suspended(b: &mut impl Backend, name: &str, suspended: bool) -> Res
     b.set_suspended(name, suspended).await?;
     let verb = if suspended { "suspended" } else { "resumed" };
     println!("trainingjob/{name} {verb}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `resume --lost`: every job suspended because its supervisor was lost.
+async fn resume_lost(b: &mut impl Backend) -> Result<ExitCode> {
+    let names = b.resume_lost().await?;
+    if names.is_empty() {
+        println!("no job lost its supervisor");
+    }
+    for name in names {
+        println!("trainingjob/{name} resumed");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

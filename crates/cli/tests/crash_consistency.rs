@@ -2,7 +2,7 @@
 //! run` itself) is killed with SIGKILL at seeded random points across the job's life: while
 //! it starts, while replicas run, around worker 0's restart, at success and while the
 //! parameter server is being stopped. After every kill, through the CLI: the job is never
-//! shown unfinished without a live supervisor, no replica is shown Running and every attempt
+//! shown unfinished without a live supervisor (ended, or suspended to be resumed), no replica is shown Running and every attempt
 //! has an end, it holds no GPU, no process of it survives, and every log line written before
 //! the kill is in its log.
 //!
@@ -218,7 +218,8 @@ fn check(sb: &Sandbox, witness: &Path, job: &str, detached: bool) -> Result<&'st
     let phase = s["status"]["phase"].as_str().unwrap_or_default();
     let reason = s["status"]["reason"].as_str().unwrap_or_default();
     match (phase, reason) {
-        ("Succeeded", _) | ("Failed", "SupervisorLost") => {}
+        // Its restart policy restarts replicas: a lost supervisor leaves it resumable.
+        ("Succeeded", _) | ("Suspended", "SupervisorLost") => {}
         _ => {
             return Err(format!(
                 "shown {phase}/{reason} without a live supervisor: {s:#}"

@@ -297,3 +297,75 @@ fn a_killed_experiment_resumes_without_losing_or_repeating_a_trial_and_grows_its
     });
     assert_distinct_assignments(&more, 7);
 }
+
+/// A Katib experiment whose batch Job trial reads its parameter from the argv word the
+/// `${trialParameters.xValue}` placeholder stood in.
+const KATIB: &str = r#"apiVersion: kubeflow.org/v1beta1
+kind: Experiment
+metadata: {name: from-katib, namespace: kubeflow}
+spec:
+  objective: {type: maximize, objectiveMetricName: accuracy}
+  algorithm:
+    algorithmName: random
+    algorithmSettings: [{name: random_state, value: "3"}]
+  resumePolicy: Never
+  parallelTrialCount: 1
+  maxTrialCount: 3
+  parameters:
+    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}
+  trialTemplate:
+    primaryContainerName: training-container
+    trialParameters:
+      - {name: xValue, description: the knob, reference: x}
+    trialSpec:
+      apiVersion: batch/v1
+      kind: Job
+      spec:
+        template:
+          spec:
+            containers:
+              - name: training-container
+                image: docker.io/example/argv-trial:latest
+                command: [python3, argv_trial.py, "--knob=${trialParameters.xValue}", --steps=2]
+            restartPolicy: Never
+"#;
+
+/// Reads `--knob=` and `--steps=` from argv only; prints accuracy per step.
+const ARGV_TRIAL: &str = r#"
+import sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--"))
+x = float(args["knob"])
+for step in range(1, int(args["steps"]) + 1):
+    print(f"accuracy={1 - (x - 0.3) ** 2} step={step}", flush=True)
+"#;
+
+#[test]
+fn a_converted_katib_experiment_runs_here_with_each_trial_reading_its_flag_from_argv() {
+    let sb = Sandbox::new();
+    sb.write("argv_trial.py", ARGV_TRIAL);
+    let katib = sb.write("katib.yaml", KATIB);
+    let out = sb.tc(&["convert", katib.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: not converted: spec.resumePolicy (Never)"),
+        "{stderr}"
+    );
+    let converted = sb.write("experiment.yaml", &String::from_utf8_lossy(&out.stdout));
+    let run = sb.tc(&["run", converted.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    let status: Value =
+        serde_json::from_str(&sb.ok(&["get", "experiments", "from-katib", "-o", "json"])).unwrap();
+    assert_eq!(status["status"]["trialsSucceeded"].as_u64(), Some(3));
+    for trial in trials(&status) {
+        assert_eq!(trial["assignment"][0][0], "knob", "{trial}");
+        let x = trial["assignment"][0][1].as_f64().unwrap();
+        let expected = 1.0 - (x - 0.3) * (x - 0.3);
+        assert!(
+            (trial["value"].as_f64().unwrap() - expected).abs() < 1e-9,
+            "{trial}"
+        );
+    }
+    assert_distinct_assignments(&status, 3);
+}

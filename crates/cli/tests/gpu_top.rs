@@ -64,3 +64,21 @@ fn top_shows_a_gpu_replica_with_its_gpu_its_gpu_memory_and_its_memory() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("job \"nosuchjob\" not found"));
     sandbox.ok(&["delete", "gpujob"]);
 }
+
+#[test]
+fn top_on_a_machine_where_trainctl_never_ran_creates_no_state_directory() {
+    let mut sandbox = Sandbox::new();
+    sandbox.gpus = Some("0".into());
+    let node: Value = serde_json::from_str(&sandbox.ok(&["top", "node", "-o", "json"])).unwrap();
+    assert_eq!(node["total"], 1, "{node:#}");
+    assert_eq!(node["allocated"], 0, "{node:#}");
+    let replicas = sandbox.ok(&["top", "job", "--interval", "0.1s"]);
+    assert_eq!(replicas, "no running replicas\n");
+    let missing = sandbox.tc(&["top", "job", "somejob"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("job \"somejob\" not found"));
+    assert!(
+        !sandbox.home().exists(),
+        "top created {}",
+        sandbox.home().display()
+    );
+}

@@ -207,14 +207,14 @@ fn convert_prints_a_trainingjob_that_renders_and_converts_back_the_same() {
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(String::from_utf8_lossy(&again.stdout), yaml);
 
-    let not_kubeflow = sb.write(
+    let not_a_job = sb.write(
         "job.yaml",
-        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: j}\n",
     );
     fails_with(
         &sb,
-        &["convert", not_kubeflow.to_str().unwrap()],
-        "expected a kubeflow.org/v1 TFJob or PyTorchJob",
+        &["convert", not_a_job.to_str().unwrap()],
+        "expected a kubeflow.org/v1 TFJob or PyTorchJob or a batch/v1 Job",
     );
 }
 

@@ -40,6 +40,11 @@ fn a_busy_replicas_cpu_and_memory_are_recorded_as_metrics_while_it_runs() {
     );
     let memory = series(&metrics, "resources/worker-0", "memory_mib");
     assert!(memory["max"].as_f64().is_some(), "{memory}");
+    let listed = sb.ok(&["get"]);
+    assert!(
+        listed.contains("Succeeded") && !listed.contains("GpuIdle"),
+        "{listed}"
+    );
 }
 
 #[test]
@@ -70,6 +75,16 @@ fn a_gpu_held_but_idle_gets_a_warning_event() {
     assert!(
         described.contains("worker-0 holds GPU 1 but used under 5% of it"),
         "{described}"
+    );
+    // The mark in `get`, kubectl style (like a node's `Ready,SchedulingDisabled`).
+    let listed = sb.ok(&["get"]);
+    assert!(listed.contains("Succeeded,GpuIdle"), "{listed}");
+    let status = sb.status("idle");
+    assert!(
+        status["status"]["gpuIdle"]
+            .as_str()
+            .is_some_and(|m| m.contains("holds GPU 1")),
+        "{status:#}"
     );
     let metrics: Value = serde_json::from_str(&sb.ok(&["metrics", "idle", "-o", "json"])).unwrap();
     assert_eq!(

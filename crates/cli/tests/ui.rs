@@ -5,7 +5,7 @@
 mod common;
 mod ui_support;
 
-use common::{job_yaml, Sandbox};
+use common::{fake_gpus, job_yaml, Sandbox};
 use serde_json::json;
 use ui_support::{browser, chart_points, screenshot, start_ui, until};
 
@@ -385,4 +385,61 @@ fn the_log_stream_of_an_attempt_that_does_not_exist_says_which_do() {
         .call()
         .unwrap();
     assert_eq!(ok.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_that_held_a_gpu_idle_is_marked_in_the_list_and_on_its_page() {
+    let mut sb = Sandbox::new();
+    // GPU 1 of the fake nvidia-smi is at 0% utilization.
+    sb.gpus = Some("1".into());
+    let path = fake_gpus::install(sb.dir.path());
+    for (name, gpus) in [("idle-job", 1), ("cpu-job", 0)] {
+        let spec = format!(
+            "  command: [sleep, '1']\n  replicas: {{worker: {{resources: {{gpu: {gpus}}}}}}}\n"
+        );
+        let file = sb.job(&format!("{name}.yaml"), &job_yaml(name, &spec));
+        sb.ok_with(
+            &["run", file.to_str().unwrap()],
+            &[
+                ("PATH", &path),
+                ("TRAINCTL_GPU_SOURCE", "nvidia-smi"),
+                ("TRAINCTL_RESOURCE_INTERVAL_SECONDS", "0.1"),
+                ("TRAINCTL_GPU_IDLE_MINUTES", "0.005"),
+            ],
+        );
+    }
+    let (_ui, url) = start_ui(sb.command(&["ui", "--address", "127.0.0.1:0"]));
+    let (_driver, client) = browser().await;
+    client.goto(&format!("{url}/")).await.unwrap();
+    let rows = until(
+        &client,
+        "two jobs in the list",
+        "return [...document.querySelectorAll('#jobs tbody tr')].map(r => r.innerText);",
+        |v| v.as_array().is_some_and(|a| a.len() == 2),
+    )
+    .await;
+    let marked: Vec<bool> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().contains("GPU idle"))
+        .collect();
+    // Newest first: the CPU job ran second.
+    assert_eq!(marked, [false, true], "{rows}");
+    client
+        .goto(&format!("{url}/#/jobs/idle-job"))
+        .await
+        .unwrap();
+    let badge = until(
+        &client,
+        "the idle mark beside the phase",
+        "const b = document.querySelector('h1 .gpu-idle'); return b ? b.title : null;",
+        |v| v.is_string(),
+    )
+    .await;
+    assert!(
+        badge.as_str().unwrap().contains("holds GPU 1"),
+        "the mark explains itself: {badge}"
+    );
+    screenshot(&client, "gpu-idle.png").await;
 }

@@ -292,6 +292,16 @@ fn the_dashboard_serves_cluster_jobs_with_pods_logs_and_charts() {
     );
     let (status, _) = get(&base, "/api/jobs/done/logs/live?replica=chief-0");
     assert_eq!(status, 404);
+    // A cluster's experiments are not shown yet: the routes say so instead of an empty list.
+    let (status, experiments) = get(&base, "/api/experiments");
+    assert_eq!(status, 400);
+    assert!(
+        experiments["error"]
+            .as_str()
+            .unwrap()
+            .contains("get experiments --kube"),
+        "{experiments}"
+    );
 
     // Logs after the pod is gone, and of the whole finished job; both streams end.
     let (events, text) = Events::open(&base, "/api/jobs/done/logs/live?replica=ps-0").rest();

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use trainctl_spec::TrainingJob;
 
-use crate::state_machine::{decide, Action, Backoff, Decision, Observation};
+use crate::state_machine::{decide, Action, Backoff, Decision, JobPhase, Observation};
 use crate::ReplicaId;
 
 /// One replica attempt to launch now.
@@ -67,7 +67,13 @@ pub fn plan(job: &TrainingJob, obs: &Observation, backoff: Backoff) -> Plan {
                 });
             }
             Action::Restart { not_before, .. } => wake(not_before),
-            Action::Stop(id) => stops.push(id),
+            Action::Stop(id) => {
+                if decision.phase == JobPhase::Suspended {
+                    let current = obs.attempts.get(&id).copied().unwrap_or(0);
+                    attempts.insert(id, resumed_attempt(current));
+                }
+                stops.push(id);
+            }
         }
     }
     let started_at = match obs.started_at {
@@ -93,6 +99,13 @@ pub fn plan(job: &TrainingJob, obs: &Observation, backoff: Backoff) -> Plan {
     }
 }
 
+/// The attempt a replica resumes with after its attempt `current` was ended by a
+/// suspension (the user's, a preemption, or a lost supervisor): the next one, so every
+/// run has its own log, while the restart count and `backoffLimit` stay untouched.
+pub fn resumed_attempt(current: u32) -> u32 {
+    current + 1
+}
+
 /// When a job that finished at `finished_at` is to be deleted (ttlSecondsAfterFinished).
 pub fn expires_at(job: &TrainingJob, finished_at: Option<f64>) -> Option<f64> {
     let ttl = job.spec.run_policy.ttl_seconds_after_finished?;
@@ -107,7 +120,7 @@ pub fn is_expired(job: &TrainingJob, finished_at: Option<f64>, now: f64) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state_machine::{JobPhase, Outcome, ReplicaObservation, ReplicaState};
+    use crate::state_machine::{Outcome, ReplicaObservation, ReplicaState};
 
     fn job(run_policy: &str) -> TrainingJob {
         crate::state_machine::tests::job("{worker: {count: 2}}", run_policy)
@@ -254,6 +267,46 @@ mod tests {
         assert!(is_expired(&ttl, Some(10.0), 40.0));
         assert!(!is_expired(&ttl, None, 1e9), "not finished");
         assert!(!is_expired(&job("{}"), Some(10.0), 1e9), "no TTL");
+    }
+
+    #[test]
+    fn a_suspension_stops_the_running_replicas_and_moves_them_to_their_next_attempt() {
+        let mut o = obs(ReplicaState::Succeeded);
+        o.restarts = 2;
+        o.attempts.insert(id("worker-1"), 3);
+        let p = plan(
+            &job("{suspend: true, restartPolicy: OnFailure}"),
+            &o,
+            BACKOFF,
+        );
+        assert_eq!(p.decision.phase, JobPhase::Suspended);
+        assert_eq!(p.stops, [id("worker-1")]);
+        assert_eq!(
+            p.attempts,
+            BTreeMap::from([(id("worker-1"), 4)]),
+            "the finished worker-0 keeps its attempt"
+        );
+        assert_eq!(p.restarts, 2, "a suspension is not a restart");
+    }
+
+    #[test]
+    fn a_resumed_job_starts_each_replica_at_its_recorded_next_attempt_without_a_restart() {
+        let mut o = obs(ReplicaState::NotStarted);
+        o.replicas[1].state = ReplicaState::NotStarted;
+        o.attempts = BTreeMap::from([(id("worker-0"), 2), (id("worker-1"), 4)]);
+        o.restarts = 1;
+        let p = plan(
+            &job("{restartPolicy: OnFailure, backoffLimit: 1}"),
+            &o,
+            BACKOFF,
+        );
+        let launched: Vec<_> = p.launches.iter().map(|l| (l.attempt, l.restart)).collect();
+        assert_eq!(launched, [(2, false), (4, false)]);
+        assert_eq!(
+            p.restarts, 1,
+            "resuming counts no restart, even at backoffLimit"
+        );
+        assert_eq!(resumed_attempt(4), 5);
     }
 
     #[test]

@@ -155,10 +155,10 @@ impl StopRequest {
     }
 }
 
-/// A terminal outcome: the phase and why.
+/// An outcome: the phase and why (terminal, or `Suspended` for a lost supervisor).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
-    /// Succeeded or Failed.
+    /// Succeeded or Failed (or Suspended, see [`supervisor_lost`]).
     pub phase: JobPhase,
     /// A CamelCase reason such as `BackoffLimitExceeded`.
     pub reason: String,
@@ -219,21 +219,34 @@ impl Decision {
 /// Higher codes (signals, OOM kills: 128+N) are retried.
 pub const PERMANENT_EXIT_CODES: RangeInclusive<i32> = 1..=127;
 
-/// The outcome of a job whose engine lost it: the process that ran its replicas (the local
-/// supervisor) is gone, so nothing observed or restarted them since. The engine observes the
-/// loss; what it means for the job is decided here. `log` names where the lost process wrote,
-/// when it wrote anywhere (a detached supervisor does; `trainctl run` writes to its terminal).
-pub fn supervisor_lost(log: Option<&str>) -> Outcome {
-    let message = match log {
-        Some(log) => format!("the supervising process exited unexpectedly; see {log}"),
-        None => "the supervising process (trainctl run) exited unexpectedly; \
-                 its replicas were stopped"
-            .to_string(),
+/// The reason of a job whose supervisor was lost ([`supervisor_lost`]).
+pub const LOST_REASON: &str = "SupervisorLost";
+
+/// What becomes of a job whose engine lost it: the process that ran its replicas (the local
+/// supervisor) is gone, so nothing observed or restarted them since. A job whose restart
+/// policy restarts replicas is `Suspended` (reason `SupervisorLost`): its checkpoints stay
+/// and `resume` continues it; a `Never` job fails. The engine observes the loss; what it
+/// means for the job is decided here. `log` names where the lost process wrote, when it
+/// wrote anywhere (a detached supervisor does; `trainctl run` writes to its terminal).
+pub fn supervisor_lost(job: &TrainingJob, log: Option<&str>) -> Outcome {
+    let what = match log {
+        Some(log) => format!("the supervising process exited unexpectedly (see {log})"),
+        None => "the supervising process (trainctl run) exited unexpectedly".to_string(),
+    };
+    let (phase, then) = match job.spec.run_policy.restart_policy {
+        RestartPolicy::Never => (
+            JobPhase::Failed,
+            "its replicas were stopped (restartPolicy Never does not resume)",
+        ),
+        _ => (
+            JobPhase::Suspended,
+            "its replicas were stopped; `trainctl resume` continues it from its checkpoints",
+        ),
     };
     Outcome {
-        phase: JobPhase::Failed,
-        reason: "SupervisorLost".into(),
-        message,
+        phase,
+        reason: LOST_REASON.into(),
+        message: format!("{what}; {then}"),
     }
 }
 
@@ -500,12 +513,33 @@ pub(crate) mod tests {
 
     #[test]
     fn a_lost_supervisor_points_at_its_log_only_when_it_has_one() {
-        assert!(supervisor_lost(Some("/h/supervisor.log"))
+        let never = job("{worker: {count: 1}}", "{}");
+        assert!(supervisor_lost(&never, Some("/h/supervisor.log"))
             .message
-            .ends_with("see /h/supervisor.log"));
-        let run = supervisor_lost(None).message;
+            .contains("(see /h/supervisor.log)"));
+        let run = supervisor_lost(&never, None).message;
         assert!(!run.contains("supervisor.log"), "{run}");
         assert!(run.contains("trainctl run"), "{run}");
+    }
+
+    #[test]
+    fn a_lost_supervisor_suspends_a_job_that_restarts_and_fails_one_that_never_does() {
+        let table = [
+            ("{}", JobPhase::Failed),
+            ("{restartPolicy: Never}", JobPhase::Failed),
+            ("{restartPolicy: OnFailure}", JobPhase::Suspended),
+            ("{restartPolicy: ExitCode}", JobPhase::Suspended),
+        ];
+        for (policy, phase) in table {
+            let lost = supervisor_lost(&job("{worker: {count: 1}}", policy), None);
+            assert_eq!(
+                (lost.phase, lost.reason.as_str()),
+                (phase, LOST_REASON),
+                "{policy}"
+            );
+            let resumable = lost.message.contains("trainctl resume");
+            assert_eq!(resumable, phase == JobPhase::Suspended, "{}", lost.message);
+        }
     }
 
     #[test]

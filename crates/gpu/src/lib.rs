@@ -5,6 +5,8 @@
 
 pub mod cuda;
 pub mod doctor;
+pub mod kube_doctor;
+pub mod kube_smoke;
 pub mod lease;
 mod nvml;
 pub mod smi;
@@ -193,10 +195,7 @@ pub fn read_devices() -> Reading {
 /// The process group of `pid` (from `/proc/PID/stat`): trainctl starts each replica as the
 /// leader of its own group, so a GPU process belongs to the replica whose pid is its group.
 pub fn process_group(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: the fields start after the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(2)?.parse().ok()
+    usage::read_stat(pid).map(|s| s.group)
 }
 
 /// Parses a comma-separated list of device indices leniently: blanks and junk are skipped,

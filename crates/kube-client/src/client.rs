@@ -98,6 +98,11 @@ impl Cluster {
         })
     }
 
+    /// The underlying kube-rs client, for calls beyond TrainingJobs (doctor's checks).
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
     fn jobs(&self) -> Api<TrainingJobResource> {
         Api::namespaced(self.client.clone(), &self.namespace)
     }

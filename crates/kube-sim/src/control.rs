@@ -1,6 +1,6 @@
 //! The test-facing control API: nodes, pod outcomes, logs, gang scheduling, faults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::cluster::{builtin, fail_pods_on_node, terminate_pod};
 use crate::faults::FaultRule;
-use crate::server::{KubeSim, Shared};
+use crate::server::{KubeSim, LogLine, PodLogs, Shared};
 use crate::store::{now, EventType};
 
 /// A simulated node: capacity and labels.
@@ -120,12 +120,30 @@ impl Shared {
 
     /// See [`KubeSim::append_log`].
     pub(crate) fn append_log(&self, ns: &str, pod: &str, container: &str, lines: &[String]) {
-        self.logs()
-            .entry((ns.to_string(), pod.to_string()))
-            .or_default()
-            .entry(container.to_string())
-            .or_default()
-            .extend(lines.iter().cloned());
+        let at = self.now();
+        let lines = lines.iter().map(|text| LogLine {
+            at,
+            text: text.clone(),
+        });
+        append_lines(&mut self.logs(), ns, pod, container, lines);
+    }
+
+    /// See [`KubeSim::set_clock_speed`].
+    pub(crate) fn set_clock_speed(&self, speed: f64) {
+        self.clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_speed(speed);
+        self.wake.notify_one();
+    }
+
+    /// See [`KubeSim::log_bytes_served`].
+    pub(crate) fn log_bytes_served(&self, ns: &str, pod: &str) -> u64 {
+        let served = self.log_bytes.lock().unwrap_or_else(|e| e.into_inner());
+        served
+            .get(&(ns.to_string(), pod.to_string()))
+            .copied()
+            .unwrap_or_default()
     }
 
     /// See [`KubeSim::set_gang_scheduling`].
@@ -141,6 +159,21 @@ impl Shared {
     pub(crate) fn drop_watches(&self) {
         self.watch_epoch.send_modify(|epoch| *epoch += 1);
     }
+}
+
+/// Appends lines to a pod's log (for all its containers when `container` is "").
+pub(crate) fn append_lines(
+    logs: &mut HashMap<(String, String), PodLogs>,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    lines: impl IntoIterator<Item = LogLine>,
+) {
+    logs.entry((ns.to_string(), pod.to_string()))
+        .or_default()
+        .entry(container.to_string())
+        .or_default()
+        .extend(lines);
 }
 
 impl KubeSim {
@@ -159,7 +192,8 @@ impl KubeSim {
         self.shared.finish_pod(ns, name, exit_code)
     }
 
-    /// Appends log lines for a pod (for all its containers when `container` is "").
+    /// Appends log lines for a pod (for all its containers when `container` is ""); the
+    /// lines of one call share one timestamp, the simulated time of the call.
     pub fn append_log(&self, ns: &str, pod: &str, container: &str, lines: &[&str]) {
         let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
         self.shared.append_log(ns, pod, container, &lines);
@@ -191,7 +225,30 @@ impl KubeSim {
         self.shared.faults().set_watch_delay(resource, delay);
     }
 
-    /// Removes every fault rule, the added latency and the watch delays.
+    /// Cuts every followed log (`follow=true`) opened from now on after it has sent `bytes`
+    /// bytes, mid-line if the count runs out there (None: never): a dropped connection.
+    pub fn cut_log_follows_after(&self, bytes: Option<u64>) {
+        self.shared.faults().set_log_cut(bytes);
+    }
+
+    /// Runs the simulated clock (log timestamps, `sinceSeconds`, pod scripts and print
+    /// schedules) `speed` times as fast as the wall clock from now on.
+    pub fn set_clock_speed(&self, speed: f64) {
+        self.shared.set_clock_speed(speed);
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.shared.now()
+    }
+
+    /// Bytes of a pod's log the pods/log endpoint has sent so far, all requests together
+    /// (deleting the pod does not reset the count).
+    pub fn log_bytes_served(&self, ns: &str, pod: &str) -> u64 {
+        self.shared.log_bytes_served(ns, pod)
+    }
+
+    /// Removes every fault rule, the added latency, the watch delays and the log cut.
     pub fn clear_faults(&self) {
         self.shared.faults().clear();
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -49,6 +49,18 @@ struct Toggle {
 #[derive(Deserialize)]
 struct Latency {
     millis: u64,
+}
+
+/// Body of `/clock`.
+#[derive(Deserialize)]
+struct Speed {
+    speed: f64,
+}
+
+/// Body of `/logs/cut`.
+#[derive(Deserialize)]
+struct Cut {
+    bytes: Option<u64>,
 }
 
 /// The control routes.
@@ -117,6 +129,28 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
                 s.faults().set_latency(Duration::from_millis(l.millis));
                 done(Ok(()))
             }),
+        )
+        .route(
+            "/kube-sim/v1/clock",
+            put(|State(s): SharedState, Json(c): Json<Speed>| async move {
+                s.set_clock_speed(c.speed);
+                done(Ok(()))
+            }),
+        )
+        .route(
+            "/kube-sim/v1/logs/cut",
+            put(|State(s): SharedState, Json(c): Json<Cut>| async move {
+                s.faults().set_log_cut(c.bytes);
+                done(Ok(()))
+            }),
+        )
+        .route(
+            "/kube-sim/v1/namespaces/{ns}/pods/{name}/log/bytes",
+            get(
+                |State(s): SharedState, Path((ns, name)): Path<(String, String)>| async move {
+                    Json(serde_json::json!({"bytes": s.log_bytes_served(&ns, &name)}))
+                },
+            ),
         )
         .route(
             "/kube-sim/v1/watches/drop",

@@ -1,6 +1,6 @@
 //! Fault injection for reliability tests: per verb/resource error rates (500, 429 with
 //! Retry-After, 409), added latency, watch events delivered late (a lagging watch cache),
-//! and dropping every open watch stream.
+//! dropping every open watch stream, and cutting followed logs after a number of bytes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -51,6 +51,8 @@ pub struct Faults {
     latency: Duration,
     /// How late watch events of a resource (plural) are delivered.
     watch_delays: BTreeMap<String, Duration>,
+    /// Followed logs (`follow=true`) end after sending this many bytes.
+    log_cut: Option<u64>,
 }
 
 impl Faults {
@@ -76,7 +78,18 @@ impl Faults {
         self.watch_delays.get(resource).copied().unwrap_or_default()
     }
 
-    /// Removes every rule, the added latency and the watch delays.
+    /// Ends every followed log (`follow=true`) opened from now on once it has sent `bytes`
+    /// bytes, mid-line if that is where the count runs out (None: never).
+    pub fn set_log_cut(&mut self, bytes: Option<u64>) {
+        self.log_cut = bytes;
+    }
+
+    /// After how many bytes a followed log is cut.
+    pub fn log_cut(&self) -> Option<u64> {
+        self.log_cut
+    }
+
+    /// Removes every rule, the added latency, the watch delays and the log cut.
     pub fn clear(&mut self) {
         *self = Faults::default();
     }

@@ -13,6 +13,7 @@
 //!
 #![doc = include_str!("../FIDELITY.md")]
 
+mod clock;
 mod cluster;
 mod control;
 mod control_http;
@@ -35,7 +36,7 @@ mod wait;
 mod watch;
 mod writes;
 
-pub use cluster::SCRIPT_ANNOTATION;
+pub use cluster::{PRINT_ANNOTATION, SCRIPT_ANNOTATION};
 pub use control::{ControlResult, NodeSpec};
 pub use error::ApiError;
 pub use faults::{FaultRule, InjectedError};

@@ -140,7 +140,17 @@ const BUILTINS: &[Builtin] = &[
         &["deploy"],
         true,
     ),
+    ("apps", "v1", "daemonsets", "DaemonSet", true, &["ds"], true),
     ("batch", "v1", "jobs", "Job", true, &[], true),
+    (
+        "node.k8s.io",
+        "v1",
+        "runtimeclasses",
+        "RuntimeClass",
+        false,
+        &[],
+        false,
+    ),
     (
         "events.k8s.io",
         "v1",

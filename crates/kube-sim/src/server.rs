@@ -9,6 +9,7 @@ use serde_json::json;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::faults::Faults;
 use crate::requests::RequestCounts;
 use crate::store::Store;
@@ -38,8 +39,17 @@ impl Default for ServerConfig {
     }
 }
 
+/// One line a container printed, with the (simulated) time the kubelet read it.
+#[derive(Debug, Clone)]
+pub(crate) struct LogLine {
+    /// When it was printed.
+    pub at: jiff::Timestamp,
+    /// The text, without the newline.
+    pub text: String,
+}
+
 /// Log lines of one pod, by container ("" when the test gave none).
-pub(crate) type PodLogs = HashMap<String, Vec<String>>;
+pub(crate) type PodLogs = HashMap<String, Vec<LogLine>>;
 
 /// State shared by the HTTP handlers, the simulated cluster and the test handle.
 pub(crate) struct Shared {
@@ -55,6 +65,10 @@ pub(crate) struct Shared {
     pub wake: Notify,
     /// The resource requests answered so far, counted by kind.
     pub requests: Mutex<RequestCounts>,
+    /// The simulated clock (log timestamps, scripts, print schedules).
+    pub clock: Mutex<Clock>,
+    /// Bytes of log text the pods/log endpoint has sent, by (namespace, pod).
+    pub log_bytes: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl Shared {
@@ -72,6 +86,11 @@ impl Shared {
     /// The request tally, locked.
     pub fn requests(&self) -> MutexGuard<'_, RequestCounts> {
         self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The simulated time now.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.clock.lock().unwrap_or_else(|e| e.into_inner()).now()
     }
 
     /// The pod logs, locked.
@@ -108,6 +127,8 @@ impl KubeSim {
             gang_scheduling: Mutex::new(false),
             wake: Notify::new(),
             requests: Mutex::new(RequestCounts::new()),
+            clock: Mutex::new(Clock::new()),
+            log_bytes: Mutex::new(HashMap::new()),
         });
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;

@@ -1,9 +1,13 @@
-//! Kubeflow `kubeflow.org/v1` TFJob and PyTorchJob manifests to TrainingJobs. What has a
+//! Kubeflow `kubeflow.org/v1` TFJob and PyTorchJob manifests and `batch/v1` Jobs to
+//! TrainingJobs, and Katib experiments to Experiment files ([`katib`]). What has a
 //! TrainingJob field carries over; what has none (sidecars, node selectors, env from
 //! secrets...) is reported, never dropped silently. The `--name=value` words that end
 //! every replica's argv become hyperparameters ([`hyperparameters`]).
 
 mod hyperparameters;
+pub mod katib;
+mod katib_algorithm;
+mod placeholders;
 
 use std::collections::BTreeMap;
 
@@ -41,8 +45,8 @@ pub enum ConvertError {
     /// Not a Kubeflow job of a kind we read.
     #[error("{0}")]
     Unsupported(String),
-    /// The result breaks a TrainingJob rule.
-    #[error("the converted job is not valid:\n{0}")]
+    /// The result breaks a TrainingJob or Experiment rule.
+    #[error("the converted job or experiment is not valid:\n{0}")]
     Invalid(String),
 }
 
@@ -55,35 +59,78 @@ struct Replica {
     volumes: Vec<Volume>,
 }
 
-/// Converts the text of a TFJob or PyTorchJob manifest.
+/// A converted manifest: a job, or a Katib experiment.
+#[derive(Debug, Clone)]
+pub enum Conversion {
+    /// From a TFJob, PyTorchJob or batch/v1 Job.
+    Job(Box<Converted>),
+    /// From a Katib Experiment.
+    Experiment(Box<katib::ConvertedExperiment>),
+}
+
+/// Converts the text of a TFJob, PyTorchJob, batch/v1 Job or Katib Experiment.
+pub fn convert_document(text: &str) -> Result<Conversion, ConvertError> {
+    let doc = parse(text)?;
+    if katib::is_katib_experiment(&doc) {
+        katib::convert_experiment(&doc).map(|c| Conversion::Experiment(Box::new(c)))
+    } else {
+        convert_job(&doc).map(|c| Conversion::Job(Box::new(c)))
+    }
+}
+
+/// Converts the text of a TFJob, PyTorchJob or batch/v1 Job manifest.
 pub fn convert(text: &str) -> Result<Converted, ConvertError> {
-    let doc: Value =
-        serde_yaml_ng::from_str(text).map_err(|e| ConvertError::Yaml(e.to_string()))?;
+    convert_job(&parse(text)?)
+}
+
+/// The YAML document of a manifest.
+pub(crate) fn parse(text: &str) -> Result<Value, ConvertError> {
+    serde_yaml_ng::from_str(text).map_err(|e| ConvertError::Yaml(e.to_string()))
+}
+
+/// Converts a parsed TFJob, PyTorchJob or batch/v1 Job (a single worker of the generic
+/// framework).
+pub fn convert_job(doc: &Value) -> Result<Converted, ConvertError> {
     let kind = doc["kind"].as_str().unwrap_or_default();
+    let mut dropped = Vec::new();
+    let mut replicas = Vec::new();
     let framework = match (doc["apiVersion"].as_str(), kind) {
+        (Some("batch/v1"), "Job") => {
+            for field in ["parallelism", "completions"] {
+                if doc["spec"][field].as_u64().is_some_and(|n| n > 1) {
+                    dropped.push(format!(
+                        "spec.{field}: a Job's pods are independent; the TrainingJob runs one worker"
+                    ));
+                }
+            }
+            let role = ReplicaType::Worker;
+            let rs = &doc["spec"];
+            replicas.push(replica(role, rs, Framework::Generic, "spec", &mut dropped)?);
+            Framework::Generic
+        }
         (Some("kubeflow.org/v1"), "TFJob") => Framework::Tensorflow,
         (Some("kubeflow.org/v1"), "PyTorchJob") => Framework::Pytorch,
         (api, _) => {
             return Err(ConvertError::Unsupported(format!(
-                "expected a kubeflow.org/v1 TFJob or PyTorchJob, got {} {kind:?}",
+                "expected a kubeflow.org/v1 TFJob or PyTorchJob or a batch/v1 Job, got {} {kind:?}",
                 api.unwrap_or("no apiVersion")
             )))
         }
     };
-    let mut dropped = Vec::new();
-    let specs_field = kind_of(framework).1;
-    let Some(specs) = doc["spec"][specs_field].as_object() else {
-        return Err(ConvertError::Unsupported(format!(
-            "spec.{specs_field} is missing: the job has no replicas"
-        )));
-    };
-    let mut replicas = Vec::new();
-    for (name, rs) in specs {
-        let at = format!("spec.{specs_field}.{name}");
-        let role = ReplicaType::parse(&name.to_lowercase()).ok_or_else(|| {
-            ConvertError::Unsupported(format!("{at}: unknown replica type {name:?}"))
-        })?;
-        replicas.push(replica(role, rs, framework, &at, &mut dropped)?);
+    if framework != Framework::Generic {
+        let specs_field = kind_of(framework).1;
+        let Some(specs) = doc["spec"][specs_field].as_object() else {
+            return Err(ConvertError::Unsupported(format!(
+                "spec.{specs_field} is missing: the job has no replicas"
+            )));
+        };
+        for (name, rs) in specs {
+            let at = format!("spec.{specs_field}.{name}");
+            let role = ReplicaType::parse(&name.to_lowercase()).ok_or_else(|| {
+                ConvertError::Unsupported(format!("{at}: unknown replica type {name:?}"))
+            })?;
+            replicas.push(replica(role, rs, framework, &at, &mut dropped)?);
+        }
     }
 
     let mut job = TrainingJob {
@@ -130,18 +177,23 @@ pub fn convert(text: &str) -> Result<Converted, ConvertError> {
             r.port = r.port.filter(|p| *p != default);
         }
     }
-    let violations = validate(&job);
-    if !violations.is_empty() {
-        let lines: Vec<String> = violations
-            .iter()
-            .map(|v| format!("  {}: {}", v.path, v.message))
-            .collect();
-        return Err(ConvertError::Invalid(lines.join("\n")));
-    }
+    valid(validate(&job))?;
     Ok(Converted { job, dropped })
 }
 
-fn metadata(meta: &Value) -> ObjectMeta {
+/// An error listing the violations, one per line, if there are any.
+pub(crate) fn valid(violations: Vec<trainctl_spec::Violation>) -> Result<(), ConvertError> {
+    if violations.is_empty() {
+        return Ok(());
+    }
+    let lines: Vec<String> = violations
+        .iter()
+        .map(|v| format!("  {}: {}", v.path, v.message))
+        .collect();
+    Err(ConvertError::Invalid(lines.join("\n")))
+}
+
+pub(crate) fn metadata(meta: &Value) -> ObjectMeta {
     let map = |v: &Value| -> BTreeMap<String, String> {
         v.as_object()
             .map(|m| {
@@ -264,7 +316,13 @@ fn replica(
     Ok(Replica {
         role,
         spec,
-        restart: rs["restartPolicy"].as_str().map(str::to_string),
+        // A Kubeflow replica spec holds it; a batch Job's pod template does.
+        restart: rs["restartPolicy"]
+            .as_str()
+            .or(pod["restartPolicy"]
+                .as_str()
+                .filter(|_| framework == Framework::Generic))
+            .map(str::to_string),
         argv,
         volumes: volumes(pod, c, at, dropped),
     })

@@ -3,7 +3,7 @@
 //! keeps its fields' order.
 
 use serde_json::{json, Map, Value};
-use trainctl_spec::TrainingJob;
+use trainctl_spec::{Experiment, TrainingJob};
 
 /// `value` with every object's keys in sorted order.
 fn sorted(value: &Value) -> Value {
@@ -45,9 +45,30 @@ pub fn to_json_list(objects: &[Value]) -> String {
 /// numbers they are (`gpu: 1`, not the `1.0` of their floating-point field).
 pub fn job_document(job: &TrainingJob) -> serde_yaml_ng::Value {
     let mut doc = serde_yaml_ng::to_value(job).unwrap_or_default();
-    let replicas = doc
+    if let Some(spec) = doc.get_mut("spec") {
+        whole_gpus(spec);
+    }
+    doc
+}
+
+/// An Experiment as a YAML document in its fields' order, its trial template's GPU counts
+/// whole numbers as in [`job_document`].
+pub fn experiment_document(experiment: &Experiment) -> serde_yaml_ng::Value {
+    let mut doc = serde_yaml_ng::to_value(experiment).unwrap_or_default();
+    let template = doc
         .get_mut("spec")
-        .and_then(|spec| spec.get_mut("replicas"))
+        .and_then(|spec| spec.get_mut("trialTemplate"))
+        .and_then(|t| t.get_mut("spec"));
+    if let Some(spec) = template {
+        whole_gpus(spec);
+    }
+    doc
+}
+
+/// Writes the replicas' GPU counts of a TrainingJob spec as whole numbers.
+fn whole_gpus(spec: &mut serde_yaml_ng::Value) {
+    let replicas = spec
+        .get_mut("replicas")
         .and_then(serde_yaml_ng::Value::as_mapping_mut);
     for (_, replica) in replicas.into_iter().flatten() {
         let gpu = replica
@@ -59,5 +80,4 @@ pub fn job_document(job: &TrainingJob) -> serde_yaml_ng::Value {
             }
         }
     }
-    doc
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use trainctl_kube::{convert, render, RenderOptions, Target};
-use trainctl_spec::TrainingJob;
+use trainctl_spec::{ReplicaType, RestartPolicy, TrainingJob};
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(common::crate_dir().join("tests/kubeflow").join(name)).unwrap()
@@ -268,9 +268,10 @@ fn convert_reports_what_has_no_trainingjob_field() {
 }
 
 #[test]
-fn convert_refuses_what_is_not_a_kubeflow_job() {
+fn convert_refuses_what_is_not_a_kubeflow_or_batch_job() {
     for (text, expected) in [
-        ("apiVersion: batch/v1\nkind: Job\n", "expected a kubeflow.org/v1 TFJob or PyTorchJob"),
+        ("apiVersion: apps/v1\nkind: Deployment\n", "expected a kubeflow.org/v1 TFJob or PyTorchJob or a batch/v1 Job"),
+        ("apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\n", "spec.template.spec.containers: the replica has no container"),
         ("apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: x}\nspec: {}\n", "spec.tfReplicaSpecs is missing"),
         ("apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: x}\nspec:\n  tfReplicaSpecs:\n    Driver: {replicas: 1}\n", "unknown replica type \"Driver\""),
         ("apiVersion: kubeflow.org/v1\nkind: TFJob\nmetadata: {name: Bad_Name}\nspec:\n  tfReplicaSpecs:\n    Worker:\n      template: {spec: {containers: [{name: tensorflow, image: x, command: [a]}]}}\n", "metadata.name"),
@@ -279,6 +280,26 @@ fn convert_refuses_what_is_not_a_kubeflow_job() {
         let err = convert(text).unwrap_err().to_string();
         assert!(err.contains(expected), "{text:?}: {err}");
     }
+}
+
+#[test]
+fn a_batch_job_converts_to_one_generic_worker_with_its_pod_restart_policy_and_limits() {
+    let text = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: train, namespace: ml}\nspec:\n  backoffLimit: 4\n  activeDeadlineSeconds: 600\n  parallelism: 2\n  template:\n    spec:\n      restartPolicy: OnFailure\n      containers: [{name: main, image: 'py:3', command: [python3, t.py, --lr=0.1], resources: {limits: {nvidia.com/gpu: 1}}}]\n";
+    let c = convert(text).unwrap();
+    let spec = &c.job.spec;
+    assert_eq!(spec.framework, trainctl_spec::Framework::Generic);
+    assert_eq!(spec.command, ["python3", "t.py"]);
+    assert_eq!(spec.hyperparameters["lr"].to_string(), "0.1");
+    assert_eq!(spec.run_policy.restart_policy, RestartPolicy::OnFailure);
+    assert_eq!(spec.run_policy.backoff_limit, 4);
+    assert_eq!(spec.run_policy.active_deadline_seconds, Some(600));
+    let worker = spec.replicas.get(ReplicaType::Worker).unwrap();
+    assert_eq!((worker.count, worker.resources.gpu), (1, Some(1.0)));
+    assert!(
+        c.dropped.iter().any(|d| d.starts_with("spec.parallelism")),
+        "{:?}",
+        c.dropped
+    );
 }
 
 /// A two-role TFJob whose PS and Worker run `ps_args` and `worker_args` after `python t.py`.

@@ -480,3 +480,47 @@ fn json_output_is_a_v1_list() {
     assert_eq!(list["kind"], "List");
     assert_eq!(list["items"].as_array().unwrap().len(), objs.len());
 }
+
+/// Every value of `key` anywhere in `v`.
+fn values_of<'a>(v: &'a Value, key: &str, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == key {
+                    out.push(x);
+                }
+                values_of(x, key, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| values_of(x, key, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_run_policy_grace_period_becomes_every_pods_termination_grace_period() {
+    let with = common::job(&format!(
+        "{PS_JOB}  runPolicy: {{terminationGracePeriodSeconds: 60}}\n"
+    ));
+    let without = common::job(PS_JOB);
+    let grace_periods = |job: &TrainingJob, target| -> Vec<Value> {
+        let mut found = Vec::new();
+        for o in objects(job, target, CloudProfile::Generic, None) {
+            let mut here = Vec::new();
+            values_of(&o, "terminationGracePeriodSeconds", &mut here);
+            found.extend(here.into_iter().cloned());
+        }
+        found
+    };
+    for target in [Target::Plain, Target::Jobset, Target::Kubeflow] {
+        let found = grace_periods(&with, target);
+        // One pod template per role (ps, worker) at least; every one says 60.
+        assert!(found.len() >= 2, "{target:?}: {found:?}");
+        assert!(found.iter().all(|v| *v == 60), "{target:?}: {found:?}");
+        let none = grace_periods(&without, target);
+        assert!(
+            none.is_empty(),
+            "{target:?}: unset means Kubernetes' default"
+        );
+    }
+}

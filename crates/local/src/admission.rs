@@ -3,18 +3,23 @@
 //! the grant happen in one store transaction ([`Store::allocation`]), so no two jobs share a
 //! GPU or a port.
 //!
-//! The policy here is FIFO with backfilling ([`PolicyKind::Backfill`]): priority first, then
-//! the user with the least recent GPU use (fair share; the user is the job's
-//! `trainctl.dev/user` label, else everyone is one user), then arrival; the first job that
-//! does not fit gets a reservation at the earliest time running jobs are expected to end
-//! (`activeDeadlineSeconds` from their start; unknown means long), and later jobs start now
-//! only if they do not delay it. Nothing is preempted: suspending a running job is not
-//! possible on this engine yet.
+//! The policy here is FIFO with backfilling ([`PolicyKind::Backfill`]; `TRAINCTL_QUEUE_POLICY`
+//! picks another: `fifo`, `backfill`, `las`): priority first, then the user with the least
+//! recent GPU use (fair share; the user is the job's `trainctl.dev/user` label, else everyone
+//! is one user), then arrival; the first job that does not fit gets a reservation at the
+//! earliest time running jobs are expected to end (`activeDeadlineSeconds` from their start;
+//! unknown means long), and later jobs start now only if they do not delay it.
+//!
+//! Preemption is on: when the policy gives a waiting job the GPUs of running
+//! `preemptible` jobs (whole gangs, the fewest and lowest placed; under `las` by least
+//! attained service), the waiting job waits for them ([`Admission::Preempting`]) while each
+//! victim's supervisor, asking [`preempted_by`], suspends its replicas, gives the GPUs back
+//! and queues again to resume from its checkpoints.
 
 use std::net::TcpListener;
 
 use trainctl_core::queue::fair_share::{decayed_usage, Usage, DEFAULT_HALF_LIFE_S};
-use trainctl_core::queue::{decide, explain, Policy, PolicyKind, QueueEntry, QueueJob};
+use trainctl_core::queue::{decide, explain, Decisions, Policy, PolicyKind, QueueEntry, QueueJob};
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
@@ -30,11 +35,58 @@ pub enum Admission {
     Granted,
     /// Not yet: the job's place in the queue and why it waits.
     Wait(String),
+    /// Not yet: these running jobs are being preempted to free the job's GPUs.
+    Preempting(Vec<String>),
 }
 
-/// The policy the local engine runs.
+/// The variable that picks the local queue policy.
+pub const POLICY_VAR: &str = "TRAINCTL_QUEUE_POLICY";
+
+/// The policy the local engine runs: `TRAINCTL_QUEUE_POLICY` (`fifo`, `backfill`, `las`;
+/// default `backfill`), always with preemption of preemptible jobs.
 fn policy() -> Policy {
-    Policy::new(PolicyKind::Backfill)
+    let kind = std::env::var(POLICY_VAR)
+        .ok()
+        .and_then(|v| serde_json::from_value(serde_json::Value::String(v)).ok())
+        .filter(|k| matches!(k, PolicyKind::Fifo | PolicyKind::Backfill | PolicyKind::Las))
+        .unwrap_or(PolicyKind::Backfill);
+    Policy {
+        preemption: true,
+        ..Policy::new(kind)
+    }
+}
+
+/// The queue's decision at `now` over every job, with the GPUs of `inventory` that no job
+/// holds; also the free GPUs.
+fn decide_now(
+    claims: &Claims,
+    inventory: &[u32],
+    now: f64,
+) -> (Decisions<String>, Vec<u32>, QueueJobs) {
+    let free: Vec<u32> = inventory
+        .iter()
+        .copied()
+        .filter(|g| !claims.held_gpus.contains(g))
+        .collect();
+    let jobs = queue_jobs(claims, now);
+    let d = decide(&policy(), now, free.len() as u32, &jobs.0, &jobs.1);
+    (d, free, jobs)
+}
+
+/// Whether the queue takes the GPUs of `job` (running, preemptible) for waiting jobs now:
+/// the names of the jobs it is preempted for, or None.
+pub fn preempted_by(
+    store: &mut Store,
+    job: &TrainingJob,
+    inventory: &[u32],
+    now: f64,
+) -> Result<Option<String>, StoreError> {
+    let allocation = store.allocation()?;
+    let (d, _, _) = decide_now(&allocation.claims()?, inventory, now);
+    Ok(d.preempt
+        .iter()
+        .any(|k| k == job.name())
+        .then(|| d.start.join(", ")))
 }
 
 /// Asks the queue for the job's GPUs (from `inventory`, this machine's devices) and picks a
@@ -49,14 +101,11 @@ pub fn try_admit(
     let allocation = store.allocation()?;
     let claims = allocation.claims()?;
     let need = job.total_gpus();
-    let free: Vec<u32> = inventory
-        .iter()
-        .copied()
-        .filter(|g| !claims.held_gpus.contains(g))
-        .collect();
+    let (d, free, (waiting, running)) = decide_now(&claims, inventory, now);
     if need > 0 {
-        let (waiting, running) = queue_jobs(&claims, now);
-        let d = decide(&policy(), now, free.len() as u32, &waiting, &running);
+        if d.start.iter().any(|k| k == name) && (free.len() as u32) < need {
+            return Ok(Admission::Preempting(d.preempt));
+        }
         if !d.start.iter().any(|k| k == name) {
             let entries = explain(&policy(), now, free.len() as u32, &waiting, &running);
             let why = entries
@@ -113,8 +162,11 @@ pub fn queue(
     Ok(explain(&policy(), now, free, &waiting, &running))
 }
 
+/// Jobs waiting for GPUs and jobs holding them.
+type QueueJobs = (Vec<QueueJob<String>>, Vec<QueueJob<String>>);
+
 /// The jobs waiting for GPUs and the jobs holding them, as the queue sees them at `now`.
-fn queue_jobs(claims: &Claims, now: f64) -> (Vec<QueueJob<String>>, Vec<QueueJob<String>>) {
+fn queue_jobs(claims: &Claims, now: f64) -> QueueJobs {
     let user = |j: &GpuJob| {
         j.spec
             .as_ref()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use trainctl_core::plan::is_expired;
-use trainctl_core::state_machine::{supervisor_lost, JobPhase, Outcome};
+use trainctl_core::state_machine::{supervisor_lost, JobPhase, Outcome, LOST_REASON};
 use trainctl_spec::TrainingJob;
 
 use crate::home::Home;
@@ -130,6 +130,75 @@ impl LocalEngine {
         self.store
             .set_supervisor(name, pid, process::start_ticks(pid).unwrap_or(0))?;
         Ok(())
+    }
+
+    /// Suspends a job: sets its `runPolicy.suspend`; its supervisor gives every replica
+    /// SIGTERM and the grace period, then SIGKILL, gives back its GPUs and ports and exits
+    /// with the job `Suspended`. Waits (at most `wait`) until the supervisor is done; returns
+    /// the job's phase then (an ended job stays ended).
+    pub fn suspend(&mut self, name: &str, wait: Duration) -> Result<JobPhase, EngineError> {
+        let job = self.job(name)?;
+        if job.phase.is_terminal() {
+            return Err(EngineError::Invalid(format!(
+                "job {name:?} has ended ({}); only a job that runs or waits can be suspended",
+                job.phase.as_str()
+            )));
+        }
+        self.store.suspend(name)?;
+        let start = Instant::now();
+        loop {
+            let job = self.job(name)?;
+            let supervised = job.supervisor_pid != 0
+                && process::is_same_process(job.supervisor_pid, job.supervisor_start);
+            if !supervised || job.phase.is_terminal() {
+                return Ok(job.phase);
+            }
+            if start.elapsed() >= wait {
+                return Err(EngineError::Timeout(
+                    wait,
+                    name.to_string(),
+                    job.phase.as_str(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Resumes a suspended job (by `suspend`, or after its supervisor was lost): clears
+    /// `runPolicy.suspend` and starts a detached supervisor (`program`, as in
+    /// [`LocalEngine::start_detached`]); the job queues for its GPUs again and every replica
+    /// that had not succeeded starts its next attempt with the same checkpoint directory.
+    pub fn resume(&mut self, name: &str, program: &[String]) -> Result<(), EngineError> {
+        let job = self.job(name)?;
+        let message = "resumed: every replica that had not succeeded starts its next attempt \
+                       with the same checkpoint directory";
+        if !self.store.resume(name, message, now())? {
+            let what = if job.phase == JobPhase::Suspended {
+                "is still being suspended (its replicas are stopping); try again in a moment"
+            } else {
+                "is not suspended"
+            };
+            return Err(EngineError::Invalid(format!(
+                "job {name:?} {what} (phase {})",
+                job.phase.as_str()
+            )));
+        }
+        self.start_detached(name, program)
+    }
+
+    /// Resumes every job suspended because its supervisor was lost (a crash, a reboot);
+    /// returns their names.
+    pub fn resume_lost(&mut self, program: &[String]) -> Result<Vec<String>, EngineError> {
+        let lost: Vec<String> = self
+            .jobs()?
+            .into_iter()
+            .filter(|j| j.phase == JobPhase::Suspended && j.reason == LOST_REASON)
+            .map(|j| j.name)
+            .collect();
+        for name in &lost {
+            self.resume(name, program)?;
+        }
+        Ok(lost)
     }
 
     /// Every job that reads, oldest first (after housekeeping).
@@ -295,11 +364,12 @@ impl LocalEngine {
         self.store.is_read_only() || e.is_disk_full()
     }
 
-    /// How a job that lost its supervisor ended: a detached supervisor's log is named.
-    fn lost_outcome(&self, name: &str) -> Outcome {
-        let log = self.home.supervisor_log(name);
+    /// What becomes of a job that lost its supervisor (Suspended, or Failed for a `Never`
+    /// job): a detached supervisor's log is named.
+    fn lost_outcome(&self, job: &JobRow) -> Outcome {
+        let log = self.home.supervisor_log(&job.name);
         let log = log.exists().then(|| log.to_string_lossy().into_owned());
-        supervisor_lost(log.as_deref())
+        supervisor_lost(&job.spec, log.as_deref())
     }
 
     /// Shows a job whose loss could not be recorded as it would have been recorded.
@@ -308,23 +378,23 @@ impl LocalEngine {
             return;
         }
         if let Some(&at) = self.unrecorded.get(&job.name) {
-            let lost = self.lost_outcome(&job.name);
+            let lost = self.lost_outcome(job);
             job.phase = lost.phase;
             job.reason = lost.reason;
             job.message = lost.message;
-            job.finished = Some(at);
+            job.finished = lost.phase.is_terminal().then_some(at);
         }
     }
 
     /// Records that the job lost its supervisor (closing its attempts and replicas; an
-    /// unfinished job also fails) and kills what is left of it. On a full disk it is only
+    /// unfinished job is suspended, or fails under `Never`) and kills what is left of it. On a full disk it is only
     /// killed, and shown as it would have been recorded.
     fn end_lost(&mut self, job: &JobRow, t: f64) -> Result<(), EngineError> {
         let name = job.name.as_str();
         if self.unrecorded.contains_key(name) {
             return Ok(());
         }
-        let lost = self.lost_outcome(name);
+        let lost = self.lost_outcome(job);
         let recorded = if job.phase.is_terminal() {
             // It died while stopping what still ran after the end.
             if !self.store.holds_anything(name)? {
@@ -334,8 +404,7 @@ impl LocalEngine {
                 .close_after_loss(name, &lost.message, t)
                 .map(|()| true)
         } else {
-            self.store
-                .fail_unless_ended(name, &lost.reason, &lost.message, t)
+            self.store.lose_unless_ended(name, &lost, t)
         };
         match recorded {
             Ok(false) => Ok(()),
@@ -347,7 +416,8 @@ impl LocalEngine {
                 self.kill_replicas(name, Duration::from_secs(1));
                 eprintln!(
                     "warning: job {name} lost its supervisor; that cannot be recorded ({e}), \
-                     so it is shown as failed without being recorded"
+                     so it is shown as {} without being recorded",
+                    lost.phase.as_str().to_lowercase()
                 );
                 self.unrecorded.insert(name.to_string(), t);
                 Ok(())

@@ -9,7 +9,7 @@ use rusqlite::{
     params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
 };
 use serde::Serialize;
-use trainctl_core::state_machine::JobPhase;
+use trainctl_core::state_machine::{JobPhase, Outcome};
 use trainctl_core::ReplicaId;
 use trainctl_spec::TrainingJob;
 
@@ -499,37 +499,122 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a job that has not ended as Failed, with an event, and closes what its lost
-    /// supervisor left open: every attempt without an end ends at `now` (exit code unknown)
-    /// and every Running replica becomes Stopped. Returns false (and changes nothing) when
-    /// the job had ended meanwhile. Atomic, so a supervisor that records success and exits
-    /// between a reader's two looks is never overruled.
-    pub fn fail_unless_ended(
+    /// Ends a job that has not ended with its lost supervisor's outcome (Failed, or
+    /// Suspended and resumable), with an event, and closes what the supervisor left open:
+    /// every attempt without an end ends at `now` (exit code unknown) and every Running
+    /// replica becomes Stopped; a suspended job gives back its place and is no longer
+    /// supervised. Returns false (and changes nothing) when the job had ended meanwhile.
+    /// Atomic, so a supervisor that records success and exits between a reader's two looks
+    /// is never overruled.
+    pub fn lose_unless_ended(
         &mut self,
         job: &str,
-        reason: &str,
-        message: &str,
+        outcome: &Outcome,
         now: f64,
     ) -> Result<bool, StoreError> {
         let path = &self.path;
         let tx = self.conn.transaction().at(path)?;
+        let terminal = outcome.phase.is_terminal();
         let changed = tx
             .execute(
-                "UPDATE jobs SET phase = 'Failed', reason = ?2, message = ?3, finished = ?4
-                 WHERE name = ?1 AND phase NOT IN ('Succeeded', 'Failed')",
-                params![job, reason, message, now],
+                "UPDATE jobs SET phase = ?2, reason = ?3, message = ?4,
+                     finished = CASE WHEN ?6 THEN ?5 ELSE finished END
+                 WHERE name = ?1 AND phase NOT IN ('Succeeded', 'Failed')
+                     AND (?6 OR supervisor_pid != 0)",
+                params![
+                    job,
+                    outcome.phase.as_str(),
+                    outcome.reason,
+                    outcome.message,
+                    now,
+                    terminal
+                ],
             )
             .at(path)?;
         if changed > 0 {
             tx.execute(
                 "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, 'Warning', ?3, ?4)",
-                params![job, now, reason, message],
+                params![job, now, outcome.reason, outcome.message],
             )
             .at(path)?;
             close_left_open(&tx, job, now).at(path)?;
+            if !terminal {
+                park(&tx, job).at(path)?;
+            }
         }
         tx.commit().at(path)?;
         Ok(changed > 0)
+    }
+
+    /// Records that a suspended job's supervisor is done: its GPUs and ports are given
+    /// back, it leaves the queue (a resume queues it again) and nobody supervises it.
+    pub fn park(&mut self, job: &str) -> Result<(), StoreError> {
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
+        park(&tx, job).at(path)?;
+        tx.commit().at(path)?;
+        Ok(())
+    }
+
+    /// Records that a preempted job's replicas have stopped: its GPUs, ports and admission
+    /// are given back and it waits in the queue again, under the same supervisor.
+    pub fn requeue(&mut self, job: &str) -> Result<(), StoreError> {
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
+        give_back(&tx, job).at(path)?;
+        tx.commit().at(path)?;
+        Ok(())
+    }
+
+    /// Sets the job's `runPolicy.suspend`, which its supervisor acts on.
+    pub fn suspend(&self, job: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET spec = json_set(spec, '$.spec.runPolicy.suspend', json('true'))
+                 WHERE name = ?1",
+                [job],
+            )
+            .at(&self.path)?;
+        Ok(())
+    }
+
+    /// Resumes a suspended job that nobody supervises: clears its `runPolicy.suspend` and
+    /// makes it Pending (reason `Resumed`), with an event. Returns false (and changes
+    /// nothing) unless it was such a job, so two resumes never start two supervisors.
+    pub fn resume(&mut self, job: &str, message: &str, now: f64) -> Result<bool, StoreError> {
+        let path = &self.path;
+        let tx = self.conn.transaction().at(path)?;
+        let changed = tx
+            .execute(
+                "UPDATE jobs SET spec = json_set(spec, '$.spec.runPolicy.suspend', json('false')),
+                     phase = 'Pending', reason = 'Resumed', message = ?2
+                 WHERE name = ?1 AND phase = 'Suspended' AND supervisor_pid = 0",
+                params![job, message],
+            )
+            .at(path)?;
+        if changed > 0 {
+            tx.execute(
+                "INSERT INTO events (job, time, type, reason, message) VALUES (?1, ?2, 'Normal', 'Resumed', ?3)",
+                params![job, now, message],
+            )
+            .at(path)?;
+        }
+        tx.commit().at(path)?;
+        Ok(changed > 0)
+    }
+
+    /// What a supervisor is asked on each look: whether `delete` was asked for, and the
+    /// job's `runPolicy.suspend`; None when the job is gone.
+    pub fn requests(&self, job: &str) -> Result<Option<(bool, bool)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT deleting, COALESCE(json_extract(spec, '$.spec.runPolicy.suspend'), 0)
+                 FROM jobs WHERE name = ?1",
+                [job],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .at(&self.path)
     }
 
     /// Whether a job holds anything a supervisor closes before it exits: a Running
@@ -584,16 +669,6 @@ impl Store {
             .execute("UPDATE jobs SET deleting = 1 WHERE name = ?1", [job])
             .at(&self.path)?;
         Ok(())
-    }
-
-    /// Whether `delete` was asked for; None when the job is gone.
-    pub fn deleting(&self, job: &str) -> Result<Option<bool>, StoreError> {
-        self.conn
-            .query_row("SELECT deleting FROM jobs WHERE name = ?1", [job], |r| {
-                r.get(0)
-            })
-            .optional()
-            .at(&self.path)
     }
 
     /// Starts handing out resources: one write transaction, so no two jobs are granted the
@@ -740,6 +815,26 @@ fn close_left_open(tx: &Transaction, job: &str, now: f64) -> rusqlite::Result<()
     tx.execute(
         "UPDATE replicas SET state = ?2 WHERE job = ?1 AND state = ?3",
         params![job, ReplicaStatus::Stopped, ReplicaStatus::Running],
+    )?;
+    Ok(())
+}
+
+/// Gives back a suspended job's GPUs, ports and admission, and forgets its supervisor.
+fn park(tx: &Transaction, job: &str) -> rusqlite::Result<()> {
+    give_back(tx, job)?;
+    tx.execute(
+        "UPDATE jobs SET supervisor_pid = 0, supervisor_start = 0 WHERE name = ?1",
+        [job],
+    )?;
+    Ok(())
+}
+
+/// Gives back a job's GPUs, ports and admission: it waits in the queue again.
+fn give_back(tx: &Transaction, job: &str) -> rusqlite::Result<()> {
+    tx.execute("DELETE FROM ports WHERE job = ?1", [job])?;
+    tx.execute(
+        "UPDATE jobs SET gpus = '[]', admitted = 0 WHERE name = ?1",
+        [job],
     )?;
     Ok(())
 }

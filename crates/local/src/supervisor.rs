@@ -10,7 +10,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use trainctl_core::backoff::parse_seconds;
-use trainctl_core::plan::{plan, Plan};
+use trainctl_core::plan::{plan, resumed_attempt, Plan};
 use trainctl_core::state_machine::{
     Backoff, JobPhase, Observation, Outcome, ReplicaObservation, ReplicaState, StopRequest,
 };
@@ -24,7 +24,7 @@ use crate::disk::{self, Reserve, RESERVE_BYTES};
 use crate::engine::EngineError;
 use crate::home::Home;
 use crate::process::{self, Launch};
-use crate::store::{ReplicaStatus, Store, StoreError};
+use crate::store::{ReplicaRow, ReplicaStatus, Store, StoreError};
 use crate::{gpus, now};
 
 /// Timing knobs of a supervisor.
@@ -33,8 +33,8 @@ pub struct SupervisorConfig {
     /// Delay before restarts (`TRAINCTL_RESTART_BACKOFF_SECONDS` sets the base; default 1s,
     /// doubling, at most 60s).
     pub backoff: Backoff,
-    /// Time between SIGTERM and SIGKILL when stopping a replica
-    /// (`TRAINCTL_STOP_GRACE_SECONDS`, default 10).
+    /// Time between SIGTERM and SIGKILL when stopping a replica of a job without
+    /// `runPolicy.terminationGracePeriodSeconds` (`TRAINCTL_STOP_GRACE_SECONDS`, default 10).
     pub grace: f64,
     /// How often the queue and the delete flag are checked.
     pub poll: Duration,
@@ -79,6 +79,26 @@ struct ReplicaTrack {
     gpus: Vec<u32>,
 }
 
+impl ReplicaTrack {
+    /// A replica as this supervisor finds it: never started, succeeded (it stays so), or
+    /// ended by a suspension or a lost supervisor, to resume with its next attempt.
+    fn taken_over(row: &ReplicaRow) -> ReplicaTrack {
+        let last = u32::try_from(row.attempt).ok();
+        let (state, attempt) = match last {
+            Some(a) if row.state == ReplicaStatus::Succeeded => (ReplicaState::Succeeded, Some(a)),
+            last => (ReplicaState::NotStarted, last.map(resumed_attempt)),
+        };
+        ReplicaTrack {
+            state,
+            attempt,
+            finished_at: None,
+            live: None,
+            port: row.port,
+            gpus: row.gpus.clone(),
+        }
+    }
+}
+
 struct Supervisor<'a> {
     home: &'a Home,
     store: Store,
@@ -100,7 +120,18 @@ struct Supervisor<'a> {
     reserve: Reserve,
     /// Set when a replica failed and its log cannot grow.
     disk_full: Option<String>,
+    /// `suspend` was asked for (kept until this supervisor exits).
+    user_suspend: bool,
+    /// The jobs the queue preempts this one for, while it is being suspended for them.
+    preemptor: Option<String>,
+    /// When the queue was last asked whether it preempts this job.
+    preempt_checked: Option<Instant>,
+    /// The jobs this one waits to preempt, as last noted in an event.
+    preempting_noted: Vec<String>,
 }
+
+/// How often a running preemptible job asks the queue whether it is preempted.
+const PREEMPT_CHECK: Duration = Duration::from_millis(500);
 
 /// How long a reading of busy GPUs holds while a job waits.
 const BUSY_RECHECK: Duration = Duration::from_secs(10);
@@ -126,19 +157,7 @@ pub fn supervise(
     let replicas = store
         .replicas(name)?
         .into_iter()
-        .map(|r| {
-            (
-                r.replica,
-                ReplicaTrack {
-                    state: ReplicaState::NotStarted,
-                    attempt: None,
-                    finished_at: None,
-                    live: None,
-                    port: r.port,
-                    gpus: r.gpus,
-                },
-            )
-        })
+        .map(|r| (r.replica, ReplicaTrack::taken_over(&r)))
         .collect();
     let mut sup = Supervisor {
         home,
@@ -157,6 +176,10 @@ pub fn supervise(
         busy: None,
         reserve,
         disk_full: None,
+        user_suspend: false,
+        preemptor: None,
+        preempt_checked: None,
+        preempting_noted: Vec::new(),
     };
     let result = sup.run(stop);
     if result.is_err() {
@@ -193,7 +216,7 @@ impl Supervisor<'_> {
         for id in ids {
             self.stop(id, now());
         }
-        let deadline = Instant::now() + Duration::from_secs_f64(self.cfg.grace);
+        let deadline = Instant::now() + Duration::from_secs_f64(self.grace());
         while self.replicas.values().any(|r| r.live.is_some()) {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(exit) = self.exits.1.recv_timeout(left) else {
@@ -227,11 +250,20 @@ impl Supervisor<'_> {
         let mut queued_noted = false;
         loop {
             let t = now();
-            let stop_requested = if self.store.deleting(self.job.name())?.unwrap_or(true) {
+            let (deleting, suspend) = self
+                .store
+                .requests(self.job.name())?
+                .unwrap_or((true, false));
+            let stop_requested = if deleting {
                 Some(StopRequest::Delete)
             } else {
                 stop.load(Ordering::SeqCst).then_some(StopRequest::Stop)
             };
+            // Once suspending, this supervisor finishes the suspension; a resume meanwhile
+            // is for the supervisor that `resume` starts after this one has exited.
+            self.user_suspend |= suspend;
+            self.check_preemption(&inventory, t)?;
+            self.job.spec.run_policy.suspend = self.user_suspend || self.preemptor.is_some();
             let decide = |sup: &Self| {
                 let obs = Observation {
                     stop_requested,
@@ -241,6 +273,14 @@ impl Supervisor<'_> {
                 plan(&sup.job, &obs, sup.cfg.backoff)
             };
             let mut step = decide(self);
+            let preempted = step.decision.phase == JobPhase::Suspended && !self.user_suspend;
+            if let Some(by) = self.preemptor.as_ref().filter(|_| preempted) {
+                step.decision.reason = "Preempted".into();
+                step.decision.message = format!(
+                    "preempted by {by}: its replicas stop (SIGTERM, the grace period to \
+                     checkpoint) to give their GPUs; it resumes when GPUs free up"
+                );
+            }
             // Pending before admission: the job waits in the GPU queue, and says where.
             let mut waiting = None;
             if !self.admitted && step.decision.phase == JobPhase::Pending {
@@ -259,12 +299,20 @@ impl Supervisor<'_> {
             self.escalate(t);
 
             let live = self.replicas.values().any(|r| r.live.is_some());
+            if !live && self.ended.is_none() && step.decision.reason == "Preempted" {
+                self.requeue()?;
+                continue;
+            }
             if !live && (self.ended.is_some() || decision.phase == JobPhase::Suspended) {
                 if let Some(o) = self.ended.clone() {
                     self.show(o.phase, &o.reason, &o.message, t)?;
                 }
                 let name = self.name();
-                self.write(|s| s.release(&name))?;
+                if self.ended.is_some() {
+                    self.write(|s| s.release(&name))?;
+                } else {
+                    self.write(|s| s.park(&name))?;
+                }
                 self.reserve.release();
                 self.leases.clear();
                 return Ok(self.ended.as_ref().map_or(decision.phase, |o| o.phase));
@@ -282,6 +330,44 @@ impl Supervisor<'_> {
                 self.record_exit(exit)?;
             }
         }
+    }
+
+    /// Asks the queue, at most every [`PREEMPT_CHECK`], whether it preempts this running
+    /// preemptible job for waiting ones; if so, remembers for whom.
+    fn check_preemption(&mut self, inventory: &[u32], t: f64) -> Result<(), EngineError> {
+        let asks = self.admitted
+            && self.ended.is_none()
+            && self.preemptor.is_none()
+            && !self.user_suspend
+            && self.job.spec.scheduling.preemptible
+            && self.job.total_gpus() > 0;
+        if !asks
+            || self
+                .preempt_checked
+                .is_some_and(|at| at.elapsed() < PREEMPT_CHECK)
+        {
+            return Ok(());
+        }
+        self.preempt_checked = Some(Instant::now());
+        self.preemptor = admission::preempted_by(&mut self.store, &self.job, inventory, t)?;
+        Ok(())
+    }
+
+    /// After a preemption has stopped every replica: gives the GPUs and ports back and
+    /// queues the job again; every replica that had not succeeded resumes with its next
+    /// attempt once the queue grants GPUs again.
+    fn requeue(&mut self) -> Result<(), EngineError> {
+        let name = self.name();
+        self.write(|s| s.requeue(&name))?;
+        self.leases.clear();
+        self.admitted = false;
+        self.preemptor = None;
+        self.job.spec.run_policy.suspend = false;
+        for r in self.store.replicas(&name)? {
+            self.replicas
+                .insert(r.replica, ReplicaTrack::taken_over(&r));
+        }
+        Ok(())
     }
 
     /// Asks the GPU queue for the job's resources; notes once that the job is queued.
@@ -317,6 +403,17 @@ impl Supervisor<'_> {
                     "resources granted; starting every replica",
                 );
                 Ok(None)
+            }
+            Admission::Preempting(victims) => {
+                let why = format!(
+                    "preempting {} (suspending them to free their GPUs for this job)",
+                    victims.join(", ")
+                );
+                if self.preempting_noted != victims {
+                    self.event(false, "Preempting", &why);
+                    self.preempting_noted = victims;
+                }
+                Ok(Some(why))
             }
             Admission::Wait(why) => {
                 if !*queued_noted {
@@ -593,12 +690,22 @@ impl Supervisor<'_> {
         }
     }
 
+    /// Seconds between SIGTERM and SIGKILL: the job's `terminationGracePeriodSeconds`, else
+    /// the engine's.
+    fn grace(&self) -> f64 {
+        let policy = &self.job.spec.run_policy;
+        policy
+            .termination_grace_period_seconds
+            .map_or(self.cfg.grace, |s| s as f64)
+    }
+
     /// SIGKILL for replicas that outlived their grace period.
     fn escalate(&mut self, t: f64) {
+        let grace = self.grace();
         for r in self.replicas.values_mut() {
             if let Some(live) = r.live.as_mut() {
                 if let Some(sent) = live.stop_sent_at {
-                    if !live.killed && t - sent >= self.cfg.grace {
+                    if !live.killed && t - sent >= grace {
                         live.killed = true;
                         process::signal_group(live.pgid, libc::SIGKILL);
                     }

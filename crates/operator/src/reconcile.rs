@@ -315,11 +315,16 @@ impl<'a> Reconciler<'a> {
         // A pod deleted from outside waits on its finalizer until its deletion is counted
         // (a newer attempt is due) or the job has ended; the pods of a deleted job are
         // released by the orphan sweeper, so a finished job's pods cost no extra write.
+        // A pod of an attempt the status has moved past (a suspension ends the attempt; a
+        // reconcile that recorded that may have failed before deleting it) goes too.
         let ended = plan.decision.phase.is_terminal();
         for (id, pod) in pods.iter().filter(|(id, _)| !removed.contains(id)) {
             let current = plan.attempts.get(id).copied().unwrap_or(0);
             let deleting = pod.metadata.deletion_timestamp.is_some();
-            if is_tracked(pod) && deleting && (ended || pod_attempt(pod) < current) {
+            let stale = pod_attempt(pod) < current;
+            if !deleting && stale {
+                self.remove_pod(*id, pod).await?;
+            } else if is_tracked(pod) && deleting && (ended || stale) {
                 self.release_pod(*id, pod).await?;
             }
         }

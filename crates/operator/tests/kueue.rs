@@ -53,7 +53,7 @@ async fn kueue_admits_preempts_and_readmits_a_suspended_job() {
 
     set_suspend(&c, false).await;
     for pod in PODS {
-        c.running_pod(pod, 0).await;
+        c.running_pod(pod, 1).await;
     }
     c.sim.finish_pod(common::NS, "kq-worker-0", 0).unwrap();
     c.sim.finish_pod(common::NS, "kq-worker-1", 0).unwrap();

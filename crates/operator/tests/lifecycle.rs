@@ -79,7 +79,7 @@ async fn a_restart_replaces_the_pod_with_one_of_the_next_attempt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn suspend_stops_every_pod_and_resume_starts_them_again() {
+async fn suspend_stops_every_pod_and_resume_starts_their_next_attempts() {
     let c = Cluster::start().await;
     c.submit(&job_yaml(
         "sr",
@@ -101,10 +101,12 @@ async fn suspend_stops_every_pod_and_resume_starts_them_again() {
         .patch("sr", &PatchParams::default(), &Patch::Merge(set(false)))
         .await
         .unwrap();
-    c.running_pod("sr-ps-0", 0).await;
-    c.running_pod("sr-worker-0", 0).await;
+    // Resumed as the next attempt of each replica, as the local engine does; no restart.
+    c.running_pod("sr-ps-0", 1).await;
+    c.running_pod("sr-worker-0", 1).await;
     let status = c.wait_phase("sr", "Running").await;
     assert_eq!(condition(&status, "Suspended").unwrap().status, "False");
+    assert_eq!(status.restarts, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

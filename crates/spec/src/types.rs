@@ -570,6 +570,12 @@ pub struct RunPolicy {
     /// A suspended job runs no replicas.
     #[serde(default, skip_serializing_if = "is_false")]
     pub suspend: bool,
+    /// Seconds a replica has between SIGTERM and SIGKILL when it is stopped (suspend,
+    /// preemption, the job's end) to write a checkpoint; unset: the engine's default (10 s
+    /// locally, Kubernetes' 30 s on a cluster). Rendered as the pods'
+    /// `terminationGracePeriodSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<u64>,
 }
 
 fn default_backoff_limit() -> u32 {
@@ -586,6 +592,7 @@ impl Default for RunPolicy {
             clean_pod_policy: CleanPodPolicy::default(),
             success_policy: SuccessPolicy::default(),
             suspend: false,
+            termination_grace_period_seconds: None,
         }
     }
 }

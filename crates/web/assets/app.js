@@ -1,5 +1,6 @@
 // The trainctl dashboard: a job list and a page per job, fed by the JSON API and kept live
-// with Server-Sent Events. Routes live in the URL hash: #/ (list), #/jobs/NAME (a job).
+// with Server-Sent Events. Routes live in the URL hash: #/ (list), #/jobs/NAME (a job),
+// #/experiments and #/experiments/NAME (experiments.js).
 "use strict";
 
 const app = document.getElementById("app");
@@ -36,6 +37,8 @@ function age(seconds) {
 }
 const since = (iso) => (iso ? age((Date.now() - Date.parse(iso)) / 1000) : "-");
 const phaseBadge = (p) => h("span", { class: `phase ${p}` }, p);
+// The mark of a job that held GPUs while barely using them (its GpuIdle warning as tooltip).
+const idleBadge = (s) => s.gpuIdle ? h("span", { class: "phase gpu-idle", title: s.gpuIdle }, "GPU idle") : "";
 const replicaName = (id) => `${String(id.role).toLowerCase()}-${id.index}`;
 const dash = (v) => (v === null || v === undefined || v === "" || (Array.isArray(v) && !v.length) ? "-" : v);
 
@@ -115,7 +118,7 @@ function listView(params) {
     body.replaceChildren(table(["Name", "Phase", "Replicas", "Restarts", "Age", "Reason"],
       list.items.map((j) => {
         return [h("a", { href: `#/jobs/${encodeURIComponent(j.metadata.name)}`, class: "job-link" }, j.metadata.name),
-          phaseBadge(j.status.phase), `${activeReplicas(j.status)}/${replicaCount(j.status)}`, j.status.restarts,
+          h("span", {}, phaseBadge(j.status.phase), idleBadge(j.status)), `${activeReplicas(j.status)}/${replicaCount(j.status)}`, j.status.restarts,
           since(j.metadata.creationTimestamp), dash(j.status.reason)];
       })));
   }
@@ -125,6 +128,13 @@ function listView(params) {
 }
 
 // ---- one job ---------------------------------------------------------------------------
+
+// A trial's job names its experiment (label trainctl.dev/experiment): a link back to it.
+function experimentOf(job) {
+  const name = (job.metadata.labels || {})["trainctl.dev/experiment"];
+  if (!name) return [];
+  return [h("span", {}, "Experiment ", h("a", { href: `#/experiments/${encodeURIComponent(name)}`, id: "experiment-link" }, name))];
+}
 
 function jobView(name) {
   const head = h("div", { id: "job-head" });
@@ -179,12 +189,13 @@ function jobView(name) {
   function renderJob() {
     const s = job.status;
     head.replaceChildren(
-      h("h1", {}, name, phaseBadge(s.phase)),
+      h("h1", {}, name, phaseBadge(s.phase), idleBadge(s)),
       h("div", { class: "facts" },
         h("span", {}, "Reason ", h("b", {}, dash(s.reason))),
         h("span", {}, "Restarts ", h("b", {}, s.restarts)),
         h("span", {}, "Created ", h("b", {}, `${since(job.metadata.creationTimestamp)} ago`)),
-        h("span", {}, "GPUs ", h("b", {}, dash((s.gpus || []).join(","))))),
+        h("span", {}, "GPUs ", h("b", {}, dash((s.gpus || []).join(",")))),
+        ...experimentOf(job)),
       h("p", { class: "muted" }, dash(s.message)));
     const now = Date.now() / 1000;
     const replicas = s.replicas || [];
@@ -279,7 +290,13 @@ function route() {
   cleanups = [];
   const [path, query] = location.hash.replace(/^#/, "").split("?");
   const job = path.match(/^\/jobs\/([^/]+)$/);
+  const experiment = path.match(/^\/experiments\/([^/]+)$/);
+  for (const link of document.querySelectorAll("header nav a")) {
+    link.classList.toggle("active", (link.dataset.view === "experiments") === path.startsWith("/experiments"));
+  }
   if (job) jobView(decodeURIComponent(job[1]));
+  else if (experiment) experimentView(decodeURIComponent(experiment[1]));
+  else if (path === "/experiments") experimentsView();
   else listView(new URLSearchParams(query || ""));
 }
 window.addEventListener("hashchange", route);

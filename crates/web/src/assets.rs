@@ -10,7 +10,7 @@ use crate::server::ApiError;
 const INDEX: &str = include_str!("../assets/index.html");
 
 /// Name, content type and content of every other file.
-const FILES: [(&str, &str, &str); 3] = [
+const FILES: [(&str, &str, &str); 4] = [
     (
         "app.js",
         "text/javascript; charset=utf-8",
@@ -20,6 +20,11 @@ const FILES: [(&str, &str, &str); 3] = [
         "chart.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/chart.js"),
+    ),
+    (
+        "experiments.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/experiments.js"),
     ),
     (
         "style.css",

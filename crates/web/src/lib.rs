@@ -12,6 +12,9 @@
 //! - [`charts`]: every series of a job, downsampled for display, kept in memory per job and
 //!   polled incrementally; a live viewer gets only the new points after the first snapshot.
 //! - [`live`]: Server-Sent Events for a replica's log and a job's metrics.
+//! - [`experiments`]: the experiments list and one experiment (kept live), built by
+//!   [`experiment_view`] from rows any source fills; [`trial_metrics`] reads what local
+//!   trials reported.
 //! - [`assets`]: the HTML, CSS and JavaScript of the app.
 
 pub mod access;
@@ -19,10 +22,13 @@ pub mod assets;
 pub mod charts;
 pub mod cluster;
 pub mod cluster_logs;
+pub mod experiment_view;
+pub mod experiments;
 pub mod headers;
 pub mod hosts;
 pub mod jobs;
 pub mod live;
 mod server;
+pub mod trial_metrics;
 
 pub use server::{router, serve, Dashboard, Local, Source};

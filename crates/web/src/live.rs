@@ -35,7 +35,8 @@ const LOCAL_METRICS_EVERY: Duration = Duration::from_secs(1);
 const CLUSTER_METRICS_EVERY: Duration = Duration::from_secs(5);
 
 /// An event stream, as axum serves it.
-type Events = Sse<KeepAliveStream<Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>>>;
+pub(crate) type Events =
+    Sse<KeepAliveStream<Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>>>;
 
 /// `GET /api/jobs/{name}/logs/live` parameters.
 #[derive(Debug, Default, Deserialize)]
@@ -78,7 +79,7 @@ pub(crate) fn end_event() -> Event {
     Event::default().event("end").data("{}")
 }
 
-fn events(rx: mpsc::Receiver<Event>) -> Events {
+pub(crate) fn events(rx: mpsc::Receiver<Event>) -> Events {
     let stream: Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> =
         Box::pin(ReceiverStream::new(rx).map(Ok));
     Sse::new(stream).keep_alive(KeepAlive::default())

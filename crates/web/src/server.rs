@@ -15,7 +15,8 @@ use trainctl_kube_client::client::Cluster;
 
 use crate::access::Access;
 use crate::charts::Charts;
-use crate::{access, assets, headers, jobs, live};
+use crate::trial_metrics::TrialCache;
+use crate::{access, assets, experiments, headers, jobs, live};
 
 /// Where the jobs come from. The routes and the web app are the same for both; each route
 /// asks the source.
@@ -32,6 +33,8 @@ pub struct Local {
     pub(crate) home: Home,
     /// Metrics of recently viewed jobs.
     pub(crate) charts: Charts,
+    /// What finished trials reported.
+    pub(crate) trials: TrialCache,
 }
 
 impl Local {
@@ -53,6 +56,7 @@ impl Dashboard {
         let source = Source::Local(Local {
             home,
             charts: Charts::default(),
+            trials: TrialCache::default(),
         });
         Dashboard { source, access }
     }
@@ -94,6 +98,9 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
         .route("/api/jobs/{name}/metrics", get(jobs::metrics))
         .route("/api/jobs/{name}/logs/live", get(live::logs))
         .route("/api/jobs/{name}/metrics/live", get(live::metrics))
+        .route("/api/experiments", get(experiments::list))
+        .route("/api/experiments/{name}", get(experiments::one))
+        .route("/api/experiments/{name}/live", get(experiments::live))
         .layer(middleware::from_fn_with_state(
             dashboard.clone(),
             access::guard,

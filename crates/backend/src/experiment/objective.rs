@@ -25,27 +25,7 @@ impl ObjectiveReader {
     /// The metric's values by step so far (the last value of each step), in step order.
     pub fn values(&mut self) -> Result<Vec<(u64, f64)>> {
         self.metrics.poll()?;
-        let mut out: Vec<(u64, f64)> = Vec::new();
-        if let Some(series) = self
-            .metrics
-            .runs()
-            .into_iter()
-            .find_map(|(_, run)| run.tags.get(&self.metric))
-        {
-            let mut points: Vec<(u64, f64)> = series
-                .points()
-                .iter()
-                .map(|p| (p.step.max(0) as u64, p.value))
-                .collect();
-            points.sort_by_key(|p| p.0);
-            for p in points {
-                match out.last_mut() {
-                    Some(last) if last.0 == p.0 => *last = p,
-                    _ => out.push(p),
-                }
-            }
-        }
-        Ok(out)
+        Ok(values_by_step(&self.metrics.runs(), &self.metric))
     }
 }
 
@@ -57,4 +37,28 @@ pub fn last_lines(log: &Path, n: usize) -> Vec<String> {
         .iter()
         .map(|l| l.to_string())
         .collect()
+}
+
+/// `metric`'s values by step in the first run that has it (the last value of each step), in
+/// step order: a trial's intermediate values.
+pub fn values_by_step(
+    runs: &[(&str, &trainctl_metrics::series::Run)],
+    metric: &str,
+) -> Vec<(u64, f64)> {
+    let mut out: Vec<(u64, f64)> = Vec::new();
+    if let Some(series) = runs.iter().find_map(|(_, run)| run.tags.get(metric)) {
+        let mut points: Vec<(u64, f64)> = series
+            .points()
+            .iter()
+            .map(|p| (p.step.max(0) as u64, p.value))
+            .collect();
+        points.sort_by_key(|p| p.0);
+        for p in points {
+            match out.last_mut() {
+                Some(last) if last.0 == p.0 => *last = p,
+                _ => out.push(p),
+            }
+        }
+    }
+    out
 }

@@ -5,13 +5,12 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde_json::Value;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use super::scheduler::{requests, Amounts};
-use super::{builtin, SCRIPT_ANNOTATION};
+use super::{builtin, PRINT_ANNOTATION, SCRIPT_ANNOTATION};
 use crate::store::{object_name, Change, EventType, Store};
 
 /// A pod's (namespace, name).
@@ -28,10 +27,13 @@ pub(super) struct PodIndex {
     pub unbound: BTreeSet<(u64, PodKey)>,
     /// Pending pods bound to a node: the kubelet starts them.
     pub to_start: BTreeSet<PodKey>,
-    /// Running pods with a script annotation: the kubelet ends them when it says so.
+    /// Running pods with a script or print annotation: the kubelet ends them when the
+    /// script says so and prints their scheduled lines.
     pub scripted: BTreeSet<PodKey>,
-    /// When each running pod (by uid) started, for scripts.
-    pub started: HashMap<String, Instant>,
+    /// When each running pod (by uid) started (simulated time), for scripts and printing.
+    pub started: HashMap<String, jiff::Timestamp>,
+    /// How many lines of its print schedule each running pod (by uid) has printed.
+    pub printed: HashMap<String, u64>,
     /// Pods (by uid) already reported unschedulable.
     pub reported: HashSet<String>,
     /// How many pods the kubelet has started (numbers their pod IPs).
@@ -117,6 +119,7 @@ impl PodIndex {
         }
         self.created.retain(|key, _| keys.contains(key));
         self.started.retain(|uid, _| live.contains(uid.as_str()));
+        self.printed.retain(|uid, _| live.contains(uid.as_str()));
         self.reported.retain(|uid| live.contains(uid.as_str()));
         self.stale = false;
     }
@@ -131,6 +134,7 @@ impl PodIndex {
         if change.event == EventType::Deleted {
             let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
             self.started.remove(uid);
+            self.printed.remove(uid);
             self.reported.remove(uid);
             self.created.remove(&key);
             self.deleted.push(key);
@@ -179,7 +183,10 @@ impl PodIndex {
                     .or_insert_with(|| version.and_then(|v| v.parse().ok()).unwrap_or(0));
                 self.unbound.insert((created, key));
             }
-            "Running" if pod["metadata"]["annotations"][SCRIPT_ANNOTATION].is_string() => {
+            "Running"
+                if pod["metadata"]["annotations"][SCRIPT_ANNOTATION].is_string()
+                    || pod["metadata"]["annotations"][PRINT_ANNOTATION].is_string() =>
+            {
                 self.scripted.insert(key);
             }
             _ => {}

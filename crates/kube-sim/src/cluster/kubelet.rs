@@ -2,12 +2,15 @@
 //! exit code when the test says so, or when their script annotation
 //! (`run 2s then exit 1`, `exit 0`) says so; pods of a killed node fail.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::index::{node_of, PodIndex, PodKey};
-use super::{builtin, write_pod, SCRIPT_ANNOTATION};
+use super::printer::parse_schedule;
+use super::{builtin, write_pod, PRINT_ANNOTATION, SCRIPT_ANNOTATION};
+use crate::server::LogLine;
 use crate::store::{now, Store};
 
 /// A parsed pod script: run for `run`, then exit with `exit_code` (None: run until told).
@@ -17,7 +20,8 @@ struct Script {
     exit_code: Option<i64>,
 }
 
-fn parse_duration(text: &str) -> Option<Duration> {
+/// Parses `500ms`, `2s`, `1.5m`, `1h`.
+pub(super) fn parse_duration(text: &str) -> Option<Duration> {
     let (number, unit) = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .map(|i| text.split_at(i))?;
@@ -26,6 +30,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "ms" => n / 1000.0,
         "s" => n,
         "m" => n * 60.0,
+        "h" => n * 3600.0,
         _ => return None,
     };
     Some(Duration::from_secs_f64(seconds))
@@ -128,7 +133,7 @@ enum Due {
     Unreadable(String),
 }
 
-fn due(pod: &Value, since: Instant) -> Due {
+fn due(pod: &Value, since: Timestamp, now: Timestamp) -> Due {
     let Some(text) = pod["metadata"]["annotations"][SCRIPT_ANNOTATION].as_str() else {
         return Due::Wait;
     };
@@ -136,14 +141,42 @@ fn due(pod: &Value, since: Instant) -> Due {
         Some(Script {
             run,
             exit_code: Some(code),
-        }) if since.elapsed() >= run => Due::Exit(code),
+        }) if now.duration_since(since).as_secs_f64() >= run.as_secs_f64() => Due::Exit(code),
         Some(_) => Due::Wait,
         None => Due::Unreadable(text.to_string()),
     }
 }
 
-/// One kubelet pass: start bound pods, end scripted pods whose time is up.
-pub(super) fn step(store: &mut Store, index: &mut PodIndex) {
+/// The time a pod's script ends it, if it does.
+fn end_of(pod: &Value, since: Timestamp) -> Option<Timestamp> {
+    let text = pod["metadata"]["annotations"][SCRIPT_ANNOTATION].as_str()?;
+    let script = parse_script(text).filter(|s| s.exit_code.is_some())?;
+    since
+        .checked_add(jiff::SignedDuration::try_from(script.run).ok()?)
+        .ok()
+}
+
+/// The scheduled lines a pod has to print by `now` (and before its script ends it).
+fn printing(pod: &Value, since: Timestamp, printed: u64, now: Timestamp) -> Vec<LogLine> {
+    let Some(text) = pod["metadata"]["annotations"][PRINT_ANNOTATION].as_str() else {
+        return Vec::new();
+    };
+    let Some(schedule) = parse_schedule(text) else {
+        let (ns, name) = crate::store::object_name(pod);
+        eprintln!("kube-sim: pod {ns}/{name}: cannot read print schedule {text:?} (try `every 1s step {{n}}`)");
+        return Vec::new();
+    };
+    let until = end_of(pod, since).map_or(now, |end| end.min(now));
+    schedule.due(since, printed, until)
+}
+
+/// One kubelet pass at simulated time `now`: start bound pods, print scheduled lines, end
+/// scripted pods whose time is up. Returns the printed lines by pod.
+pub(super) fn step(
+    store: &mut Store,
+    index: &mut PodIndex,
+    now: Timestamp,
+) -> Vec<(PodKey, Vec<LogLine>)> {
     let pods = builtin(store, "", "pods");
     let to_start: Vec<PodKey> = index.to_start.iter().cloned().collect();
     for (ns, name) in to_start {
@@ -153,20 +186,24 @@ pub(super) fn step(store: &mut Store, index: &mut PodIndex) {
         start(&mut pod, index.starts);
         index.starts += 1;
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
-        index.started.insert(uid.to_string(), Instant::now());
+        index.started.insert(uid.to_string(), now);
         write_pod(store, pod);
     }
     let mut ending = Vec::new();
+    let mut printed = Vec::new();
     for (ns, name) in &index.scripted {
         let Some(pod) = store.find(&pods, ns, name) else {
             continue;
         };
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
-        let since = *index
-            .started
-            .entry(uid.to_string())
-            .or_insert_with(Instant::now);
-        match due(pod, since) {
+        let since = *index.started.entry(uid.to_string()).or_insert(now);
+        let count = index.printed.entry(uid.to_string()).or_default();
+        let lines = printing(pod, since, *count, now);
+        if !lines.is_empty() {
+            *count += lines.len() as u64;
+            printed.push(((ns.clone(), name.clone()), lines));
+        }
+        match due(pod, since, now) {
             Due::Wait => {}
             Due::Exit(code) => ending.push((pod.clone(), code, None)),
             Due::Unreadable(text) => {
@@ -179,6 +216,7 @@ pub(super) fn step(store: &mut Store, index: &mut PodIndex) {
         terminate_pod(&mut pod, code, reason);
         write_pod(store, pod);
     }
+    printed
 }
 
 #[cfg(test)]

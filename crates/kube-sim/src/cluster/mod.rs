@@ -4,6 +4,7 @@
 mod index;
 mod kubelet;
 mod logs;
+mod printer;
 mod scheduler;
 
 use std::sync::Arc;
@@ -22,6 +23,10 @@ pub(crate) use logs::serve_logs;
 
 /// Annotation with a per-pod script for the kubelet, e.g. `run 2s then exit 1`.
 pub const SCRIPT_ANNOTATION: &str = "kube-sim.trainctl.dev/script";
+
+/// Annotation with a per-pod print schedule, e.g. `every 1s step {n} loss 0.5`: the pod
+/// prints that line once per interval of simulated time while it runs.
+pub const PRINT_ANNOTATION: &str = "kube-sim.trainctl.dev/print";
 
 /// How often the simulated cluster looks at the store when nothing wakes it.
 const TICK: Duration = Duration::from_millis(100);
@@ -78,10 +83,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         index.catch_up(&mut changes, &store);
         scheduler::schedule(&mut store, gang, &mut index);
         index.catch_up(&mut changes, &store);
-        kubelet::step(&mut store, &mut index);
-        drop(store);
-        // Drops the log lines of deleted pods, so a new pod of the same name starts empty.
+        let printed = kubelet::step(&mut store, &mut index, shared.now());
+        // Lines are added before the store lock goes, so a reader that sees a pod ended
+        // also sees everything it printed.
         let mut logs = shared.logs();
+        drop(store);
+        for ((ns, pod), lines) in printed {
+            crate::control::append_lines(&mut logs, &ns, &pod, "", lines);
+        }
+        // Drops the log lines of deleted pods, so a new pod of the same name starts empty.
         for pod in index.take_deleted() {
             logs.remove(&pod);
         }

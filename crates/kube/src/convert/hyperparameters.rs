@@ -55,7 +55,7 @@ fn hyperparameter(word: &str) -> Option<(String, HyperValue)> {
 
 /// A value as the job file would hold it: a boolean or number when it is written back
 /// exactly as given (`1.0` stays a float, `1e-3` a string), else the text.
-fn value_of(text: &str) -> HyperValue {
+pub fn value_of(text: &str) -> HyperValue {
     let typed = [
         text.parse().ok().map(HyperValue::Bool),
         text.parse().ok().map(HyperValue::Int),

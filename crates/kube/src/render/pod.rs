@@ -106,6 +106,10 @@ pub fn template(
                 &replica.resources,
             )),
             tolerations: (replica.resources.gpus() > 0).then(gpu_toleration),
+            termination_grace_period_seconds: spec
+                .run_policy
+                .termination_grace_period_seconds
+                .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
             ..PodSpec::default()
         }),
     };

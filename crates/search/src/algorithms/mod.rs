@@ -107,21 +107,27 @@ const TPE_SETTINGS: &[&str] = &[
 ];
 
 impl Sampler {
+    /// The setting names (aliases included) the algorithm `name` knows; `None` for an
+    /// unknown algorithm.
+    pub fn known_settings(name: &str) -> Option<&'static [&'static str]> {
+        match name {
+            "random" | "sobol" => Some(&["random_state"]),
+            "grid" => Some(&[]),
+            "tpe" | "multivariate-tpe" => Some(TPE_SETTINGS),
+            "cmaes" => Some(&["random_state", "sigma0", "sigma", "popsize"]),
+            _ => None,
+        }
+    }
+
     /// The sampler for a Katib `algorithmName` and `algorithmSettings`; unknown names and
     /// settings are errors that list the known ones.
     pub fn new(name: &str, settings: &[(String, String)]) -> Result<Sampler, SearchError> {
-        let known: &[&str] = match name {
-            "random" | "sobol" => &["random_state"],
-            "grid" => &[],
-            "tpe" | "multivariate-tpe" => TPE_SETTINGS,
-            "cmaes" => &["random_state", "sigma0", "sigma", "popsize"],
-            _ => {
-                return Err(SearchError::Algorithm(format!(
-                    "unknown algorithm {name:?}; known algorithms: {}",
-                    ALGORITHMS.join(", ")
-                )))
-            }
-        };
+        let known = Sampler::known_settings(name).ok_or_else(|| {
+            SearchError::Algorithm(format!(
+                "unknown algorithm {name:?}; known algorithms: {}",
+                ALGORITHMS.join(", ")
+            ))
+        })?;
         let s = Settings::check(name, settings, known)?;
         let seed = s.count(&["random_state"])?.unwrap_or(0);
         let algorithm = match name {

@@ -42,13 +42,27 @@ pub struct Halving {
     pub max_resource: Option<f64>,
 }
 
+/// The settings of `medianstop`.
+const MEDIAN_SETTINGS: &[&str] = &["min_trials_required", "start_step"];
+/// The settings of `asha` and `hyperband`.
+const HALVING_SETTINGS: &[&str] = &["min_resource", "reduction_factor", "max_resource"];
+
 impl EarlyStopping {
+    /// The setting names the rule `name` knows; `None` for an unknown rule.
+    pub fn known_settings(name: &str) -> Option<&'static [&'static str]> {
+        match name {
+            "medianstop" => Some(MEDIAN_SETTINGS),
+            "asha" | "hyperband" => Some(HALVING_SETTINGS),
+            _ => None,
+        }
+    }
+
     /// The rule for a Katib `earlyStopping.algorithmName` and its settings; unknown names and
     /// settings are errors that list the known ones.
     pub fn new(name: &str, settings: &[(String, String)]) -> Result<EarlyStopping, SearchError> {
         match name {
             "medianstop" => {
-                let s = Settings::check(name, settings, &["min_trials_required", "start_step"])?;
+                let s = Settings::check(name, settings, MEDIAN_SETTINGS)?;
                 Ok(EarlyStopping::MedianStop {
                     min_trials_required: s.positive(&["min_trials_required"])?.unwrap_or(3)
                         as usize,
@@ -56,11 +70,7 @@ impl EarlyStopping {
                 })
             }
             "asha" | "hyperband" => {
-                let s = Settings::check(
-                    name,
-                    settings,
-                    &["min_resource", "reduction_factor", "max_resource"],
-                )?;
+                let s = Settings::check(name, settings, HALVING_SETTINGS)?;
                 let halving = Halving {
                     min_resource: s.positive_number(&["min_resource"])?.unwrap_or(1.0),
                     reduction_factor: s.positive_number(&["reduction_factor"])?.unwrap_or(3.0),

@@ -1,0 +1,401 @@
+//! `trainctl doctor --kube [--smoke]`: the real binary against kube-sim clusters built to
+//! fail in each way the in-memory server can simulate (no GPU nodes, no device plugin, CRD or
+//! operator, all GPUs taken, a GPU type nobody offers, a container without NVML) and one
+//! where everything is right; and `top node --kube`, which counts GPUs from pod requests.
+//! Taints and image pull errors, which kube-sim does not
+//! simulate, are covered by the checks' table tests in crates/gpu.
+
+mod kube_support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::node::v1::RuntimeClass;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::Api;
+use kube_sim::{KubeSim, NodeSpec};
+use serde_json::{json, Value};
+
+struct Cluster {
+    sim: KubeSim,
+    client: kube::Client,
+    dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn report(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\nstderr: {}", self.stdout, self.stderr))
+    }
+
+    /// `(status, detail)` of the check `name`.
+    fn check(&self, name: &str) -> (String, String) {
+        let report = self.report();
+        let c = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name}: {report:#}"))
+            .clone();
+        (
+            c["status"].as_str().unwrap().to_string(),
+            c["detail"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+fn gfd_labels(product: &str) -> BTreeMap<String, String> {
+    [
+        ("nvidia.com/gpu.product", product),
+        ("nvidia.com/gpu.memory", "143771"),
+        ("nvidia.com/cuda.driver-version.major", "550"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+impl Cluster {
+    /// kube-sim with one CPU node and nothing installed.
+    async fn bare() -> Cluster {
+        let sim = KubeSim::start().await.unwrap();
+        sim.add_node(&NodeSpec::new("cpu-1")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = sim
+            .write_kubeconfig(&dir.path().join("kubeconfig"))
+            .unwrap();
+        let client = kube_support::client_for(&sim).await;
+        Cluster {
+            sim,
+            client,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    /// Everything right: a node with `gpus` H200s labelled by GPU Feature Discovery, the
+    /// device plugin DaemonSet with a ready pod on it, RuntimeClass nvidia, the CRD and an
+    /// available operator Deployment.
+    async fn healthy(gpus: u32) -> Cluster {
+        let c = Cluster::bare().await;
+        c.sim
+            .add_node(&NodeSpec {
+                gpus,
+                labels: gfd_labels("NVIDIA-H200"),
+                ..NodeSpec::new("gpu-1")
+            })
+            .unwrap();
+        kube_support::install_crd(&c.client).await;
+        let daemonsets: Api<DaemonSet> = Api::namespaced(c.client.clone(), "kube-system");
+        c.create_with_status(
+            daemonsets.clone(),
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+                   "metadata": {"name": "nvidia-device-plugin-daemonset", "namespace": "kube-system"},
+                   "spec": {"selector": {"matchLabels": {"name": "nvidia-device-plugin-ds"}},
+                            "template": {"metadata": {"labels": {"name": "nvidia-device-plugin-ds"}},
+                                         "spec": {"containers": [{"name": "plugin", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"}]}}}}),
+            json!({"desiredNumberScheduled": 1, "numberReady": 1, "currentNumberScheduled": 1, "numberMisscheduled": 0}),
+        )
+        .await;
+        let ds = daemonsets
+            .get("nvidia-device-plugin-daemonset")
+            .await
+            .unwrap();
+        let plugin_pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "nvidia-device-plugin-daemonset-abcde", "namespace": "kube-system",
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet",
+                             "name": "nvidia-device-plugin-daemonset", "uid": ds.metadata.uid}]},
+            "spec": {"nodeName": "gpu-1",
+                     "containers": [{"name": "plugin", "image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"}]},
+        }))
+        .unwrap();
+        Api::<Pod>::namespaced(c.client.clone(), "kube-system")
+            .create(&PostParams::default(), &plugin_pod)
+            .await
+            .unwrap();
+        c.create_with_status(
+            Api::<RuntimeClass>::all(c.client.clone()),
+            json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                   "metadata": {"name": "nvidia"}, "handler": "nvidia"}),
+            Value::Null,
+        )
+        .await;
+        c.create_with_status(
+            Api::<Deployment>::namespaced(c.client.clone(), "default"),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "trainctl-operator", "namespace": "default",
+                                "labels": {"app.kubernetes.io/name": "trainctl-operator"}},
+                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "trainctl-operator"}},
+                            "template": {"metadata": {"labels": {"app.kubernetes.io/name": "trainctl-operator"}},
+                                         "spec": {"containers": [{"name": "operator", "image": "trainctl:dev"}]}}}}),
+            json!({"replicas": 1, "availableReplicas": 1, "readyReplicas": 1}),
+        )
+        .await;
+        // The plugin pod is ready once the simulated kubelet started it.
+        kube_sim::eventually("the plugin pod runs", Duration::from_secs(20), || async {
+            let pod = Api::<Pod>::namespaced(c.client.clone(), "kube-system")
+                .get("nvidia-device-plugin-daemonset-abcde")
+                .await
+                .ok()?;
+            (pod.status?.phase.as_deref() == Some("Running")).then_some(())
+        })
+        .await;
+        c
+    }
+
+    /// Creates `object` and, unless `status` is null, sets its status through the status
+    /// subresource (a create drops it).
+    async fn create_with_status<K>(&self, api: Api<K>, object: Value, status: Value)
+    where
+        K: kube::Resource
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let name = object["metadata"]["name"].as_str().unwrap().to_string();
+        let typed: K = serde_json::from_value(object).unwrap();
+        api.create(&PostParams::default(), &typed).await.unwrap();
+        if !status.is_null() {
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .await
+            .unwrap();
+        }
+    }
+
+    /// A running pod holding `gpus` GPUs on `node`.
+    async fn occupy(&self, node: &str, gpus: u32) {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "someone-elses-training"},
+            "spec": {"nodeName": node, "containers": [{"name": "train", "image": "train:1",
+                     "resources": {"limits": {"nvidia.com/gpu": gpus.to_string()}}}]},
+        }))
+        .unwrap();
+        Api::<Pod>::namespaced(self.client.clone(), "default")
+            .create(&PostParams::default(), &pod)
+            .await
+            .unwrap();
+    }
+
+    async fn doctor(&self, args: &[&str]) -> Run {
+        let mut all = vec!["doctor", "--kube", "-o", "json"];
+        all.extend(args);
+        self.trainctl(&all).await
+    }
+
+    async fn trainctl(&self, args: &[&str]) -> Run {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trainctl"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path().join("home"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
+            .env("TRAINCTL_HOME", self.dir.path().join("state"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .await
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs `doctor --kube --smoke`, ending the smoke pod with `exit_code` and `log` once
+    /// it runs (as nvidia-smi would).
+    async fn smoke_ending(&self, exit_code: i64, log: &[&str]) -> Run {
+        let doctor = self.doctor(&["--smoke", "--smoke-timeout", "30s"]);
+        let finisher = async {
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), "default");
+            let name =
+                kube_sim::eventually("the smoke pod runs", Duration::from_secs(20), || async {
+                    let list = pods
+                        .list(
+                            &ListParams::default().labels("app.kubernetes.io/name=trainctl-doctor"),
+                        )
+                        .await
+                        .ok()?;
+                    let pod = list.items.into_iter().next()?;
+                    (pod.status.as_ref()?.phase.as_deref() == Some("Running"))
+                        .then(|| pod.metadata.name.clone())?
+                })
+                .await;
+            self.sim.append_log("default", &name, "smoke", log);
+            self.sim.finish_pod("default", &name, exit_code).unwrap();
+        };
+        let (run, ()) = tokio::join!(doctor, finisher);
+        run
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healthy_gpu_cluster_passes_and_its_smoke_pod_sees_the_gpu() {
+    let c = Cluster::healthy(8).await;
+    let run = c.doctor(&[]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.report()["verdict"], "ok", "{}", run.stdout);
+    assert_eq!(
+        run.check("gpu-nodes").1,
+        "gpu-1 8/8 allocatable, 0 requested"
+    );
+    assert!(run
+        .check("device-plugin")
+        .1
+        .contains("kube-system/nvidia-device-plugin-daemonset 1/1 ready"));
+    assert_eq!(run.check("runtime-class").0, "ok");
+    assert!(run.check("crd").1.contains("v1alpha1"));
+    assert!(run
+        .check("operator")
+        .1
+        .contains("default/trainctl-operator 1/1 available"));
+    assert!(run.check("cloud-profile").1.contains("NVIDIA-H200"));
+
+    let run = c
+        .smoke_ending(0, &["GPU 0: NVIDIA H200 (UUID: GPU-5a1f)"])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let (status, detail) = run.check("smoke");
+    assert_eq!(status, "ok");
+    assert_eq!(
+        detail,
+        "a one-GPU pod ran nvidia-smi on node gpu-1: GPU 0: NVIDIA H200 (UUID: GPU-5a1f)"
+    );
+    let left = Api::<Pod>::namespaced(c.client.clone(), "default")
+        .list(&ListParams::default().labels("app.kubernetes.io/name=trainctl-doctor"))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty(), "the smoke pod is deleted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_without_gpus_plugin_crd_or_operator_fails_each_check_and_the_smoke_pod_says_why()
+{
+    let c = Cluster::bare().await;
+    let run = c.doctor(&[]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    for name in ["gpu-nodes", "device-plugin", "crd", "operator"] {
+        assert_eq!(run.check(name).0, "fail", "{name}: {}", run.stdout);
+    }
+    assert_eq!(
+        run.check("runtime-class").1,
+        "no RuntimeClass nvidia (classes: none)"
+    );
+
+    let run = c.doctor(&["--smoke", "--smoke-timeout", "20s"]).await;
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.check("smoke").1,
+        "Pending, Insufficient nvidia.com/gpu: cpu-1: no GPUs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_smoke_pod_explains_gpus_all_taken_and_a_gpu_type_nobody_offers() {
+    let c = Cluster::healthy(1).await;
+    c.occupy("gpu-1", 1).await;
+    let run = c.doctor(&["--smoke", "--smoke-timeout", "20s"]).await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run
+        .check("gpu-nodes")
+        .1
+        .contains("gpu-1 1/1 allocatable, 1 requested"));
+    assert_eq!(
+        run.check("smoke").1,
+        "Pending, Insufficient nvidia.com/gpu: cpu-1: no GPUs; gpu-1: all 1 GPUs allocated to other pods"
+    );
+
+    let run = c
+        .doctor(&[
+            "--gpu-type",
+            "Tesla-V100",
+            "--smoke",
+            "--smoke-timeout",
+            "20s",
+        ])
+        .await;
+    let (status, detail) = run.check("cloud-profile");
+    assert_eq!(status, "fail");
+    assert!(
+        detail.contains("no node offers gpu type \"Tesla-V100\""),
+        "{detail}"
+    );
+    let detail = run.check("smoke").1;
+    assert!(
+        detail
+            .contains("gpu-1: does not match the node selector nvidia.com/gpu.product=Tesla-V100"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_that_cannot_load_nvml_is_blamed_on_the_runtime() {
+    let c = Cluster::healthy(2).await;
+    let run = c
+        .smoke_ending(
+            9,
+            &["NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running."],
+        )
+        .await;
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let report = run.report();
+    let smoke = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "smoke")
+        .unwrap();
+    assert!(
+        smoke["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("the container cannot load NVML on node gpu-1"),
+        "{smoke}"
+    );
+    assert!(smoke["fix"]
+        .as_str()
+        .unwrap()
+        .contains("nvidia-ctk runtime configure"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn top_node_kube_counts_each_nodes_gpus_from_the_requests_of_its_live_pods() {
+    let c = Cluster::healthy(4).await;
+    c.occupy("gpu-1", 3).await;
+    let run = c.trainctl(&["top", "node", "--kube", "-o", "json"]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.report(),
+        json!([{"node": "gpu-1", "capacity": 4, "allocatable": 4, "allocated": 3,
+                "pods": [{"pod": "default/someone-elses-training", "gpus": 3}]}])
+    );
+    let table = c.trainctl(&["top", "node", "--kube"]).await.stdout;
+    assert!(
+        table.starts_with("GPUs: 4 allocatable, 3 allocated"),
+        "{table}"
+    );
+    assert!(
+        table.contains("default/someone-elses-training(3)"),
+        "{table}"
+    );
+    c.sim
+        .finish_pod("default", "someone-elses-training", 0)
+        .unwrap();
+    let run = c.trainctl(&["top", "node", "--kube", "-o", "json"]).await;
+    assert_eq!(run.report()[0]["allocated"], 0, "an ended pod holds no GPU");
+}
