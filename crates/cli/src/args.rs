@@ -90,6 +90,9 @@ pub enum Command {
         /// csv (default) or json.
         #[arg(long, default_value = "csv")]
         format: String,
+        /// This machine or a cluster.
+        #[command(flatten)]
+        target: crate::backend::Target,
     },
     /// Print the Kubernetes objects of a job (lint runs first).
     Render(crate::render_cmds::RenderArgs),
@@ -127,7 +130,8 @@ pub enum Command {
     },
     /// Replay a job trace through a queue policy with simulated time.
     Sim(crate::sim_cmds::SimArgs),
-    /// Print the CustomResourceDefinition of trainingjobs.trainctl.dev (kubectl apply -f -).
+    /// Print the CustomResourceDefinitions of trainingjobs and experiments.trainctl.dev
+    /// (kubectl apply -f -).
     Crd,
     /// Run the operator: the controller that runs TrainingJobs on the cluster.
     Operator(crate::kube_cmds::OperatorArgs),

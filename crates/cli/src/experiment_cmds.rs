@@ -1,5 +1,7 @@
 //! The verbs on experiments (hyperparameter searches) on this machine: `run` and `submit` an
-//! experiment file, `get experiments`, `describe experiment`, `delete experiment`.
+//! experiment file, `get experiments`, `describe experiment`, `delete experiment`; with
+//! `--kube` (`submit`, `get`, `describe`, `delete`, `export`) on a cluster, whose
+//! experiments render through the same rows as local ones.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,10 +11,13 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use trainctl_backend::experiment::{self, status, table};
 use trainctl_backend::view::table as text_table;
+use trainctl_kube_client::client::Cluster;
+use trainctl_local::store::{ExperimentRow, TrialRow};
 use trainctl_local::{now, Home};
 use trainctl_spec::Experiment;
 
 use crate::args::Output;
+use crate::backend::KubeTarget;
 use crate::signals;
 
 /// Whether a file is an experiment file (`kind: Experiment`).
@@ -95,8 +100,48 @@ pub fn run(file: &Path) -> Result<ExitCode> {
     })
 }
 
-/// `trainctl submit experiment.yaml`: starts a detached driver and returns.
-pub fn submit(file: &Path) -> Result<ExitCode> {
+/// Runs `f` on the cluster `kube` (with an async runtime).
+fn on_cluster<T>(kube: &KubeTarget, f: impl AsyncFnOnce(&Cluster) -> Result<T>) -> Result<T> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let cluster = Cluster::connect(kube.context.as_deref(), kube.namespace.as_deref()).await?;
+        f(&cluster).await
+    })
+}
+
+/// One experiment (`name`) or all, with their trials, from this machine or the cluster.
+fn load_rows(
+    kube: Option<&KubeTarget>,
+    name: Option<&str>,
+) -> Result<Vec<(ExperimentRow, Vec<TrialRow>)>> {
+    let Some(kube) = kube else {
+        let home = Home::from_env();
+        return match name {
+            Some(n) => Ok(vec![experiment::get(&home, n)?]),
+            None => experiment::list(&home),
+        };
+    };
+    on_cluster(kube, async |cluster| {
+        let all = match name {
+            Some(n) => vec![cluster.experiment(n).await?],
+            None => cluster.experiments().await?,
+        };
+        Ok(all
+            .iter()
+            .map(|(r, t)| experiment::cluster::rows(r, t))
+            .collect())
+    })
+}
+
+/// `trainctl submit experiment.yaml`: starts a detached driver and returns (on a cluster:
+/// creates the Experiment the operator runs).
+pub fn submit(file: &Path, kube: Option<&KubeTarget>) -> Result<ExitCode> {
+    if let Some(kube) = kube {
+        let (exp, _) = load(file)?;
+        on_cluster(kube, async |cluster| cluster.create_experiment(&exp).await)?;
+        println!("experiment/{} created", exp.name());
+        return Ok(ExitCode::SUCCESS);
+    }
     let (exp, workdir) = load(file)?;
     let home = Home::from_env();
     experiment::create(&home, &exp, &workdir)?;
@@ -121,12 +166,12 @@ pub fn drive_detached(name: &str) -> Result<ExitCode> {
 }
 
 /// `get experiments [NAME] [-o json|yaml|wide]`.
-pub fn get(name: Option<&str>, output: Option<Output>) -> Result<ExitCode> {
-    let home = Home::from_env();
-    let all = match name {
-        Some(n) => vec![experiment::get(&home, n)?],
-        None => experiment::list(&home)?,
-    };
+pub fn get(
+    name: Option<&str>,
+    output: Option<Output>,
+    kube: Option<&KubeTarget>,
+) -> Result<ExitCode> {
+    let all = load_rows(kube, name)?;
     let mut out = std::io::stdout().lock();
     if matches!(output, Some(Output::Json | Output::Yaml)) {
         let objects: Vec<_> = all.iter().map(|(e, t)| status::object(e, t)).collect();
@@ -178,8 +223,8 @@ pub fn get(name: Option<&str>, output: Option<Output>) -> Result<ExitCode> {
 }
 
 /// `describe experiment NAME`: status, best trial and one row per trial, then messages.
-pub fn describe(name: &str) -> Result<ExitCode> {
-    let (exp, trials) = experiment::get(&Home::from_env(), name)?;
+pub fn describe(name: &str, kube: Option<&KubeTarget>) -> Result<ExitCode> {
+    let (exp, trials) = one(kube, name)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "Name:       {}", exp.name)?;
     writeln!(
@@ -200,9 +245,19 @@ pub fn describe(name: &str) -> Result<ExitCode> {
 }
 
 /// `delete experiment NAME...`.
-pub fn delete(names: &[String], grace: Duration) -> Result<ExitCode> {
+pub fn delete(names: &[String], grace: Duration, kube: Option<&KubeTarget>) -> Result<ExitCode> {
     if names.is_empty() {
         anyhow::bail!("give the experiments to delete: trainctl delete experiment NAME");
+    }
+    if let Some(kube) = kube {
+        on_cluster(kube, async |cluster| {
+            for n in names {
+                cluster.delete_experiment(n).await?;
+                println!("experiment/{n} deleted");
+            }
+            Ok(())
+        })?;
+        return Ok(ExitCode::SUCCESS);
     }
     let home = Home::from_env();
     for n in names {
@@ -213,8 +268,8 @@ pub fn delete(names: &[String], grace: Duration) -> Result<ExitCode> {
 }
 
 /// `export experiment NAME [--format csv|json]`.
-pub fn export(name: &str, format: &str) -> Result<ExitCode> {
-    let (exp, trials) = experiment::get(&Home::from_env(), name)?;
+pub fn export(name: &str, format: &str, kube: Option<&KubeTarget>) -> Result<ExitCode> {
+    let (exp, trials) = one(kube, name)?;
     let text = match format {
         "csv" => experiment::export::csv(&exp, &trials),
         "json" => serde_json::to_string_pretty(&experiment::export::rows(&exp, &trials))? + "\n",
@@ -222,4 +277,11 @@ pub fn export(name: &str, format: &str) -> Result<ExitCode> {
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// One experiment with its trials.
+fn one(kube: Option<&KubeTarget>, name: &str) -> Result<(ExperimentRow, Vec<TrialRow>)> {
+    load_rows(kube, Some(name))?
+        .pop()
+        .ok_or_else(|| anyhow!("experiment {name:?} not found"))
 }

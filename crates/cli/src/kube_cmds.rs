@@ -1,4 +1,4 @@
-//! The Kubernetes commands of the CLI: `crd` prints the TrainingJob CRD, `operator` runs the
+//! The Kubernetes commands of the CLI: `crd` prints the TrainingJob and Experiment CRDs, `operator` runs the
 //! controller (with `/metrics` and `/healthz`, leading through a Lease) until SIGINT or
 //! SIGTERM.
 
@@ -27,11 +27,12 @@ pub struct OperatorArgs {
     pub metrics_addr: SocketAddr,
 }
 
-/// Prints the CRD as YAML.
+/// Prints the CRDs (trainingjobs, then experiments) as YAML documents.
 pub fn crd() -> Result<ExitCode> {
     print!(
-        "{}",
-        serde_yaml_ng::to_string(&trainctl_kube_client::crd())?
+        "{}---\n{}",
+        serde_yaml_ng::to_string(&trainctl_kube_client::crd())?,
+        serde_yaml_ng::to_string(&trainctl_kube_client::experiment_crd())?
     );
     Ok(ExitCode::SUCCESS)
 }

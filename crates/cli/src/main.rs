@@ -52,25 +52,34 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 .as_deref()
                 .is_some_and(experiment_cmds::is_experiment) =>
         {
-            experiment_cmds::submit(a.file.as_deref().expect("checked"))
+            let kube = backend::resolve(&a.target)?;
+            experiment_cmds::submit(a.file.as_deref().expect("checked"), kube.as_ref())
         }
         Command::DriveExperiment { experiment } => experiment_cmds::drive_detached(&experiment),
         Command::Get {
             job: Some(kind),
             name,
             output,
-            ..
-        } if experiment_cmds::is_kind_word(&kind) => experiment_cmds::get(name.as_deref(), output),
+            target,
+        } if experiment_cmds::is_kind_word(&kind) => {
+            experiment_cmds::get(name.as_deref(), output, backend::resolve(&target)?.as_ref())
+        }
         Command::Describe {
             job,
             name: Some(name),
-            ..
-        } if experiment_cmds::is_kind_word(&job) => experiment_cmds::describe(&name),
-        Command::Delete {
-            jobs, grace_period, ..
-        } if experiment_cmds::is_kind_word(&jobs[0]) => {
-            experiment_cmds::delete(&jobs[1..], std::time::Duration::from_secs(grace_period))
+            target,
+        } if experiment_cmds::is_kind_word(&job) => {
+            experiment_cmds::describe(&name, backend::resolve(&target)?.as_ref())
         }
+        Command::Delete {
+            jobs,
+            grace_period,
+            target,
+        } if experiment_cmds::is_kind_word(&jobs[0]) => experiment_cmds::delete(
+            &jobs[1..],
+            std::time::Duration::from_secs(grace_period),
+            backend::resolve(&target)?.as_ref(),
+        ),
         Command::Resume(a) if a.job.as_deref().is_some_and(experiment_cmds::is_kind_word) => {
             let name = a
                 .name
@@ -82,11 +91,16 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         | Command::Resume(args::ResumeArgs { name: Some(n), .. }) => {
             anyhow::bail!("unexpected argument {n:?} (only `experiments` takes a name after it)")
         }
-        Command::Export { kind, name, format } => {
+        Command::Export {
+            kind,
+            name,
+            format,
+            target,
+        } => {
             if !experiment_cmds::is_kind_word(&kind) {
                 anyhow::bail!("export works on experiments: trainctl export experiment NAME");
             }
-            experiment_cmds::export(&name, &format)
+            experiment_cmds::export(&name, &format, backend::resolve(&target)?.as_ref())
         }
         Command::Run { file } => run(&file),
         Command::Metrics(a) if a.logdir.is_some() => metrics_cmds::logdir_metrics(&a),

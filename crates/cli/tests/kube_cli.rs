@@ -639,3 +639,118 @@ async fn metrics_of_a_cluster_job_come_from_every_attempt_and_collect_writes_eve
         .await;
     assert_fails(&run, 1, "collect is for cluster jobs");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn experiment_verbs_work_against_the_cluster_with_the_local_tables() {
+    let env = Env::start(true, true).await;
+    let file = env.write(
+        "exp.yaml",
+        "apiVersion: trainctl.dev/v1alpha1\nkind: Experiment\nmetadata: {name: tune}\nspec:\n  \
+         objective: {type: maximize, objectiveMetricName: accuracy}\n  \
+         algorithm: {algorithmName: random}\n  parallelTrialCount: 2\n  maxTrialCount: 2\n  \
+         parameters: [{name: lr, parameterType: double, feasibleSpace: {min: 0.1, max: 0.2}}]\n  \
+         trialTemplate: {spec: {image: train:1, command: [train], replicas: {worker: {count: 1}}}}\n",
+    );
+    let run = env
+        .trainctl(&["submit", file.to_str().unwrap(), "--kube"])
+        .await;
+    assert_ok(&run, "submit experiment");
+    assert_eq!(run.stdout, "experiment/tune created\n");
+    for (n, accuracy) in [(0, "0.5"), (1, "0.75")] {
+        let pod = format!("tune-{n}-worker-0");
+        env.running(&pod, 0).await;
+        let line = format!("Step: 1, Accuracy: {accuracy}");
+        env.sim.append_log("default", &pod, "", &[line.as_str()]);
+        env.sim.finish_pod("default", &pod, 0).unwrap();
+    }
+    kube_sim::eventually("tune to succeed", Duration::from_secs(30), || async {
+        let run = env.trainctl(&["get", "experiments", "--kube"]).await;
+        run.stdout.contains("Succeeded").then_some(())
+    })
+    .await;
+    let table = env.trainctl(&["get", "experiments", "--kube"]).await;
+    assert_ok(&table, "get experiments");
+    let lines: Vec<Vec<&str>> = table
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            vec![
+                "NAME",
+                "STATUS",
+                "REASON",
+                "TRIALS",
+                "RUNNING",
+                "SUCCEEDED",
+                "FAILED",
+                "STOPPED",
+                "BEST",
+                "OBJECTIVE"
+            ],
+            vec![
+                "tune",
+                "Succeeded",
+                "ExperimentMaxTrialsReached",
+                "2",
+                "0",
+                "2",
+                "0",
+                "0",
+                "tune-1",
+                "0.75"
+            ],
+        ]
+    );
+    let json = env
+        .trainctl(&["get", "experiments", "tune", "--kube", "-o", "json"])
+        .await;
+    assert_ok(&json, "get -o json");
+    let object: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        object["status"]["currentOptimalTrial"]["bestTrialName"],
+        "tune-1"
+    );
+    let describe = env
+        .trainctl(&["describe", "experiment", "tune", "--kube"])
+        .await;
+    assert_ok(&describe, "describe experiment");
+    assert!(
+        describe.stdout.contains("best trial tune-1: accuracy=0.75"),
+        "{}",
+        describe.stdout
+    );
+    let export = env
+        .trainctl(&["export", "experiment", "tune", "--kube"])
+        .await;
+    assert_ok(&export, "export");
+    assert_eq!(
+        export.stdout.lines().count(),
+        3,
+        "a header and two trials:\n{}",
+        export.stdout
+    );
+    let delete = env
+        .trainctl(&["delete", "experiment", "tune", "--kube"])
+        .await;
+    assert_ok(&delete, "delete experiment");
+    kube_sim::eventually(
+        "tune's trials to be gone",
+        Duration::from_secs(30),
+        || async {
+            let run = env.trainctl(&["get", "--kube"]).await;
+            (!run.stdout.contains("tune-")).then_some(())
+        },
+    )
+    .await;
+    let gone = env
+        .trainctl(&["describe", "experiment", "tune", "--kube"])
+        .await;
+    assert_fails(
+        &gone,
+        1,
+        "experiment \"tune\" not found in namespace default",
+    );
+}

@@ -1,5 +1,5 @@
-//! `trainctl crd` and `trainctl operator` as processes against kube-sim over HTTP: the CRD
-//! the command prints is accepted by the server, the operator runs a job to success, serves
+//! `trainctl crd` and `trainctl operator` as processes against kube-sim over HTTP: the CRDs
+//! the command prints are accepted by the server, the operator runs a job to success, serves
 //! `/metrics` and `/healthz`, and stops cleanly on SIGTERM.
 
 mod kube_support;
@@ -48,11 +48,14 @@ async fn the_printed_crd_installs_and_the_operator_process_runs_a_job() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let crd: CustomResourceDefinition = serde_yaml_ng::from_slice(&out.stdout).unwrap();
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &crd)
-        .await
-        .expect("the server accepts the printed CRD");
+    let text = String::from_utf8(out.stdout).unwrap();
+    for document in text.split("---\n") {
+        let crd: CustomResourceDefinition = serde_yaml_ng::from_str(document).unwrap();
+        Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("the server accepts the printed CRDs");
+    }
 
     let mut operator = Command::new(env!("CARGO_BIN_EXE_trainctl"))
         .args(["operator", "--metrics-addr", "127.0.0.1:0"])

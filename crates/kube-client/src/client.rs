@@ -12,9 +12,10 @@ use kube::config::KubeConfigOptions;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 use trainctl_core::ReplicaId;
-use trainctl_spec::TrainingJob;
+use trainctl_spec::{Experiment, TrainingJob};
 
 use crate::crd::TrainingJobResource;
+use crate::experiment::{owned_trials, trial_selector, ExperimentResource, TrialView};
 use crate::names::{job_selector, log_archive_name, pod_attempt};
 
 /// The group/version the TrainingJob CRD serves.
@@ -226,36 +227,10 @@ impl Cluster {
         let wanted = |id: ReplicaId, n: u32| {
             replica.is_none_or(|r| r == id) && attempt.is_none_or(|a| a == n)
         };
-        let mut out = Vec::new();
-        let spec = job.to_job();
-        for id in ReplicaId::all_of(&spec) {
-            let prefix = format!("{id}.attempt-");
-            let mut found: BTreeMap<u32, LogSource> = archive
-                .iter()
-                .filter_map(|(key, text)| {
-                    let n = key
-                        .strip_prefix(&prefix)?
-                        .strip_suffix(".log")?
-                        .parse()
-                        .ok()?;
-                    Some((n, LogSource::Archived(text.clone())))
-                })
-                .collect();
-            if let Some(pod) = pods
-                .iter()
-                .find(|p| p.name_any() == trainctl_core::wiring::replica_object_name(&spec, id))
-            {
-                found.insert(pod_attempt(pod), LogSource::Live(pod.name_any()));
-            }
-            out.extend(found.into_iter().filter(|(n, _)| wanted(id, *n)).map(
-                |(attempt, source)| AttemptLog {
-                    replica: id,
-                    attempt,
-                    source,
-                },
-            ));
-        }
-        Ok(out)
+        Ok(attempt_sources(job, &archive, &pods)
+            .into_iter()
+            .filter(|a| wanted(a.replica, a.attempt))
+            .collect())
     }
 
     /// Whether the job has reached its end (Succeeded or Failed).
@@ -347,5 +322,122 @@ impl Cluster {
             .list_api_group_resources(GROUP_VERSION)
             .await
             .is_ok_and(|list| list.resources.iter().any(|r| r.name == "trainingjobs"))
+    }
+}
+
+/// The attempts of every replica of `job` whose logs exist, from its log archive and its
+/// pods (archived attempts first, then the live pod's), by replica.
+pub fn attempt_sources(
+    job: &TrainingJobResource,
+    archive: &BTreeMap<String, String>,
+    pods: &[Pod],
+) -> Vec<AttemptLog> {
+    let spec = job.to_job();
+    let mut out = Vec::new();
+    for id in ReplicaId::all_of(&spec) {
+        let prefix = format!("{id}.attempt-");
+        let mut found: BTreeMap<u32, LogSource> = archive
+            .iter()
+            .filter_map(|(key, text)| {
+                let n = key
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".log")?
+                    .parse()
+                    .ok()?;
+                Some((n, LogSource::Archived(text.clone())))
+            })
+            .collect();
+        if let Some(pod) = pods
+            .iter()
+            .find(|p| p.name_any() == trainctl_core::wiring::replica_object_name(&spec, id))
+        {
+            found.insert(pod_attempt(pod), LogSource::Live(pod.name_any()));
+        }
+        out.extend(found.into_iter().map(|(attempt, source)| AttemptLog {
+            replica: id,
+            attempt,
+            source,
+        }));
+    }
+    out
+}
+
+impl Cluster {
+    fn experiments_api(&self) -> Api<ExperimentResource> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// Creates the Experiment of an experiment file.
+    pub async fn create_experiment(&self, exp: &Experiment) -> Result<ExperimentResource> {
+        let resource = ExperimentResource::from_experiment(exp, &self.namespace);
+        match self
+            .experiments_api()
+            .create(&PostParams::default(), &resource)
+            .await
+        {
+            Ok(created) => Ok(created),
+            Err(kube::Error::Api(e)) if e.code == 409 => Err(anyhow!(
+                "experiment {:?} already exists in namespace {}; delete it first \
+                 (trainctl delete experiment {} --kube) or pick another name",
+                exp.name(),
+                self.namespace,
+                exp.name()
+            )),
+            Err(e) => Err(self.explain(e, "create experiments").await),
+        }
+    }
+
+    /// One Experiment with its trials (by number).
+    pub async fn experiment(&self, name: &str) -> Result<(ExperimentResource, Vec<TrialView>)> {
+        let resource = match self.experiments_api().get_opt(name).await {
+            Ok(Some(r)) => r,
+            Ok(None) => anyhow::bail!(
+                "experiment {name:?} not found in namespace {} (trainctl get experiments --kube lists them)",
+                self.namespace
+            ),
+            Err(e) => return Err(self.explain(e, "get experiments").await),
+        };
+        let trials = self.trials_of(&resource).await?;
+        Ok((resource, trials))
+    }
+
+    /// Every Experiment of the namespace with its trials, by name.
+    pub async fn experiments(&self) -> Result<Vec<(ExperimentResource, Vec<TrialView>)>> {
+        let mut items = match self.experiments_api().list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(e) => return Err(self.explain(e, "list experiments").await),
+        };
+        items.sort_by_key(|e| e.name_any());
+        let mut out = Vec::new();
+        for resource in items {
+            let trials = self.trials_of(&resource).await?;
+            out.push((resource, trials));
+        }
+        Ok(out)
+    }
+
+    /// Deletes an Experiment; its trials, their pods and services go with it.
+    pub async fn delete_experiment(&self, name: &str) -> Result<()> {
+        match self
+            .experiments_api()
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Err(anyhow!(
+                "experiment {name:?} not found in namespace {}",
+                self.namespace
+            )),
+            Err(e) => Err(self.explain(e, "delete experiments").await),
+        }
+    }
+
+    /// The trials an Experiment owns, by number.
+    async fn trials_of(&self, exp: &ExperimentResource) -> Result<Vec<TrialView>> {
+        let params = ListParams::default().labels(&trial_selector(&exp.name_any()));
+        match self.jobs().list(&params).await {
+            Ok(list) => Ok(owned_trials(exp, list.items)),
+            Err(e) => Err(self.explain(e, "list trainingjobs").await),
+        }
     }
 }

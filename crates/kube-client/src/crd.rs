@@ -33,7 +33,12 @@ pub struct ResourceSpec(pub TrainingJobSpec);
 /// bool): those become "any value" (`x-kubernetes-preserve-unknown-fields`), checked by the
 /// operator when it parses the job.
 pub fn crd() -> CustomResourceDefinition {
-    let mut crd = <TrainingJobResource as kube::core::CustomResourceExt>::crd();
+    structural(<TrainingJobResource as kube::core::CustomResourceExt>::crd())
+}
+
+/// The CRD with every untyped union in its schemas made "any value", so the schema is
+/// structural.
+pub(crate) fn structural(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version
             .schema

@@ -41,6 +41,9 @@ pub struct JobStatus {
     /// When the job succeeded or failed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<String>,
+    /// A trial's metrics as the operator read them from its logs (trials of Experiments only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<crate::experiment::TrialObservation>,
 }
 
 /// One condition, Kubernetes style.

@@ -1,5 +1,5 @@
 //! The trainctl operator: a kube-runtime controller that runs TrainingJobs as Pods and
-//! headless Services, driven by the same pure state machine as the local engine
+//! headless Services (and Experiments as TrainingJobs, [`experiment`]), driven by the same pure state machine as the local engine
 //! (`trainctl_core::state_machine::decide`), with status, Events, archived logs, and
 //! Prometheus metrics on `/metrics` and health on `/healthz` ([`http`]), one active
 //! replica at a time through a Lease ([`leader`]).
@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod events;
 pub mod expectations;
+pub mod experiment;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -77,6 +78,8 @@ pub struct OperatorConfig {
     /// The image of the metrics collector beside each job's TensorBoard
     /// (`TRAINCTL_COLLECTOR_IMAGE`; default the chart's trainctl image).
     pub collector_image: String,
+    /// How often an Experiment with running trials reads their logs.
+    pub experiment_poll: Duration,
 }
 
 impl Default for OperatorConfig {
@@ -87,6 +90,7 @@ impl Default for OperatorConfig {
             namespace: None,
             debounce: Duration::from_millis(500),
             collector_image: trainctl_kube::render::DEFAULT_COLLECTOR_IMAGE.into(),
+            experiment_poll: Duration::from_secs(2),
         }
     }
 }
@@ -143,6 +147,7 @@ pub async fn run_controller(
     metrics: Arc<metrics::Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
+    let shutdown = shutdown.shared();
     let (jobs, pods): (Api<TrainingJobResource>, Api<Pod>) = match &config.namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -150,6 +155,13 @@ pub async fn run_controller(
         ),
         None => (Api::all(client.clone()), Api::all(client.clone())),
     };
+    let experiments = experiment::run_experiments(
+        client.clone(),
+        config.namespace.clone(),
+        config.experiment_poll,
+        config.retry,
+        shutdown.clone(),
+    );
     let ctx = Arc::new(Context {
         client,
         config,
@@ -168,7 +180,6 @@ pub async fn run_controller(
     });
     let orphans = tracking::release_orphans(ctx.client.clone(), orphan_queue);
     let settings = kube::runtime::controller::Config::default().debounce(ctx.config.debounce);
-    let shutdown = shutdown.shared();
     let controller = Controller::new(jobs, watcher::Config::default());
     let jobs_listed = controller.store();
     let controller = controller
@@ -177,6 +188,7 @@ pub async fn run_controller(
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()));
+    let controllers = futures::future::join(controller, experiments);
     // kube-runtime runs no reconcile before its first list of jobs, and a shutdown that
     // comes before that list never ends the run (it waits for the list the shutdown cut
     // off). Nothing is in flight then, so such a shutdown stops at once.
@@ -188,7 +200,7 @@ pub async fn run_controller(
     };
     // The orphan sweeper runs as long as the controller does.
     tokio::select! {
-        _ = controller => {}
+        _ = controllers => {}
         _ = orphans => {}
         _ = stopped_before_listing => {}
     }

@@ -1,4 +1,4 @@
-//! charts/trainctl: its CRD is exactly `trainctl crd`, its templates render to valid
+//! charts/trainctl: its CRDs are exactly `trainctl crd`, its templates render to valid
 //! Kubernetes objects, and the Deployment, Service and RBAC objects fit together.
 
 mod common;
@@ -9,16 +9,22 @@ use std::process::Command;
 use common::chart::{chart_dir, object, render};
 
 #[test]
-fn the_chart_crd_is_exactly_what_trainctl_crd_prints() {
-    let path = chart_dir().join("crds/trainingjobs.yaml");
-    let in_chart = std::fs::read_to_string(&path).expect("the chart has crds/trainingjobs.yaml");
-    let generated = serde_yaml_ng::to_string(&trainctl_operator::crd()).unwrap();
-    assert!(
-        in_chart == generated,
-        "{} drifted from the Rust types: regenerate it with \
-         `trainctl crd > charts/trainctl/crds/trainingjobs.yaml`",
-        path.display()
-    );
+fn the_chart_crds_are_exactly_what_trainctl_crd_prints() {
+    let generated = [
+        ("trainingjobs.yaml", trainctl_operator::crd()),
+        ("experiments.yaml", trainctl_kube_client::experiment_crd()),
+    ];
+    for (file, crd) in generated {
+        let path = chart_dir().join("crds").join(file);
+        let in_chart = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("the chart has crds/{file}: {e}"));
+        assert!(
+            in_chart == serde_yaml_ng::to_string(&crd).unwrap(),
+            "{} drifted from the Rust types: regenerate it from `trainctl crd` \
+             (the trainingjobs document, then the experiments one)",
+            path.display()
+        );
+    }
 }
 
 #[test]
@@ -33,6 +39,7 @@ fn every_rendered_object_and_the_crd_pass_kubernetes_validation() {
         })
         .collect();
     files.push(chart_dir().join("crds/trainingjobs.yaml"));
+    files.push(chart_dir().join("crds/experiments.yaml"));
     let schema = dir.path().join("trainingjob.schema.json");
     let job_schema = trainctl_spec::TrainingJob::json_schema();
     std::fs::write(&schema, serde_json::to_string(&job_schema).unwrap()).unwrap();

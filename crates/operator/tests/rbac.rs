@@ -1,6 +1,6 @@
 //! The chart's RBAC rules are exactly what the operator uses: a lifecycle run (restarts with
 //! log archiving, success with PS cleanup, TTL deletion, a TensorBoard with its collector,
-//! volcano and coscheduling gangs, leader election) records every request the operator's identity makes in kube-sim, and
+//! volcano and coscheduling gangs, leader election, an experiment with one trial) records every request the operator's identity makes in kube-sim, and
 //! each must be allowed by the rendered ClusterRole/Role while each granted rule is used.
 
 mod common;
@@ -15,6 +15,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::PostParams;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Api;
+use trainctl_kube_client::ExperimentResource;
 use trainctl_operator::leader::{run_as_leader, LeaseConfig};
 use trainctl_operator::metrics::Metrics;
 
@@ -123,6 +124,31 @@ async fn the_cluster_role_allows_every_call_of_a_lifecycle_run_and_nothing_more(
         c.submit(&yaml).await;
         c.running_pod(&format!("{name}-worker-0"), 0).await;
     }
+    // An experiment of one trial, whose metric the operator reads from the trial's log.
+    let exp = trainctl_spec::parse_experiment_str(
+        "exp.yaml",
+        "apiVersion: trainctl.dev/v1alpha1\nkind: Experiment\nmetadata: {name: ex}\nspec:\n  \
+         objective: {type: maximize, objectiveMetricName: accuracy}\n  \
+         algorithm: {algorithmName: random}\n  maxTrialCount: 1\n  \
+         parameters: [{name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}]\n  \
+         trialTemplate: {spec: {image: train:1, command: [train], replicas: {worker: {count: 1}}}}\n",
+    )
+    .unwrap();
+    let experiments: Api<ExperimentResource> = Api::namespaced(c.client.clone(), NS);
+    experiments
+        .create(
+            &PostParams::default(),
+            &ExperimentResource::from_experiment(&exp, NS),
+        )
+        .await
+        .unwrap();
+    c.running_pod("ex-0-worker-0", 0).await;
+    c.sim.append_log(NS, "ex-0-worker-0", "", &["accuracy=0.5"]);
+    c.finish("ex-0-worker-0", 0, 0).await;
+    eventually("experiment ex to succeed", || async {
+        (experiments.get("ex").await.ok()?.phase() == "Succeeded").then_some(())
+    })
+    .await;
     stop.send(()).unwrap();
     operator.await.unwrap().expect("clean stop");
 

@@ -13,6 +13,7 @@ mod locate;
 mod metrics_regex;
 mod parse;
 mod quantity;
+pub mod trial;
 mod types;
 mod validate;
 

@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
-use trainctl_backend::experiment::objective::counted_value;
 use trainctl_backend::experiment::status::{best_trial, state, Counts};
 use trainctl_local::store::{ExperimentRow, TrialRow};
+use trainctl_spec::trial::counted_value;
 use trainctl_spec::ObjectiveType;
 
 /// Intermediate values per trial sent for the curves; longer runs are thinned evenly (the

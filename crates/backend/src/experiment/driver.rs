@@ -13,15 +13,13 @@ use trainctl_local::store::{ExperimentRow, Store, TrialRow};
 use trainctl_local::{now, process, Home, LocalEngine};
 use trainctl_search::{Direction, EarlyStopping, Sampler, Space, Suggestion, Trial, TrialState};
 
-use super::objective::{counted_value, last_lines, ObjectiveReader};
+use trainctl_spec::trial::{counted_value, ending, to_hyper, to_value, trial_job, Ending, Tally};
+
+use super::objective::{last_lines, ObjectiveReader};
 use super::status::{best_trial, state, Counts};
-use super::trial_job::{to_value, trial_job};
 
 /// How often the loop looks at its trials.
 const TICK: Duration = Duration::from_millis(20);
-
-/// How an experiment ends: phase, reason, message.
-type Ending = (&'static str, &'static str, String);
 
 struct Driver<'a> {
     home: &'a Home,
@@ -263,53 +261,15 @@ impl Driver<'_> {
 
     /// Whether the experiment is over, and how.
     fn ends(&self, trials: &[TrialRow], running: usize) -> Option<Ending> {
-        let spec = &self.exp.spec;
         let c = Counts::of(trials);
-        if let (Some(goal), Some(best)) = (spec.goal(), best_trial(&self.exp, trials)) {
-            let v = best.value.unwrap_or(f64::NAN);
-            if self.direction.loss(v) <= self.direction.loss(goal) {
-                return Some((
-                    "Succeeded",
-                    "ExperimentGoalReached",
-                    format!("trial {} reached the goal: {v} (goal {goal})", best.job),
-                ));
-            }
-        }
-        let failed = c.failed + c.metrics_unavailable;
-        if let Some(max) = spec.max_failed_trial_count() {
-            if failed as u64 >= max && max > 0 {
-                return Some((
-                    "Failed",
-                    "ExperimentMaxFailedTrialsReached",
-                    format!(
-                        "{failed} trials failed or reported no metrics (maxFailedTrialCount {max})"
-                    ),
-                ));
-            }
-        }
-        if running > 0 {
-            return None;
-        }
-        if spec
-            .max_trial_count()
-            .is_some_and(|m| trials.len() as u64 >= m)
-        {
-            return Some((
-                "Succeeded",
-                "ExperimentMaxTrialsReached",
-                format!("{} trials ran (maxTrialCount)", trials.len()),
-            ));
-        }
-        self.exhausted.then(|| {
-            (
-                "Succeeded",
-                "ExperimentSuggestionEndReached",
-                format!(
-                    "the search space is exhausted after {} trials",
-                    trials.len()
-                ),
-            )
-        })
+        let tally = Tally {
+            trials: trials.len() as u64,
+            running: running as u64,
+            failed: (c.failed + c.metrics_unavailable) as u64,
+            best: best_trial(&self.exp, trials).map(|t| (t.number, t.value.unwrap_or(f64::NAN))),
+            exhausted: self.exhausted,
+        };
+        ending(&self.exp.spec, &tally)
     }
 
     /// Starts trials up to the parallel limit and the trial budget.
@@ -363,7 +323,5 @@ impl Driver<'_> {
 }
 
 fn job_assignment(a: &trainctl_search::Assignment) -> Vec<(String, trainctl_spec::HyperValue)> {
-    a.iter()
-        .map(|(n, v)| (n.clone(), super::trial_job::to_hyper(v)))
-        .collect()
+    a.iter().map(|(n, v)| (n.clone(), to_hyper(v))).collect()
 }

@@ -3,12 +3,12 @@
 //! `parallelTrialCount` at once; their objective comes from the metrics trainctl collects for
 //! every job. The search itself is `trainctl-search`'s, pure; this module only acts.
 
+pub mod cluster;
 mod driver;
 pub mod export;
 pub mod objective;
 pub mod status;
 pub mod table;
-pub mod trial_job;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
 //! A trial's objective from the metrics trainctl collects for its job: the values by step
-//! (what early stopping reads) and the value that counts (by the metric's strategy).
+//! (what early stopping reads; the value that counts is `trainctl_spec::trial::counted_value`).
 
 use std::path::Path;
 
@@ -7,7 +7,6 @@ use anyhow::Result;
 use trainctl_local::store::ObservedMetric;
 use trainctl_local::Home;
 use trainctl_metrics::job::JobMetrics;
-use trainctl_spec::{Experiment, MetricStrategyType, ObjectiveType};
 
 /// Reads a trial's objective metric as it is collected.
 pub struct ObjectiveReader {
@@ -47,27 +46,6 @@ impl ObjectiveReader {
                 })
             })
             .collect())
-    }
-}
-
-/// The value that counts: by the objective metric's strategy (default `max` when maximizing,
-/// `min` when minimizing); `latest` is the value at the last step.
-pub fn counted_value(exp: &Experiment, values: &[(u64, f64)]) -> Option<f64> {
-    let objective = &exp.spec.objective;
-    let strategy = objective
-        .metric_strategies
-        .iter()
-        .find(|s| s.name == objective.objective_metric_name)
-        .map(|s| s.value)
-        .unwrap_or(match objective.direction {
-            ObjectiveType::Maximize => MetricStrategyType::Max,
-            ObjectiveType::Minimize => MetricStrategyType::Min,
-        });
-    let vs = values.iter().map(|(_, v)| *v);
-    match strategy {
-        MetricStrategyType::Max => vs.reduce(f64::max),
-        MetricStrategyType::Min => vs.reduce(f64::min),
-        MetricStrategyType::Latest => values.last().map(|p| p.1),
     }
 }
 

@@ -5,21 +5,7 @@ use serde_json::{json, Value};
 use trainctl_local::store::{ExperimentRow, TrialRow};
 use trainctl_spec::ObjectiveType;
 
-/// Trial states.
-pub mod state {
-    /// Its job runs.
-    pub const RUNNING: &str = "Running";
-    /// Ended with the objective metric.
-    pub const SUCCEEDED: &str = "Succeeded";
-    /// Its job failed.
-    pub const FAILED: &str = "Failed";
-    /// Stopped by early stopping.
-    pub const EARLY_STOPPED: &str = "EarlyStopped";
-    /// Succeeded without ever reporting the objective metric.
-    pub const METRICS_UNAVAILABLE: &str = "MetricsUnavailable";
-    /// Stopped because the experiment ended (goal reached, failed or stopped).
-    pub const KILLED: &str = "Killed";
-}
+pub use trainctl_spec::trial::state;
 
 /// Trials per state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

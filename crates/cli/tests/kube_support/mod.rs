@@ -17,13 +17,19 @@ pub async fn client_for(sim: &KubeSim) -> kube::Client {
     kube::Client::try_from(config).expect("client builds")
 }
 
-/// Installs the TrainingJob CRD, as `trainctl crd | kubectl apply -f -` would.
+/// Installs the TrainingJob and Experiment CRDs, as `trainctl crd | kubectl apply -f -`
+/// would.
 pub async fn install_crd(client: &kube::Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    kube::Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&kube::api::PostParams::default(), &trainctl_operator::crd())
-        .await
-        .expect("the server accepts the CRD");
+    for crd in [
+        trainctl_operator::crd(),
+        trainctl_kube_client::experiment_crd(),
+    ] {
+        kube::Api::<CustomResourceDefinition>::all(client.clone())
+            .create(&kube::api::PostParams::default(), &crd)
+            .await
+            .expect("the server accepts the CRD");
+    }
 }
 
 /// Runs the operator in this process for as long as the runtime lives, retrying failed

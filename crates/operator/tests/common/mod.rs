@@ -76,6 +76,12 @@ impl Cluster {
         crds.create(&PostParams::default(), &crd())
             .await
             .expect("the CRD is accepted");
+        crds.create(
+            &PostParams::default(),
+            &trainctl_kube_client::experiment_crd(),
+        )
+        .await
+        .expect("the Experiment CRD is accepted");
         Cluster {
             sim,
             client,
@@ -238,6 +244,7 @@ pub fn test_config() -> OperatorConfig {
         retry: Duration::from_millis(50),
         namespace: None,
         debounce: Duration::from_millis(50),
+        experiment_poll: Duration::from_millis(100),
         ..OperatorConfig::default()
     }
 }
