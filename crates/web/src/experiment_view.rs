@@ -243,6 +243,7 @@ mod tests {
             message: String::new(),
             started: 100.0 + n as f64,
             finished: (st != state::RUNNING).then_some(110.0 + n as f64),
+            metrics: Vec::new(),
         }
     }
 

@@ -4,13 +4,33 @@
 use std::path::PathBuf;
 
 use kube::ResourceExt;
-use trainctl_kube_client::experiment::{ExperimentResource, TrialView};
-use trainctl_local::store::{ExperimentRow, TrialRow};
+use trainctl_kube_client::experiment::{ExperimentResource, TrialObservation, TrialView};
+use trainctl_local::store::{ExperimentRow, ObservedMetric, TrialRow};
 
 /// Seconds since the epoch of an RFC 3339 time.
 fn seconds(text: Option<&str>) -> Option<f64> {
     let t: k8s_openapi::jiff::Timestamp = text?.parse().ok()?;
     Some(t.as_millisecond() as f64 / 1000.0)
+}
+
+/// What a trial observed of the experiment's additional metrics, in their order.
+fn additional_metrics(
+    observed: Option<&TrialObservation>,
+    names: &[String],
+) -> Vec<ObservedMetric> {
+    let Some(observed) = observed else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .filter_map(|name| observed.metrics.iter().find(|m| &m.name == name))
+        .map(|m| ObservedMetric {
+            name: m.name.clone(),
+            min: m.min,
+            max: m.max,
+            latest: m.latest,
+        })
+        .collect()
 }
 
 /// The experiment and its trials as local rows.
@@ -29,6 +49,7 @@ pub fn rows(resource: &ExperimentResource, trials: &[TrialView]) -> (ExperimentR
         driver_pid: 0,
         driver_start: 0,
     };
+    let additional = &exp.spec.spec.objective.additional_metric_names;
     let trials = trials
         .iter()
         .map(|t| {
@@ -49,6 +70,7 @@ pub fn rows(resource: &ExperimentResource, trials: &[TrialView]) -> (ExperimentR
                     .or(created.map(|c| c.0.as_millisecond() as f64 / 1000.0))
                     .unwrap_or(0.0),
                 finished: seconds(job.completion_time.as_deref()),
+                metrics: additional_metrics(job.observation.as_ref(), additional),
             }
         })
         .collect();
