@@ -327,3 +327,40 @@ fn a_job_that_is_not_preemptible_is_never_suspended_for_a_higher_priority_one() 
     let u = sb.status("urgent");
     assert!(event_messages(&u, "Preempting").is_empty(), "{u:#}");
 }
+
+#[test]
+fn under_least_attained_service_a_long_job_is_suspended_for_a_new_short_one_and_resumes() {
+    let mut sb = Sandbox::new();
+    sb.gpus = Some("0,1".into());
+    // Levels at 4 GPU-seconds: after about 2 s on its 2 GPUs the long job is in level 1,
+    // below any new job; it may be preempted after 1 s of running.
+    let las = [
+        ("TRAINCTL_QUEUE_POLICY", "las"),
+        ("TRAINCTL_LAS_THRESHOLDS_GPU_SECONDS", "4"),
+        ("TRAINCTL_LAS_MIN_RUN_SECONDS", "1"),
+    ];
+    let file = quickstart(&sb, "long", 60, "");
+    let yaml = std::fs::read_to_string(&file).unwrap().replace(
+        "worker: {count: 2}",
+        "worker: {count: 2, resources: {gpu: 1}}",
+    ) + "  scheduling: {preemptible: true}\n";
+    std::fs::write(&file, yaml).unwrap();
+    sb.ok_with(&["submit", file.to_str().unwrap()], &las);
+    until_trained(&sb, "long", 20);
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Same priority: only the GPU time received tells them apart.
+    let short = gpu_job(&sb, "short", "{preemptible: true}", "1");
+    sb.ok_with(&["submit", &short], &las);
+    assert_eq!(sb.wait("short"), "Succeeded", "{:#}", sb.status("short"));
+    let s = sb.status("short");
+    let preempting = event_messages(&s, "Preempting");
+    let l = sb.status("long");
+    assert_eq!(preempting.len(), 1, "{s:#}\n{l:#}");
+    assert!(
+        preempting[0].starts_with("preempting long"),
+        "{preempting:?}"
+    );
+    assert_eq!(event_messages(&l, "Preempted").len(), 1, "{l:#}");
+    assert_resumed_and_succeeded_without_resume(&sb, "long");
+}

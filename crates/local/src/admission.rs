@@ -44,18 +44,57 @@ pub enum Admission {
 /// The variable that picks the local queue policy.
 pub const POLICY_VAR: &str = "TRAINCTL_QUEUE_POLICY";
 
+/// The variable with the least-attained-service levels: ascending GPU-second thresholds,
+/// comma-separated (default 3600,36000,360000).
+pub const LAS_THRESHOLDS_VAR: &str = "TRAINCTL_LAS_THRESHOLDS_GPU_SECONDS";
+
+/// The variable with the shortest run of a preemptible job under `las`, in seconds
+/// (default 600).
+pub const LAS_MIN_RUN_VAR: &str = "TRAINCTL_LAS_MIN_RUN_SECONDS";
+
 /// The policy the local engine runs: `TRAINCTL_QUEUE_POLICY` (`fifo`, `backfill`, `las`;
-/// default `backfill`), always with preemption of preemptible jobs.
+/// default `backfill`), always with preemption of preemptible jobs; the levels and the
+/// shortest run of `las` from [`LAS_THRESHOLDS_VAR`] and [`LAS_MIN_RUN_VAR`]. A value that
+/// does not parse leaves the default.
 fn policy() -> Policy {
     let kind = std::env::var(POLICY_VAR)
         .ok()
         .and_then(|v| serde_json::from_value(serde_json::Value::String(v)).ok())
         .filter(|k| matches!(k, PolicyKind::Fifo | PolicyKind::Backfill | PolicyKind::Las))
         .unwrap_or(PolicyKind::Backfill);
-    Policy {
+    let mut policy = Policy {
         preemption: true,
         ..Policy::new(kind)
+    };
+    if let Some(t) = std::env::var(LAS_THRESHOLDS_VAR)
+        .ok()
+        .and_then(|v| las_thresholds(&v))
+    {
+        policy.las.thresholds_gpu_s = t;
     }
+    if let Some(s) = std::env::var(LAS_MIN_RUN_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+    {
+        policy.las.min_run_s = s;
+    }
+    policy
+}
+
+/// Comma-separated GPU-second thresholds, when every one is a positive number and they
+/// ascend.
+fn las_thresholds(text: &str) -> Option<Vec<f64>> {
+    let t = text
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+        })
+        .collect::<Option<Vec<f64>>>()?;
+    (!t.is_empty() && t.windows(2).all(|w| w[0] < w[1])).then_some(t)
 }
 
 /// The queue's decision at `now` over every job, with the GPUs of `inventory` that no job
@@ -198,19 +237,27 @@ fn queue_jobs(claims: &Claims, now: f64) -> QueueJobs {
             .as_ref()
             .and_then(|s| s.spec.run_policy.active_deadline_seconds)
             .map(|d| d as f64);
+        // A resumed job's current run began with its open attempts.
+        let run_start = j
+            .attempt_spans
+            .iter()
+            .filter(|(_, end)| end.is_none())
+            .map(|(start, _)| *start)
+            .reduce(f64::min);
         let since = if j.holding {
-            j.started.unwrap_or(now)
+            run_start.or(j.started).unwrap_or(now)
         } else {
             j.created
         };
         let ran = if j.holding { now - since } else { 0.0 };
+        let received = covered_seconds(&j.attempt_spans, now).max(ran);
         let q = QueueJob {
             key: j.name.clone(),
             gpus: j.gpus,
             priority: scheduling.map_or(0, |s| s.priority),
             seq: j.seq,
             preemptible: scheduling.is_some_and(|s| s.preemptible),
-            attained_gpu_s: ran * f64::from(j.gpus),
+            attained_gpu_s: received * f64::from(j.gpus),
             ran_s: ran,
             since,
             remaining_s: estimate(deadline, &j.earlier_runs_s, ran).map(|e| e.remaining_s),
@@ -223,6 +270,25 @@ fn queue_jobs(claims: &Claims, now: f64) -> QueueJobs {
         }
     }
     (waiting, running)
+}
+
+/// The seconds during which at least one of `spans` ran (an open span runs until `now`):
+/// the time a job held its GPUs, over every run before and after suspensions.
+fn covered_seconds(spans: &[(f64, Option<f64>)], now: f64) -> f64 {
+    let mut spans: Vec<(f64, f64)> = spans
+        .iter()
+        .map(|&(start, end)| (start, end.unwrap_or(now).max(start)))
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut covered_to = f64::NEG_INFINITY;
+    for (start, end) in spans {
+        if end > covered_to {
+            total += end - start.max(covered_to);
+            covered_to = end;
+        }
+    }
+    total
 }
 
 /// Free ports from the kernel that no other job holds. The listeners stay open until all
@@ -247,4 +313,52 @@ fn pick_ports(allocation: &Allocation, n: usize) -> Result<Vec<u16>, StoreError>
         }
     }
     Ok(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{covered_seconds, las_thresholds};
+
+    #[test]
+    fn received_time_counts_overlapping_attempts_once_and_open_ones_until_now() {
+        let cases: &[(&[(f64, Option<f64>)], f64)] = &[
+            (&[], 0.0),
+            (&[(10.0, Some(20.0))], 10.0),
+            // Three replicas of one run, then a resumed run still going at 100.
+            (
+                &[
+                    (10.0, Some(20.0)),
+                    (11.0, Some(19.0)),
+                    (12.0, Some(21.0)),
+                    (50.0, None),
+                    (51.0, None),
+                ],
+                11.0 + 50.0,
+            ),
+            // A span that ended before it started (clock step) counts nothing.
+            (&[(30.0, Some(25.0))], 0.0),
+        ];
+        for (spans, want) in cases {
+            assert_eq!(covered_seconds(spans, 100.0), *want, "{spans:?}");
+        }
+    }
+
+    #[test]
+    fn las_thresholds_must_be_positive_ascending_numbers() {
+        let cases: &[(&str, Option<Vec<f64>>)] = &[
+            ("60", Some(vec![60.0])),
+            ("60, 600,6000", Some(vec![60.0, 600.0, 6000.0])),
+            ("", None),
+            ("60,,600", None),
+            ("600,60", None),
+            ("60,60", None),
+            ("0", None),
+            ("-5", None),
+            ("inf", None),
+            ("ten", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&las_thresholds(text), want, "{text:?}");
+        }
+    }
 }

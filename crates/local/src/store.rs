@@ -893,6 +893,9 @@ pub struct GpuJob {
     /// How long earlier successful runs of its name took, latest first (at most
     /// [`ESTIMATE_RUNS`]).
     pub earlier_runs_s: Vec<f64>,
+    /// When each of its replicas' attempts started and ended (None: still running): the
+    /// GPU time it has received, across suspensions.
+    pub attempt_spans: Vec<(f64, Option<f64>)>,
 }
 
 /// What one replica is granted.
@@ -939,6 +942,7 @@ impl Allocation<'_> {
                         finished: r.get(9)?,
                         spec: serde_json::from_str(&r.get::<_, String>(5)?).ok(),
                         earlier_runs_s: Vec::new(),
+                        attempt_spans: Vec::new(),
                     });
                 }
                 claims.held_gpus.extend(held);
@@ -946,9 +950,15 @@ impl Allocation<'_> {
             let mut runs = self.tx.prepare(
                 "SELECT ran_s FROM runs WHERE name = ?1 ORDER BY finished DESC LIMIT ?2",
             )?;
+            let mut spans = self
+                .tx
+                .prepare("SELECT started, finished FROM attempts WHERE job = ?1")?;
             for j in claims.gpu_jobs.iter_mut().filter(|j| !j.ended) {
                 j.earlier_runs_s = runs
                     .query_map(params![j.name, ESTIMATE_RUNS as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                j.attempt_spans = spans
+                    .query_map([&j.name], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<rusqlite::Result<_>>()?;
             }
             Ok(claims)
