@@ -319,9 +319,12 @@ fn pick_ports(allocation: &Allocation, n: usize) -> Result<Vec<u16>, StoreError>
 mod tests {
     use super::{covered_seconds, las_thresholds};
 
+    /// Attempt spans (start, end) and the seconds they cover at 100.
+    type Case = (&'static [(f64, Option<f64>)], f64);
+
     #[test]
     fn received_time_counts_overlapping_attempts_once_and_open_ones_until_now() {
-        let cases: &[(&[(f64, Option<f64>)], f64)] = &[
+        let cases: &[Case] = &[
             (&[], 0.0),
             (&[(10.0, Some(20.0))], 10.0),
             // Three replicas of one run, then a resumed run still going at 100.
