@@ -1,16 +1,19 @@
 //! `trainctl queue`: this machine's GPU queue in the order jobs will be served, with each
-//! job's reservation or why it waits.
+//! job's reservation or why it waits, and the preemptions of the last hour.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use trainctl_backend::view::{list_object, rfc3339, table};
+use trainctl_backend::view::{age, list_object, rfc3339, table};
 use trainctl_core::queue::{human_duration, WaitReason};
-use trainctl_local::store::Store;
+use trainctl_local::store::{EventRow, Store};
 use trainctl_local::{admission, gpus, now, Home};
 
 use crate::args::Output;
+
+/// How far back `trainctl queue` lists preemptions.
+const RECENT_PREEMPTIONS_S: f64 = 3_600.0;
 
 /// Prints the queue as a table, or as JSON or YAML objects.
 pub fn queue(output: Option<Output>) -> Result<ExitCode> {
@@ -18,6 +21,11 @@ pub fn queue(output: Option<Output>) -> Result<ExitCode> {
         .context("cannot open the trainctl state directory")?;
     let t = now();
     let entries = admission::queue(&mut store, &gpus::inventory(), t)?;
+    let preempted = store.events_since("Preempted", t - RECENT_PREEMPTIONS_S)?;
+    let preemptions: Vec<serde_json::Value> = preempted
+        .iter()
+        .map(|(job, e)| json!({"job": job, "time": rfc3339(e.time), "message": e.message}))
+        .collect();
     let objects: Vec<serde_json::Value> = entries
         .iter()
         .map(|e| {
@@ -37,11 +45,14 @@ pub fn queue(output: Option<Output>) -> Result<ExitCode> {
             })
         })
         .collect();
+    let mut list = list_object(objects.clone());
+    list["recentPreemptions"] = serde_json::Value::Array(preemptions);
     match output {
-        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&list_object(objects))?),
-        Some(Output::Yaml) => print!("{}", serde_yaml_ng::to_string(&list_object(objects))?),
+        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&list)?),
+        Some(Output::Yaml) => print!("{}", serde_yaml_ng::to_string(&list)?),
         Some(Output::Wide) | None if entries.is_empty() => {
-            eprintln!("No jobs wait for GPUs.")
+            eprintln!("No jobs wait for GPUs.");
+            print_preemptions(&preempted, t);
         }
         Some(Output::Wide) | None => {
             let rows: Vec<Vec<String>> = objects
@@ -84,7 +95,23 @@ pub fn queue(output: Option<Output>) -> Result<ExitCode> {
                     &rows
                 )
             );
+            print_preemptions(&preempted, t);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The preemptions of the last hour under the table, newest last.
+fn print_preemptions(preempted: &[(String, EventRow)], now: f64) {
+    if preempted.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = preempted
+        .iter()
+        .map(|(job, e)| vec![age(now - e.time), job.clone(), e.message.clone()])
+        .collect();
+    print!(
+        "\nPreempted in the last hour:\n{}",
+        table(&["AGE", "JOB", "MESSAGE"], &rows)
+    );
 }

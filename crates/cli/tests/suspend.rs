@@ -363,4 +363,17 @@ fn under_least_attained_service_a_long_job_is_suspended_for_a_new_short_one_and_
     );
     assert_eq!(event_messages(&l, "Preempted").len(), 1, "{l:#}");
     assert_resumed_and_succeeded_without_resume(&sb, "long");
+
+    // The queue is empty again and lists the preemption.
+    let table = sb.ok(&["queue"]);
+    assert!(table.contains("Preempted in the last hour:"), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.contains("long"))
+        .unwrap_or_default();
+    assert!(row.contains("preempted by short"), "{table}");
+    let list: Value = serde_json::from_str(&sb.ok(&["queue", "-o", "json"])).unwrap();
+    let recent = list["recentPreemptions"].as_array().unwrap();
+    assert_eq!(recent.len(), 1, "{list:#}");
+    assert_eq!(recent[0]["job"], "long");
 }

@@ -449,6 +449,35 @@ impl Store {
         rows.collect::<Result<_, _>>().at(&self.path)
     }
 
+    /// Every job's events with `reason` from `since` on, oldest first, with the job's name.
+    pub fn events_since(
+        &self,
+        reason: &str,
+        since: f64,
+    ) -> Result<Vec<(String, EventRow)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT job, time, type, reason, message FROM events
+                 WHERE reason = ?1 AND time >= ?2 ORDER BY id",
+            )
+            .at(&self.path)?;
+        let rows = stmt
+            .query_map(params![reason, since], |r| {
+                Ok((
+                    r.get(0)?,
+                    EventRow {
+                        time: r.get(1)?,
+                        kind: r.get(2)?,
+                        reason: r.get(3)?,
+                        message: r.get(4)?,
+                    },
+                ))
+            })
+            .at(&self.path)?;
+        rows.collect::<Result<_, _>>().at(&self.path)
+    }
+
     /// Appends an event.
     pub fn add_event(
         &self,
