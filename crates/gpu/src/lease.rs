@@ -28,6 +28,12 @@ pub struct Lease {
     _file: File,
 }
 
+/// The machine-wide admission lock, held until dropped ([`LeaseDir::admission_lock`]).
+#[derive(Debug)]
+pub struct AdmissionLock {
+    _file: File,
+}
+
 impl LeaseDir {
     /// [`DIR_VAR`], else [`DEFAULT_DIR`].
     pub fn from_env() -> LeaseDir {
@@ -75,6 +81,33 @@ impl LeaseDir {
             }
         }
         Ok(leases)
+    }
+
+    /// Waits for, and holds until dropped, the machine-wide admission lock: a trainctl holds
+    /// it while it probes the leases and asks its queue, so two jobs asking at the same
+    /// moment never see each other's probe as a GPU in use.
+    pub fn admission_lock(&self) -> Result<AdmissionLock, String> {
+        self.ensure_dir()?;
+        let path = self.dir.join("admission.lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| format!("cannot open the admission lock {}: {e}", path.display()))?;
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o666));
+        loop {
+            // SAFETY: flock on a descriptor this function owns; no memory is involved.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(AdmissionLock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(format!("cannot lock {}: {e}", path.display()));
+            }
+        }
     }
 
     fn ensure_dir(&self) -> Result<(), String> {

@@ -945,7 +945,7 @@ impl Allocation<'_> {
             let mut claims = Claims::default();
             let mut stmt = self.tx.prepare(
                 "SELECT name, gpus_needed, admitted, gpus, seq, spec, phase, created, started,
-                        finished FROM jobs WHERE deleting = 0",
+                        finished, supervisor_pid, supervisor_start FROM jobs WHERE deleting = 0",
             )?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
@@ -953,7 +953,13 @@ impl Allocation<'_> {
                 let admitted: bool = r.get(2)?;
                 let phase: String = r.get(6)?;
                 let ended = matches!(phase.as_str(), "Succeeded" | "Failed");
-                let held = if admitted && !ended {
+                // An ended job holds its GPUs until its supervisor lets them go (it drops
+                // their machine-wide leases, then releases them here) or dies.
+                let supervised = crate::process::is_same_process(
+                    r.get::<_, i64>(10)? as i32,
+                    r.get::<_, i64>(11)? as u64,
+                );
+                let held = if admitted && (!ended || supervised) {
                     json_list(r.get(3)?)
                 } else {
                     Vec::new()

@@ -308,13 +308,15 @@ impl Supervisor<'_> {
                     self.show(o.phase, &o.reason, &o.message, t)?;
                 }
                 let name = self.name();
+                // The leases go first: until the store releases the GPUs the queue counts
+                // them held, so no job is offered a GPU whose lease is still taken.
+                self.leases.clear();
                 if self.ended.is_some() {
                     self.write(|s| s.release(&name))?;
                 } else {
                     self.write(|s| s.park(&name))?;
                 }
                 self.reserve.release();
-                self.leases.clear();
                 return Ok(self.ended.as_ref().map_or(decision.phase, |o| o.phase));
             }
             let wake = step
@@ -358,8 +360,8 @@ impl Supervisor<'_> {
     /// attempt once the queue grants GPUs again.
     fn requeue(&mut self) -> Result<(), EngineError> {
         let name = self.name();
-        self.write(|s| s.requeue(&name))?;
         self.leases.clear();
+        self.write(|s| s.requeue(&name))?;
         self.admitted = false;
         self.preemptor = None;
         self.job.spec.run_policy.suspend = false;
@@ -380,9 +382,10 @@ impl Supervisor<'_> {
         t: f64,
         queued_noted: &mut bool,
     ) -> Result<Option<String>, EngineError> {
-        let mut leases = LeaseDir::from_env()
-            .take_free(inventory)
-            .map_err(EngineError::Invalid)?;
+        let dir = LeaseDir::from_env();
+        // Held until this returns: no other trainctl probes the leases meanwhile.
+        let _admitting = dir.admission_lock().map_err(EngineError::Invalid)?;
+        let mut leases = dir.take_free(inventory).map_err(EngineError::Invalid)?;
         let busy = self.busy_gpus(&leases);
         leases.retain(|l| !busy.contains(&l.index));
         let leased: Vec<u32> = leases.iter().map(|l| l.index).collect();
