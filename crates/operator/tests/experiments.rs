@@ -261,10 +261,12 @@ async fn early_stopping_ends_a_running_trial_and_deletes_its_pods() {
         let trial = &trials(&c, "es").await[&n];
         let s = trial.status.as_ref().unwrap();
         assert_eq!(s.reason.as_deref(), Some("EarlyStopped"), "trial {n}");
-        assert!(
-            c.pods(&trial.name_any()).await.is_empty(),
-            "trial {n}'s pods are deleted"
-        );
+        // The ended job's pods go as the operator cleans up after it.
+        let job = trial.name_any();
+        eventually(&format!("trial {n}'s pods to be deleted"), || async {
+            c.pods(&job).await.is_empty().then_some(())
+        })
+        .await;
     }
 }
 
