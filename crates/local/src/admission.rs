@@ -148,16 +148,22 @@ pub fn try_admit(
             return Ok(Admission::Preempting(d.preempt));
         }
         if !d.start.iter().any(|k| k == name) {
-            let entries = explain(&policy(), now, free.len() as u32, &waiting, &running);
+            let policy = policy();
+            let entries = explain(&policy, now, free.len() as u32, &waiting, &running);
+            let received = waiting
+                .iter()
+                .find(|j| j.key == name)
+                .map_or(0.0, |j| j.attained_gpu_s);
             let why = entries
                 .iter()
                 .find(|e| e.key == name)
                 .map(|e| {
-                    format!(
-                        "position {} of {} in the GPU queue: {}",
-                        e.position,
+                    waiting_message(
+                        e,
                         entries.len(),
-                        e.reason.message(now)
+                        now,
+                        policy.kind == PolicyKind::Las,
+                        received,
                     )
                 })
                 .unwrap_or_else(|| format!("waiting for {need} free GPUs"));
@@ -185,6 +191,31 @@ pub fn try_admit(
         .collect();
     allocation.grant(name, &grants)?;
     Ok(Admission::Granted)
+}
+
+/// Why a job waits, as `get` and `describe` show it: its place, the reason and, under least
+/// attained service, its level and the GPU time it has received.
+fn waiting_message(
+    e: &QueueEntry<String>,
+    total: usize,
+    now: f64,
+    las: bool,
+    received_gpu_s: f64,
+) -> String {
+    let mut why = format!(
+        "position {} of {total} in the GPU queue: {}",
+        e.position,
+        e.reason.message(now)
+    );
+    if las {
+        why.push_str(&format!(
+            " (level {}, {:.0} GPU-seconds received{})",
+            e.level,
+            received_gpu_s,
+            if e.promoted { ", promoted" } else { "" }
+        ));
+    }
+    why
 }
 
 /// The queue in order, with why each job waits, as this machine's queue sees it at `now`.
@@ -317,7 +348,30 @@ fn pick_ports(allocation: &Allocation, n: usize) -> Result<Vec<u16>, StoreError>
 
 #[cfg(test)]
 mod tests {
-    use super::{covered_seconds, las_thresholds};
+    use super::{covered_seconds, las_thresholds, waiting_message};
+    use trainctl_core::queue::{QueueEntry, WaitReason};
+
+    #[test]
+    fn a_waiting_job_says_its_level_and_received_gpu_time_only_under_las() {
+        let entry = QueueEntry {
+            key: "long".to_string(),
+            position: 2,
+            gpus: 2,
+            level: 1,
+            promoted: false,
+            expected_run_s: None,
+            reason: WaitReason::NeedsGpus { need: 2, free: 0 },
+        };
+        assert_eq!(
+            waiting_message(&entry, 2, 0.0, true, 12.4),
+            "position 2 of 2 in the GPU queue: needs 2 GPUs at once, 0 free \
+             (level 1, 12 GPU-seconds received)"
+        );
+        assert_eq!(
+            waiting_message(&entry, 2, 0.0, false, 12.4),
+            "position 2 of 2 in the GPU queue: needs 2 GPUs at once, 0 free"
+        );
+    }
 
     /// Attempt spans (start, end) and the seconds they cover at 100.
     type Case = (&'static [(f64, Option<f64>)], f64);
