@@ -393,9 +393,10 @@ async fn a_job_that_held_a_gpu_idle_is_marked_in_the_list_and_on_its_page() {
     // GPU 1 of the fake nvidia-smi is at 0% utilization.
     sb.gpus = Some("1".into());
     let path = fake_gpus::install(sb.dir.path());
-    for (name, gpus) in [("idle-job", 1), ("cpu-job", 0)] {
+    // The idle job runs 3 s: ten times the idle window, room for samples on a loaded machine.
+    for (name, gpus, secs) in [("idle-job", 1, 3), ("cpu-job", 0, 1)] {
         let spec = format!(
-            "  command: [sleep, '1']\n  replicas: {{worker: {{resources: {{gpu: {gpus}}}}}}}\n"
+            "  command: [sleep, '{secs}']\n  replicas: {{worker: {{resources: {{gpu: {gpus}}}}}}}\n"
         );
         let file = sb.job(&format!("{name}.yaml"), &job_yaml(name, &spec));
         sb.ok_with(
