@@ -6,6 +6,8 @@
 
 mod kube_support;
 
+use kube_support::Run;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,12 +22,6 @@ struct Env {
     client: kube::Client,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Env {
@@ -79,22 +75,7 @@ impl Env {
     }
 
     async fn trainctl_with(&self, args: &[&str], kubeconfig: &Path) -> Run {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trainctl"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("KUBECONFIG", kubeconfig)
-            .env("HOME", self.dir.path().join("home"))
-            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
-            .env("TRAINCTL_HOME", self.dir.path().join("state"))
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
-            .await
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        kube_support::trainctl_in(self.dir.path(), kubeconfig, args).await
     }
 
     fn pods(&self) -> Api<Pod> {

@@ -7,6 +7,8 @@
 
 mod kube_support;
 
+use kube_support::Run;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,12 +26,6 @@ struct Cluster {
     client: kube::Client,
     dir: tempfile::TempDir,
     kubeconfig: PathBuf,
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
 }
 
 impl Run {
@@ -199,22 +195,7 @@ impl Cluster {
     }
 
     async fn trainctl(&self, args: &[&str]) -> Run {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trainctl"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("HOME", self.dir.path().join("home"))
-            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
-            .env("TRAINCTL_HOME", self.dir.path().join("state"))
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .output()
-            .await
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        kube_support::trainctl_in(self.dir.path(), &self.kubeconfig, args).await
     }
 
     /// Runs `doctor --kube --smoke`, ending the smoke pod with `exit_code` and `log` once

@@ -75,3 +75,35 @@ pub fn series_by_tag(stdout: &str) -> Vec<(String, String, serde_json::Value)> {
         })
         .collect()
 }
+
+/// What one trainctl run printed, and its exit code.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs trainctl against `kubeconfig` with HOME, XDG_CONFIG_HOME and TRAINCTL_HOME inside
+/// `dir` (and not as if inside a pod).
+pub async fn trainctl_in(
+    dir: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+) -> Run {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_trainctl"))
+        .args(args)
+        .current_dir(dir)
+        .env("KUBECONFIG", kubeconfig)
+        .env("HOME", dir.join("home"))
+        .env("XDG_CONFIG_HOME", dir.join("xdg"))
+        .env("TRAINCTL_HOME", dir.join("state"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .await
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
