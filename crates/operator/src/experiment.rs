@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -30,6 +30,7 @@ use trainctl_search::{Suggestion, Trial, TrialState};
 use trainctl_spec::trial::{ending, state, to_hyper, to_value, trial_job, Tally};
 use trainctl_spec::Experiment;
 
+use crate::metrics::Metrics;
 use crate::names::MANAGER;
 use crate::status::JobCondition;
 use crate::{Error, TrainingJobResource};
@@ -42,6 +43,8 @@ pub struct ExperimentContext {
     pub poll: Duration,
     /// Delay before a failed reconcile is retried.
     pub retry: Duration,
+    /// Metrics (the time each suggestion takes).
+    pub metrics: Arc<Metrics>,
     /// Per trial: the last step early stopping was asked about.
     asked_at: Mutex<HashMap<String, u64>>,
 }
@@ -52,6 +55,7 @@ pub async fn run_experiments(
     namespace: Option<String>,
     poll: Duration,
     retry: Duration,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (experiments, jobs): (Api<ExperimentResource>, Api<TrainingJobResource>) = match &namespace
@@ -66,6 +70,7 @@ pub async fn run_experiments(
         client,
         poll,
         retry,
+        metrics,
         asked_at: Mutex::new(HashMap::new()),
     });
     Controller::new(experiments, watcher::Config::default())
@@ -329,10 +334,10 @@ impl Reconciler<'_> {
         while tally.running < self.exp.parallel_trial_count()
             && self.exp.max_trial_count().is_none_or(|m| tally.trials < m)
         {
-            let assignment = match sampler
-                .suggest(space, self.exp.direction(), &history, number)
-                .map_err(|e| Error::Invalid(e.to_string()))?
-            {
+            let started = Instant::now();
+            let suggested = sampler.suggest(space, self.exp.direction(), &history, number);
+            self.ctx.metrics.observe_suggestion(started.elapsed());
+            let assignment = match suggested.map_err(|e| Error::Invalid(e.to_string()))? {
                 Suggestion::Assign(a) => a,
                 Suggestion::Exhausted => {
                     tally.exhausted = true;

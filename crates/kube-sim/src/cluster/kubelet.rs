@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::index::{node_of, PodIndex, PodKey};
-use super::printer::parse_schedule;
+use super::printer::{parse_schedule, with_env};
 use super::{builtin, write_pod, PRINT_ANNOTATION, SCRIPT_ANNOTATION};
 use crate::server::LogLine;
 use crate::store::{now, Store};
@@ -161,7 +161,7 @@ fn printing(pod: &Value, since: Timestamp, printed: u64, now: Timestamp) -> Vec<
     let Some(text) = pod["metadata"]["annotations"][PRINT_ANNOTATION].as_str() else {
         return Vec::new();
     };
-    let Some(schedule) = parse_schedule(text) else {
+    let Some(schedule) = parse_schedule(&with_env(text, pod)) else {
         let (ns, name) = crate::store::object_name(pod);
         eprintln!("kube-sim: pod {ns}/{name}: cannot read print schedule {text:?} (try `every 1s step {{n}}`)");
         return Vec::new();
