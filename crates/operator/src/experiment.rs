@@ -47,7 +47,15 @@ pub struct ExperimentContext {
     pub metrics: Arc<Metrics>,
     /// Per trial: the last step early stopping was asked about.
     asked_at: Mutex<HashMap<String, u64>>,
+    /// Per running trial: when its observation was last written (or the trial first seen).
+    written_at: Mutex<HashMap<String, Instant>>,
 }
+
+/// A running trial's observation is written at most this often; the complete one (once
+/// its job ended) at once. Between writes the operator keeps the newer values in memory
+/// (early stopping reads them there, and a trial it stops gets them with its end); the
+/// logs they come from outlive an operator restart.
+pub const OBSERVATION_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs the Experiment controller until `shutdown` resolves.
 pub async fn run_experiments(
@@ -72,6 +80,7 @@ pub async fn run_experiments(
         retry,
         metrics,
         asked_at: Mutex::new(HashMap::new()),
+        written_at: Mutex::new(HashMap::new()),
     });
     Controller::new(experiments, watcher::Config::default())
         .owns(jobs, watcher::Config::default())
@@ -267,7 +276,7 @@ impl Reconciler<'_> {
         let logs = replica_logs(&self.ctx.client, &t.resource).await?;
         let mut observation = observe(&parser, &metrics, &logs);
         observation.complete = job_ended;
-        if status.observation.as_ref() != Some(&observation) {
+        if status.observation.as_ref() != Some(&observation) && self.due(&t.name(), job_ended) {
             let patch = json!({"status": {"observation": observation}});
             self.jobs
                 .patch_status(&t.name(), &patch_params(), &Patch::Merge(&patch))
@@ -280,6 +289,24 @@ impl Reconciler<'_> {
             .observation = Some(observation);
         *t = TrialView::of(&self.exp, resource).expect("the trial was read with its number");
         Ok(())
+    }
+
+    /// Whether a changed observation of the trial is to be written now: always once its job
+    /// ended, else when [`OBSERVATION_EVERY`] has passed since the last write (or since the
+    /// trial was first seen).
+    fn due(&self, trial: &str, job_ended: bool) -> bool {
+        let mut written = self.ctx.written_at.lock().expect("not poisoned");
+        if job_ended {
+            written.remove(trial);
+            return true;
+        }
+        let now = Instant::now();
+        let last = *written.entry(trial.to_string()).or_insert(now);
+        if now.duration_since(last) < OBSERVATION_EVERY {
+            return false;
+        }
+        written.insert(trial.to_string(), now);
+        true
     }
 
     /// Ends a trial's TrainingJob with `reason` (its pods are stopped by the job's reconcile).
