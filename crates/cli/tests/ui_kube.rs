@@ -3,7 +3,7 @@
 //! local jobs: the job list with phases and filters, a finished and a running job with their
 //! pods, conditions and Events, logs live and after the pod is gone, and charts parsed from
 //! the logs; a cluster's experiment live from the observations the operator records; and
-//! the same in headless Chromium.
+//! the same in headless Chromium (the experiment page too).
 
 mod kube_support;
 mod ui_support;
@@ -470,6 +470,13 @@ const EXPERIMENT: &str =
     parameters: [{name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}]\n  \
     trialTemplate: {spec: {image: train:1, command: [train], replicas: {worker: {count: 1}}}}\n";
 
+/// The rows of an experiment page's trials table.
+const TRIAL_ROWS: &str =
+    "return [...document.querySelectorAll('#trials tbody tr')].map(r => r.innerText);";
+/// How many intermediate values the experiment page's curves draw.
+const CURVE_POINTS: &str = "const c = document.querySelector('#curves canvas'); \
+     return c && c.dataset.points ? Number(c.dataset.points) : -1;";
+
 #[test]
 fn the_dashboard_follows_a_cluster_experiment_from_the_operators_observations() {
     let cluster = Cluster::start();
@@ -517,6 +524,21 @@ fn the_dashboard_follows_a_cluster_experiment_from_the_operators_observations() 
         json!([[1, 0.5], [2, 0.75]])
     );
 
+    // The app's page of the running experiment: two trials, trial 0's two values drawn.
+    let (_driver, client) = cluster.runtime.block_on(async {
+        let (driver, client) = browser().await;
+        client
+            .goto(&format!("{base}/#/experiments/tune"))
+            .await
+            .unwrap();
+        until(&client, "two running trials", TRIAL_ROWS, |v| {
+            v.as_array().is_some_and(|a| a.len() == 2)
+        })
+        .await;
+        until(&client, "trial 0's curve", CURVE_POINTS, |v| v == &json!(2)).await;
+        (driver, client)
+    });
+
     cluster
         .sim
         .finish_pod("default", "tune-0-worker-0", 0)
@@ -561,6 +583,27 @@ fn the_dashboard_follows_a_cluster_experiment_from_the_operators_observations() 
         ]
     );
     assert_eq!(done["trialList"][2]["metrics"]["loss"], json!(1.5));
+    // The page follows: three trials, a point each in the history, four values drawn.
+    cluster.runtime.block_on(async {
+        until(&client, "three trials", TRIAL_ROWS, |v| {
+            v.as_array().is_some_and(|a| a.len() == 3)
+        })
+        .await;
+        until(&client, "every value drawn", CURVE_POINTS, |v| {
+            v == &json!(4)
+        })
+        .await;
+        let points = client
+            .execute(
+                "return document.querySelectorAll('#history .point').length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(points, json!(3));
+        screenshot(&client, "cluster-experiment.png").await;
+        client.close().await.unwrap();
+    });
 
     let (status, list) = get(&base, "/api/experiments");
     assert_eq!(status, 200);
