@@ -80,6 +80,8 @@ pub struct LogFollower {
     state: State,
     reconnects: u32,
     failures: u32,
+    /// False once the follow ended because the pod went (deleted or replaced).
+    whole: bool,
 }
 
 /// What became of the followed container.
@@ -106,6 +108,7 @@ impl LogFollower {
             state: State::Closed { last_read: false },
             reconnects: 0,
             failures: 0,
+            whole: true,
         }
     }
 
@@ -145,6 +148,13 @@ impl LogFollower {
             lines.extend(deliver(&mut self.mark, &mut seen_at_mark, at, line));
         }
         Ok(lines)
+    }
+
+    /// Whether every line the container printed was delivered: false when the follow ended
+    /// because its pod was deleted or replaced first (its end may be in the operator's
+    /// archive).
+    pub fn whole(&self) -> bool {
+        self.whole
     }
 
     /// How many times the log was asked for again after a connection ended early.
@@ -192,7 +202,7 @@ impl LogFollower {
                             self.state = match self.fate().await {
                                 Fate::Running => State::Closed { last_read: false },
                                 Fate::Ended => State::Closed { last_read: true },
-                                Fate::Gone => State::Done,
+                                Fate::Gone => self.gone(),
                             };
                             self.reconnects += 1;
                         }
@@ -206,7 +216,7 @@ impl LogFollower {
     /// is left. Waits while the container starts; gives up on a pod that is gone.
     async fn open(&mut self, last_read: bool) -> Result<()> {
         if self.uid.is_none() && self.fate().await == Fate::Gone {
-            self.state = State::Done;
+            self.state = self.gone();
             return Ok(());
         }
         let params = LogParams {
@@ -229,11 +239,11 @@ impl LogFollower {
                     seen_at_mark: 0,
                 };
             }
-            Err(kube::Error::Api(e)) if e.code == 404 => self.state = State::Done,
+            Err(kube::Error::Api(e)) if e.code == 404 => self.state = self.gone(),
             // Still starting (ContainerCreating): ask again soon, unless it never will.
             Err(kube::Error::Api(e)) if e.code == 400 => match self.fate().await {
                 Fate::Running => tokio::time::sleep(STARTING_WAIT).await,
-                Fate::Gone => self.state = State::Done,
+                Fate::Gone => self.state = self.gone(),
                 Fate::Ended => bail!("pod {}: cannot read its log: {}", self.pod, e.message),
             },
             Err(e) => {
@@ -250,6 +260,12 @@ impl LogFollower {
         }
         Ok(())
     }
+    /// The end of a follow whose pod went away.
+    fn gone(&mut self) -> State {
+        self.whole = false;
+        State::Done
+    }
+
     /// What became of the container; the first look pins the pod's uid.
     async fn fate(&mut self) -> Fate {
         let pod = match self.pods.get_opt(&self.pod).await {
