@@ -462,6 +462,53 @@ async fn logs_follow_a_replica_across_its_attempts_until_the_job_ends() {
     assert_fails(&run, 1, "job relay has no log for attempt 7");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_streams_each_line_once_through_dropped_connections() {
+    let env = Env::with_one_worker("stream").await;
+    let pod = "stream-worker-0";
+    env.running(pod, 0).await;
+    // Every followed connection breaks off after 2 KiB; a batch a simulated second or two
+    // (a resumed follow sends the lines of the last second again, which must fit).
+    env.sim.cut_log_follows_after(Some(2048));
+    env.sim.set_clock_speed(40.0);
+    let follow = env.trainctl(&["logs", "stream", "-f", "--kube"]);
+    let mut printed = Vec::new();
+    let cluster = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        for batch in 0..40 {
+            let lines: Vec<String> = (0..5)
+                .map(|i| format!("{:<99}", format!("batch {batch} line {i}")))
+                .collect();
+            let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+            env.sim.append_log("default", pod, "", &refs);
+            printed.extend(lines);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        env.sim.finish_pod("default", pod, 0).unwrap();
+    };
+    let (run, ()) = tokio::time::timeout(
+        Duration::from_secs(60),
+        futures::future::join(follow, cluster),
+    )
+    .await
+    .expect("logs -f ends when the job ends");
+    assert_ok(&run, "logs -f");
+    let expected: String = printed
+        .iter()
+        .map(|l| format!("[worker-0] {l}\n"))
+        .collect();
+    assert_eq!(run.stdout, expected, "every line once, in order");
+    // Re-reading the whole log on every look for the job's end would fetch it many times
+    // over; the follower fetches each line once, and each break costs one timestamped read
+    // of what came since the last break (about twice the bytes printed in all here).
+    let fetched = env.sim.log_bytes_served("default", pod);
+    assert!(
+        fetched < 3 * expected.len() as u64,
+        "{fetched} bytes fetched for {} printed",
+        expected.len()
+    );
+}
+
 /// The `series` of `metrics -o json`, by tag: (points, step, last, min, max).
 fn series_by_tag(run: &Run) -> Vec<(String, String, serde_json::Value)> {
     kube_support::series_by_tag(&run.stdout)

@@ -272,18 +272,6 @@ impl Cluster {
         crate::log_follow::LogFollower::new(self.pods(), pod, None)
     }
 
-    /// A live pod's log, streamed until the pod ends.
-    pub async fn follow_pod_log(&self, pod: &str) -> Result<impl futures::AsyncBufRead + use<>> {
-        let params = LogParams {
-            follow: true,
-            ..LogParams::default()
-        };
-        match self.pods().log_stream(pod, &params).await {
-            Ok(stream) => Ok(stream),
-            Err(e) => Err(self.explain(e, "get pods/log").await),
-        }
-    }
-
     /// An error about a named job: a 404 means the job, or the whole CRD, is missing.
     async fn explain_named(&self, error: kube::Error, name: &str, action: &str) -> anyhow::Error {
         match &error {

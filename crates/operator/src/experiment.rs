@@ -1,7 +1,7 @@
 //! The Experiment controller: the same pure search code as the local engine (no suggestion
 //! service, no database). One reconcile reads the experiment and its trials (TrainingJobs it
 //! owns, named `<experiment>-<n>`), brings each running trial's observation up to date from
-//! its replicas' logs (written to the trial's status), stops trials early stopping rejects
+//! its replicas' logs (followed across reconciles, [`TrialLogs`]; written to the trial's status), stops trials early stopping rejects
 //! (their TrainingJob ends with reason EarlyStopped), decides whether the experiment is over,
 //! and creates trials up to `parallelTrialCount`. A trial is created with its number and
 //! assignment in its annotations, before any of its pods exist, and its name is fixed by
@@ -24,7 +24,7 @@ use trainctl_kube_client::experiment::{
     OptimalTrial, TrialView, EARLY_STOPPED, EXPERIMENT_ENDED, TRIAL_ASSIGNMENT_ANNOTATION,
     TRIAL_NUMBER_ANNOTATION,
 };
-use trainctl_kube_client::trial_metrics::{observe, replica_logs};
+use trainctl_kube_client::trial_metrics::TrialLogs;
 use trainctl_metrics::stdout::StdoutParser;
 use trainctl_search::{Suggestion, Trial, TrialState};
 use trainctl_spec::trial::{ending, state, to_hyper, to_value, trial_job, Tally};
@@ -44,6 +44,47 @@ pub struct ExperimentContext {
     pub retry: Duration,
     /// Per trial: the last step early stopping was asked about.
     asked_at: Mutex<HashMap<String, u64>>,
+    /// Per experiment (`namespace/name`), per running trial: its followed logs, kept
+    /// across reconciles until the trial's observation is complete.
+    logs: Mutex<HashMap<String, ExperimentLogs>>,
+}
+
+/// The followed logs of one experiment's running trials, by trial name.
+type ExperimentLogs = HashMap<String, Arc<tokio::sync::Mutex<TrialLogs>>>;
+
+impl ExperimentContext {
+    /// The followed logs of trial `trial` of experiment `key`, started with `parser`.
+    fn trial_logs(
+        &self,
+        key: &str,
+        trial: &str,
+        parser: impl FnOnce() -> Result<StdoutParser, Error>,
+    ) -> Result<Arc<tokio::sync::Mutex<TrialLogs>>, Error> {
+        let mut logs = self.logs.lock().expect("not poisoned");
+        let trials = logs.entry(key.to_string()).or_default();
+        if let Some(found) = trials.get(trial) {
+            return Ok(found.clone());
+        }
+        let started = Arc::new(tokio::sync::Mutex::new(TrialLogs::new(parser()?)));
+        trials.insert(trial.to_string(), started.clone());
+        Ok(started)
+    }
+
+    /// Stops following the logs of experiment `key`'s trials but those in `running` (all
+    /// when None).
+    fn keep_logs(&self, key: &str, running: Option<&[String]>) {
+        let mut logs = self.logs.lock().expect("not poisoned");
+        match running {
+            Some(names) => {
+                if let Some(trials) = logs.get_mut(key) {
+                    trials.retain(|name, _| names.contains(name));
+                }
+            }
+            None => {
+                logs.remove(key);
+            }
+        }
+    }
 }
 
 /// Runs the Experiment controller until `shutdown` resolves.
@@ -67,6 +108,7 @@ pub async fn run_experiments(
         poll,
         retry,
         asked_at: Mutex::new(HashMap::new()),
+        logs: Mutex::new(HashMap::new()),
     });
     Controller::new(experiments, watcher::Config::default())
         .owns(jobs, watcher::Config::default())
@@ -118,10 +160,13 @@ pub async fn reconcile(
 ) -> Result<Requeue, Error> {
     let ns = trigger.namespace().unwrap_or_default();
     let experiments: Api<ExperimentResource> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = format!("{ns}/{}", trigger.name_any());
     let Some(resource) = experiments.get_opt(&trigger.name_any()).await? else {
+        ctx.keep_logs(&key, None);
         return Ok(Requeue::await_change());
     };
     if resource.meta().deletion_timestamp.is_some() {
+        ctx.keep_logs(&key, None);
         return Ok(Requeue::await_change());
     }
     Reconciler {
@@ -130,6 +175,7 @@ pub async fn reconcile(
         exp: resource.to_experiment(),
         resource,
         ctx: &ctx,
+        key,
     }
     .run()
     .await
@@ -137,6 +183,8 @@ pub async fn reconcile(
 
 struct Reconciler<'a> {
     ctx: &'a ExperimentContext,
+    /// `namespace/name` of the experiment.
+    key: String,
     resource: ExperimentResource,
     exp: Experiment,
     jobs: Api<TrainingJobResource>,
@@ -163,6 +211,12 @@ impl Reconciler<'_> {
         for t in trials.iter_mut().filter(|t| t.state == state::RUNNING) {
             self.observe(t).await?;
         }
+        let running: Vec<String> = trials
+            .iter()
+            .filter(|t| t.state == state::RUNNING)
+            .map(TrialView::name)
+            .collect();
+        self.ctx.keep_logs(&self.key, Some(&running));
         let history: Vec<Trial> = trials.iter().map(history).collect();
         let ended = matches!(old.phase.as_deref(), Some("Succeeded" | "Failed"));
         if let (Some(rule), false) = (&rule, ended) {
@@ -248,20 +302,28 @@ impl Reconciler<'_> {
         Ok(owned_trials(&self.resource, jobs))
     }
 
-    /// Reads a running trial's logs; records its observation when it changed (complete once
-    /// the logs were read after its job ended).
+    /// Brings a running trial's observation up to date from its followed logs; records it
+    /// when it changed (complete once its job had ended and every log was read to its end).
     async fn observe(&self, t: &mut TrialView) -> Result<(), Error> {
         let status = t.resource.status.clone().unwrap_or_default();
         let job_ended = status.outcome().is_some();
-        let job = t.resource.to_job();
-        let parser = StdoutParser::for_spec(job.spec.metrics.as_ref())
-            .map_err(|e| Error::Invalid(format!("trial {}: {e}", t.name())))?;
+        let parser = || {
+            let job = t.resource.to_job();
+            StdoutParser::for_spec(job.spec.metrics.as_ref())
+                .map_err(|e| Error::Invalid(format!("trial {}: {e}", t.name())))
+        };
+        let logs = self.ctx.trial_logs(&self.key, &t.name(), parser)?;
+        let mut logs = logs.lock().await;
+        let read_all = logs
+            .pass(&self.ctx.client, &t.resource)
+            .await
+            .map_err(|e| Error::Invalid(format!("trial {}: {e:#}", t.name())))?;
         let objective = &self.exp.spec.objective;
         let mut metrics = vec![objective.objective_metric_name.clone()];
         metrics.extend(objective.additional_metric_names.iter().cloned());
-        let logs = replica_logs(&self.ctx.client, &t.resource).await?;
-        let mut observation = observe(&parser, &metrics, &logs);
-        observation.complete = job_ended;
+        let mut observation = logs.observe(&metrics);
+        drop(logs);
+        observation.complete = job_ended && read_all;
         if status.observation.as_ref() != Some(&observation) {
             let patch = json!({"status": {"observation": observation}});
             self.jobs
