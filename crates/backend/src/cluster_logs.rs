@@ -2,13 +2,15 @@
 //! pick), live from the pod while it exists and from the operator's archive once it is
 //! gone. `-f` follows each replica across its attempts: when a pod is replaced it prints a
 //! `--- worker-0 attempt 1 ---` line and carries on with the new attempt, until the job ends.
+//! A live pod's log is followed ([`LogFollower`](trainctl_kube_client::log_follow::LogFollower):
+//! every line once, through dropped connections); an attempt's whole log is read again only
+//! when its follow could not bring every line (the pod went first: the archive has the end).
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use futures::{AsyncBufReadExt, StreamExt};
 use kube::ResourceExt;
 use trainctl_core::ReplicaId;
 use trainctl_kube_client::client::{AttemptLog, Cluster, LogSource};
@@ -117,18 +119,20 @@ impl Follower<'_, '_> {
     async fn run(&self, start: Option<AttemptLog>, tail: Option<usize>) -> Result<()> {
         let mut current = start.as_ref().map(|s| s.attempt);
         let mut printed = 0;
+        // Whether the current attempt's follow brought every line of it.
+        let mut whole = false;
         if let (Some(n), Some(attempt)) = (tail, current) {
             let text = self.text_of(attempt).await?;
             printed = text.lines().count().saturating_sub(n);
         }
         if let Some(LogSource::Live(pod)) = start.as_ref().map(|s| &s.source) {
-            printed = self.stream(pod, printed).await?;
+            (printed, whole) = self.stream(pod, printed).await?;
         }
         let name = self.job.name_any();
         loop {
             // Decide before reading, so output written before the job ended is not missed.
             let done = self.pinned || self.cluster.finished(&name).await?;
-            if let Some(attempt) = current {
+            if let Some(attempt) = current.filter(|_| !whole) {
                 printed = self.catch_up(attempt, printed).await?;
             }
             if !self.pinned {
@@ -145,9 +149,9 @@ impl Follower<'_, '_> {
                         print_lines(self.out, &self.label, &[&separator])?;
                     }
                     current = Some(next.attempt);
-                    printed = match &next.source {
+                    (printed, whole) = match &next.source {
                         LogSource::Live(pod) => self.stream(pod, 0).await?,
-                        LogSource::Archived(_) => 0,
+                        LogSource::Archived(_) => (0, false),
                     };
                     continue;
                 }
@@ -159,22 +163,24 @@ impl Follower<'_, '_> {
         }
     }
 
-    /// Streams a live pod's log until the pod ends, skipping its first `skip` lines; returns
-    /// how many lines of the attempt are now printed or skipped. A stream that cannot start
-    /// or breaks off is left to the catch-up reads.
-    async fn stream(&self, pod: &str, skip: usize) -> Result<usize> {
-        let Ok(reader) = self.cluster.follow_pod_log(pod).await else {
-            return Ok(skip);
-        };
-        let mut lines = reader.lines();
+    /// Follows a live pod's log until the pod ends, skipping its first `skip` lines; returns
+    /// how many lines of the attempt are now printed or skipped, and whether that is all of
+    /// them. A follow that cannot go on leaves the rest to the catch-up reads.
+    async fn stream(&self, pod: &str, skip: usize) -> Result<(usize, bool)> {
+        let mut follower = self.cluster.log_follower(pod);
         let mut seen = 0;
-        while let Some(Ok(line)) = lines.next().await {
-            if seen >= skip {
-                print_lines(self.out, &self.label, &[&line])?;
+        loop {
+            match follower.next_line().await {
+                Ok(Some(line)) => {
+                    if seen >= skip {
+                        print_lines(self.out, &self.label, &[&line])?;
+                    }
+                    seen += 1;
+                }
+                Ok(None) => return Ok((seen.max(skip), follower.whole())),
+                Err(_) => return Ok((seen.max(skip), false)),
             }
-            seen += 1;
         }
-        Ok(seen.max(skip))
     }
 
     /// Prints the lines of `attempt` after the first `printed`; returns the new count.

@@ -91,10 +91,11 @@ async fn wait_running(pods: &Api<Pod>, name: &str) {
 async fn lines_sharing_a_timestamp_are_delivered_once_across_connections_cut_mid_line() {
     let (sim, pods) = cluster().await;
     create_pod(&pods, "p", json!({})).await;
-    // Every followed connection breaks after 400 bytes, mid-line (a line is about 50
-    // bytes with its timestamp). A resumed connection sends the lines of the last second
-    // again, so the cut has to leave room for more than a second's lines (about 200 bytes).
-    sim.cut_log_follows_after(Some(400));
+    // Every followed connection breaks after 100 bytes, mid-line (a line is 16 bytes; the
+    // follower reads without timestamps). A resumed connection sends the lines of the last
+    // second again, so the cut has to leave room for more than a second's lines (64 bytes).
+    // After a break the lines missed come from one plain read, which is not cut.
+    sim.cut_log_follows_after(Some(100));
     let (mut rx, follower) = follow(&pods, "p");
     wait_running(&pods, "p").await;
     let mut printed = Vec::new();
@@ -108,6 +109,8 @@ async fn lines_sharing_a_timestamp_are_delivered_once_across_connections_cut_mid
         sim.set_clock_speed(50.0);
         tokio::time::sleep(Duration::from_millis(10)).await;
         sim.set_clock_speed(1.0);
+        // Time for the batch to come over the followed connection.
+        tokio::time::sleep(Duration::from_millis(60)).await;
     }
     // All arrive over followed connections while the pod runs...
     assert_eq!(receive(&mut rx, printed.len()).await, printed);
@@ -115,14 +118,14 @@ async fn lines_sharing_a_timestamp_are_delivered_once_across_connections_cut_mid
     // ...and nothing more once it has ended.
     let reconnects = follower.await.unwrap();
     assert_eq!(rx.recv().await, None);
-    assert!(reconnects >= 5, "only {reconnects} reconnections");
+    assert!(reconnects >= 3, "only {reconnects} reconnections");
 }
 
 #[tokio::test]
 async fn an_hour_of_output_arrives_exactly_once_through_cuts_and_failing_requests() {
     let (sim, pods) = cluster().await;
     sim.set_clock_speed(3_000.0);
-    sim.cut_log_follows_after(Some(4096));
+    sim.cut_log_follows_after(Some(512));
     sim.inject_fault(FaultRule {
         verb: Some("get".into()),
         resource: Some("pods".into()),
@@ -140,7 +143,7 @@ async fn an_hour_of_output_arrives_exactly_once_through_cuts_and_failing_request
     let printed: Vec<String> = (1..=3600).map(|n| format!("step {n} loss 0.25")).collect();
     assert_eq!(delivered.len(), printed.len());
     assert_eq!(delivered, printed);
-    assert!(reconnects >= 5, "only {reconnects} reconnections");
+    assert!(reconnects >= 3, "only {reconnects} reconnections");
 }
 
 #[tokio::test]

@@ -176,14 +176,20 @@ async fn the_log_cut_fault_drops_a_followed_log_mid_line_while_the_pod_runs() {
         follow: true,
         ..Default::default()
     };
-    let mut text = String::new();
-    pods.log_stream("p", &follow)
-        .await
-        .unwrap()
-        .read_to_string(&mut text)
-        .await
-        .unwrap();
-    assert_eq!(text, "epoch 1\nep");
+    let mut stream = pods.log_stream("p", &follow).await.unwrap();
+    let (mut text, mut chunk) = (Vec::new(), [0u8; 64]);
+    let broken = loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) => break false,
+            Ok(n) => text.extend_from_slice(&chunk[..n]),
+            Err(_) => break true,
+        }
+    };
+    assert_eq!(String::from_utf8(text).unwrap(), "epoch 1\nep");
+    assert!(
+        broken,
+        "a cut connection breaks off with an error, it does not end"
+    );
     let p = pods.get("p").await.unwrap();
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Running"));
     assert_eq!(

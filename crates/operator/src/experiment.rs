@@ -1,7 +1,7 @@
 //! The Experiment controller: the same pure search code as the local engine (no suggestion
 //! service, no database). One reconcile reads the experiment and its trials (TrainingJobs it
 //! owns, named `<experiment>-<n>`), brings each running trial's observation up to date from
-//! its replicas' logs (written to the trial's status), stops trials early stopping rejects
+//! its replicas' logs (followed across reconciles, [`TrialLogs`]; written to the trial's status), stops trials early stopping rejects
 //! (their TrainingJob ends with reason EarlyStopped), decides whether the experiment is over,
 //! and creates trials up to `parallelTrialCount`. A trial is created with its number and
 //! assignment in its annotations, before any of its pods exist, and its name is fixed by
@@ -24,7 +24,7 @@ use trainctl_kube_client::experiment::{
     OptimalTrial, TrialView, EARLY_STOPPED, EXPERIMENT_ENDED, TRIAL_ASSIGNMENT_ANNOTATION,
     TRIAL_NUMBER_ANNOTATION,
 };
-use trainctl_kube_client::trial_metrics::{observe, replica_logs};
+use trainctl_kube_client::trial_metrics::TrialLogs;
 use trainctl_metrics::stdout::StdoutParser;
 use trainctl_search::{Suggestion, Trial, TrialState};
 use trainctl_spec::trial::{ending, state, to_hyper, to_value, trial_job, Tally};
@@ -49,6 +49,47 @@ pub struct ExperimentContext {
     asked_at: Mutex<HashMap<String, u64>>,
     /// Per running trial: when its observation was last written (or the trial first seen).
     written_at: Mutex<HashMap<String, Instant>>,
+    /// Per experiment (`namespace/name`), per running trial: its followed logs, kept
+    /// across reconciles until the trial's observation is complete.
+    logs: Mutex<HashMap<String, ExperimentLogs>>,
+}
+
+/// The followed logs of one experiment's running trials, by trial name.
+type ExperimentLogs = HashMap<String, Arc<tokio::sync::Mutex<TrialLogs>>>;
+
+impl ExperimentContext {
+    /// The followed logs of trial `trial` of experiment `key`, started with `parser`.
+    fn trial_logs(
+        &self,
+        key: &str,
+        trial: &str,
+        parser: impl FnOnce() -> Result<StdoutParser, Error>,
+    ) -> Result<Arc<tokio::sync::Mutex<TrialLogs>>, Error> {
+        let mut logs = self.logs.lock().expect("not poisoned");
+        let trials = logs.entry(key.to_string()).or_default();
+        if let Some(found) = trials.get(trial) {
+            return Ok(found.clone());
+        }
+        let started = Arc::new(tokio::sync::Mutex::new(TrialLogs::new(parser()?)));
+        trials.insert(trial.to_string(), started.clone());
+        Ok(started)
+    }
+
+    /// Stops following the logs of experiment `key`'s trials but those in `running` (all
+    /// when None).
+    fn keep_logs(&self, key: &str, running: Option<&[String]>) {
+        let mut logs = self.logs.lock().expect("not poisoned");
+        match running {
+            Some(names) => {
+                if let Some(trials) = logs.get_mut(key) {
+                    trials.retain(|name, _| names.contains(name));
+                }
+            }
+            None => {
+                logs.remove(key);
+            }
+        }
+    }
 }
 
 /// A running trial's observation is written at most this often; the complete one (once
@@ -81,6 +122,7 @@ pub async fn run_experiments(
         metrics,
         asked_at: Mutex::new(HashMap::new()),
         written_at: Mutex::new(HashMap::new()),
+        logs: Mutex::new(HashMap::new()),
     });
     Controller::new(experiments, watcher::Config::default())
         .owns(jobs, watcher::Config::default())
@@ -132,10 +174,13 @@ pub async fn reconcile(
 ) -> Result<Requeue, Error> {
     let ns = trigger.namespace().unwrap_or_default();
     let experiments: Api<ExperimentResource> = Api::namespaced(ctx.client.clone(), &ns);
+    let key = format!("{ns}/{}", trigger.name_any());
     let Some(resource) = experiments.get_opt(&trigger.name_any()).await? else {
+        ctx.keep_logs(&key, None);
         return Ok(Requeue::await_change());
     };
     if resource.meta().deletion_timestamp.is_some() {
+        ctx.keep_logs(&key, None);
         return Ok(Requeue::await_change());
     }
     Reconciler {
@@ -144,6 +189,7 @@ pub async fn reconcile(
         exp: resource.to_experiment(),
         resource,
         ctx: &ctx,
+        key,
     }
     .run()
     .await
@@ -151,6 +197,8 @@ pub async fn reconcile(
 
 struct Reconciler<'a> {
     ctx: &'a ExperimentContext,
+    /// `namespace/name` of the experiment.
+    key: String,
     resource: ExperimentResource,
     exp: Experiment,
     jobs: Api<TrainingJobResource>,
@@ -177,6 +225,12 @@ impl Reconciler<'_> {
         for t in trials.iter_mut().filter(|t| t.state == state::RUNNING) {
             self.observe(t).await?;
         }
+        let running: Vec<String> = trials
+            .iter()
+            .filter(|t| t.state == state::RUNNING)
+            .map(TrialView::name)
+            .collect();
+        self.ctx.keep_logs(&self.key, Some(&running));
         let history: Vec<Trial> = trials.iter().map(history).collect();
         let ended = matches!(old.phase.as_deref(), Some("Succeeded" | "Failed"));
         if let (Some(rule), false) = (&rule, ended) {
@@ -262,21 +316,31 @@ impl Reconciler<'_> {
         Ok(owned_trials(&self.resource, jobs))
     }
 
-    /// Reads a running trial's logs; records its observation when it changed (complete once
-    /// the logs were read after its job ended).
+    /// Brings a running trial's observation up to date from its followed logs; records it
+    /// when it changed (complete once its job had ended and every log was read to its end).
     async fn observe(&self, t: &mut TrialView) -> Result<(), Error> {
         let status = t.resource.status.clone().unwrap_or_default();
         let job_ended = status.outcome().is_some();
-        let job = t.resource.to_job();
-        let parser = StdoutParser::for_spec(job.spec.metrics.as_ref())
-            .map_err(|e| Error::Invalid(format!("trial {}: {e}", t.name())))?;
+        let parser = || {
+            let job = t.resource.to_job();
+            StdoutParser::for_spec(job.spec.metrics.as_ref())
+                .map_err(|e| Error::Invalid(format!("trial {}: {e}", t.name())))
+        };
+        let logs = self.ctx.trial_logs(&self.key, &t.name(), parser)?;
+        let mut logs = logs.lock().await;
+        let read_all = logs
+            .pass(&self.ctx.client, &t.resource)
+            .await
+            .map_err(|e| Error::Invalid(format!("trial {}: {e:#}", t.name())))?;
         let objective = &self.exp.spec.objective;
         let mut metrics = vec![objective.objective_metric_name.clone()];
         metrics.extend(objective.additional_metric_names.iter().cloned());
-        let logs = replica_logs(&self.ctx.client, &t.resource).await?;
-        let mut observation = observe(&parser, &metrics, &logs);
-        observation.complete = job_ended;
-        if status.observation.as_ref() != Some(&observation) && self.due(&t.name(), job_ended) {
+        let mut observation = logs.observe(&metrics);
+        drop(logs);
+        observation.complete = job_ended && read_all;
+        if status.observation.as_ref() != Some(&observation)
+            && self.due(&t.name(), observation.complete)
+        {
             let patch = json!({"status": {"observation": observation}});
             self.jobs
                 .patch_status(&t.name(), &patch_params(), &Patch::Merge(&patch))
@@ -291,12 +355,12 @@ impl Reconciler<'_> {
         Ok(())
     }
 
-    /// Whether a changed observation of the trial is to be written now: always once its job
-    /// ended, else when [`OBSERVATION_EVERY`] has passed since the last write (or since the
+    /// Whether a changed observation of the trial is to be written now: always once it is
+    /// complete, else when [`OBSERVATION_EVERY`] has passed since the last write (or since the
     /// trial was first seen).
-    fn due(&self, trial: &str, job_ended: bool) -> bool {
+    fn due(&self, trial: &str, complete: bool) -> bool {
         let mut written = self.ctx.written_at.lock().expect("not poisoned");
-        if job_ended {
+        if complete {
             written.remove(trial);
             return true;
         }
@@ -475,32 +539,46 @@ impl Reconciler<'_> {
 }
 
 /// Sets the phase, reason and message; the condition of the phase becomes true (and
-/// Running false once the experiment ended).
+/// Running false once the experiment ended; Succeeded and Failed false, with no completion
+/// time, once a resumed experiment runs again).
 fn set_phase(status: &mut ExperimentStatus, phase: &str, reason: &str, message: &str) {
     if status.phase.as_deref() == Some(phase) && status.reason.as_deref() == Some(reason) {
         return;
     }
     let now = now();
-    let mut set = |type_: &str, value: &str| {
-        let condition = JobCondition {
-            type_: type_.into(),
-            status: value.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: now.clone(),
-        };
-        match status.conditions.iter_mut().find(|c| c.type_ == type_) {
-            Some(c) => *c = condition,
-            None => status.conditions.push(condition),
-        }
+    let condition = |type_: &str, value: &str| JobCondition {
+        type_: type_.into(),
+        status: value.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: now.clone(),
     };
+    let ends = phase == "Succeeded" || phase == "Failed";
+    let mut changes = Vec::new();
     if phase != "Running" {
-        set("Running", "False");
+        changes.push(condition("Running", "False"));
     }
-    set(phase, "True");
-    if phase == "Succeeded" || phase == "Failed" {
-        status.completion_time = Some(now.clone());
+    changes.push(condition(phase, "True"));
+    if !ends {
+        changes.extend(
+            status
+                .conditions
+                .iter()
+                .filter(|c| (c.type_ == "Succeeded" || c.type_ == "Failed") && c.status == "True")
+                .map(|c| condition(&c.type_, "False")),
+        );
     }
+    for change in changes {
+        match status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == change.type_)
+        {
+            Some(c) => *c = change,
+            None => status.conditions.push(change),
+        }
+    }
+    status.completion_time = ends.then_some(now);
     status.phase = Some(phase.into());
     status.reason = Some(reason.into());
     status.message = Some(message.into());
@@ -515,4 +593,51 @@ fn patch_params() -> PatchParams {
 
 fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition<'a>(status: &'a ExperimentStatus, type_: &str) -> Option<&'a str> {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.status.as_str())
+    }
+
+    #[test]
+    fn a_resumed_experiment_that_runs_again_is_no_longer_succeeded() {
+        let mut status = ExperimentStatus::default();
+        set_phase(&mut status, "Running", "ExperimentRunning", "runs");
+        set_phase(
+            &mut status,
+            "Succeeded",
+            "ExperimentMaxTrialsReached",
+            "2 trials ran",
+        );
+        assert!(status.completion_time.is_some());
+        assert_eq!(condition(&status, "Succeeded"), Some("True"));
+        status.phase = Some("Created".into());
+        status.reason = Some("ExperimentResumed".into());
+        set_phase(&mut status, "Running", "ExperimentRunning", "runs");
+        assert_eq!(condition(&status, "Running"), Some("True"));
+        assert_eq!(condition(&status, "Succeeded"), Some("False"));
+        assert_eq!(condition(&status, "Failed"), None, "it never failed");
+        assert_eq!(status.completion_time, None);
+        set_phase(
+            &mut status,
+            "Succeeded",
+            "ExperimentMaxTrialsReached",
+            "4 trials ran",
+        );
+        assert_eq!(
+            (
+                condition(&status, "Running"),
+                condition(&status, "Succeeded")
+            ),
+            (Some("False"), Some("True"))
+        );
+    }
 }

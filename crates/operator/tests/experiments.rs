@@ -437,3 +437,68 @@ async fn deleting_an_experiment_removes_every_trial_and_pod() {
     })
     .await;
 }
+
+/// Waits until trial pod `pod` runs with a uid other than `before`; returns its uid.
+async fn running_pod(c: &Cluster, pod: &str, before: Option<&str>) -> String {
+    eventually(&format!("pod {pod} running"), || async {
+        let p = c.pods_api().get_opt(pod).await.ok()??;
+        let uid = p.uid()?;
+        let running = p.status?.phase.as_deref() == Some("Running");
+        (running && before != Some(uid.as_str())).then_some(uid)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_log_is_followed_once_and_a_failed_attempt_still_counts_after_its_pod_went() {
+    let c = Cluster::start().await;
+    let yaml = experiment_yaml(
+        "flow",
+        "  algorithm: {algorithmName: random}\n  maxTrialCount: 1\n",
+    )
+    .replace(
+        "replicas: {worker: {count: 1}}}",
+        "replicas: {worker: {count: 1}}, runPolicy: {restartPolicy: OnFailure, backoffLimit: 3}}",
+    );
+    submit(&c, &yaml).await;
+    let pod = "flow-0-worker-0";
+    // A metric line padded to 100 bytes, so the log API's timestamps add under a third.
+    let line = |step: u64| {
+        format!(
+            "{:<99}",
+            format!("Step: {step}, Accuracy: {}", step as f64 / 1000.0)
+        )
+    };
+    let mut printed = 0;
+    let mut print = |steps: std::ops::RangeInclusive<u64>| {
+        let lines: Vec<String> = steps.map(line).collect();
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        c.sim.append_log(NS, pod, "", &refs);
+        printed += lines.iter().map(|l| l.len() as u64 + 1).sum::<u64>();
+    };
+    // The first attempt prints for about 3 s (the operator looks every 100 ms), then fails:
+    // the operator archives its log, deletes the pod and starts the next attempt.
+    let first = running_pod(&c, pod, None).await;
+    for batch in 0..30 {
+        print(batch * 5 + 1..=batch * 5 + 5);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.sim.finish_pod(NS, pod, 1).unwrap();
+    running_pod(&c, pod, Some(&first)).await;
+    print(151..=152);
+    c.sim.finish_pod(NS, pod, 0).unwrap();
+    let status = wait_experiment(&c, "flow", "Succeeded").await;
+    assert_eq!(status.trials_succeeded, 1);
+    let trial = &trials(&c, "flow").await[&0];
+    let o = trial.status.as_ref().unwrap().observation.clone().unwrap();
+    let expected: Vec<(u64, f64)> = (1..=152).map(|s| (s, s as f64 / 1000.0)).collect();
+    assert_eq!(o.steps(), expected, "both attempts' values by step");
+    // Re-reading the growing log on each of some 30 looks would fetch it about 15 times
+    // over; following it fetches each line once (with its timestamp), plus at most one
+    // read of the first attempt's log for its archive.
+    let fetched = c.sim.log_bytes_served(NS, pod);
+    assert!(
+        fetched < 3 * printed,
+        "{fetched} bytes fetched for {printed} printed"
+    );
+}

@@ -18,8 +18,11 @@ use trainctl_spec::trial::{counted_value, ending, to_hyper, to_value, trial_job,
 use super::objective::{last_lines, ObjectiveReader};
 use super::status::{best_trial, state, Counts};
 
-/// How often the loop looks at its trials.
+/// How often the loop reads its trials' objectives and the store.
 const TICK: Duration = Duration::from_millis(20);
+/// How often, between ticks, the loop checks whether a trial's supervisor has exited (a
+/// `/proc` read per running trial), so that the next trial starts without waiting a tick.
+const EXIT_CHECK: Duration = Duration::from_millis(2);
 
 struct Driver<'a> {
     home: &'a Home,
@@ -36,6 +39,8 @@ struct Driver<'a> {
     asked_at: HashMap<u64, u64>,
     early_stopped: HashSet<u64>,
     killed: HashSet<u64>,
+    /// The live supervisors (pid, start ticks) of the running trials, as of the last look.
+    supervisors: Vec<(i32, u64)>,
     exhausted: bool,
     ending: Option<Ending>,
 }
@@ -73,6 +78,7 @@ pub fn drive(
         asked_at: HashMap::new(),
         early_stopped: HashSet::new(),
         killed: HashSet::new(),
+        supervisors: Vec::new(),
         exhausted: false,
         ending: None,
     };
@@ -107,11 +113,26 @@ pub fn drive(
         } else {
             d.launch(&trials, running)?;
         }
-        std::thread::sleep(TICK);
+        d.wait_tick();
     }
 }
 
 impl Driver<'_> {
+    /// Sleeps until the next tick, or until one of the running trials' supervisors exits.
+    fn wait_tick(&self) {
+        let deadline = std::time::Instant::now() + TICK;
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(EXIT_CHECK);
+            if self
+                .supervisors
+                .iter()
+                .any(|(pid, start)| !process::is_same_process(*pid, *start))
+            {
+                return;
+            }
+        }
+    }
+
     /// The trials as the samplers see them.
     fn history(&self, trials: &[TrialRow]) -> Vec<Trial> {
         trials
@@ -145,6 +166,7 @@ impl Driver<'_> {
         let name = self.exp.name.clone();
         let metric = self.exp.spec.spec.objective.objective_metric_name.clone();
         let mut trials = self.store.trials(&name)?;
+        self.supervisors.clear();
         for t in trials.iter_mut().filter(|t| t.state == state::RUNNING) {
             let reader = self
                 .readers
@@ -173,6 +195,11 @@ impl Driver<'_> {
                 )?;
                 self.readers.remove(&t.number);
                 self.live.remove(&t.number);
+            } else if let Some(j) =
+                job.filter(|j| process::is_same_process(j.supervisor_pid, j.supervisor_start))
+            {
+                self.supervisors
+                    .push((j.supervisor_pid, j.supervisor_start));
             }
         }
         if let (Some(rule), None) = (&self.early_stopping, &self.ending) {

@@ -2,9 +2,8 @@
 //! (RFC3339Nano prefix), `sinceTime` (whole seconds, inclusive), `sinceSeconds`,
 //! `tailLines`, `limitBytes`, `previous` (no container has restarted, so always 400) and
 //! `follow` (a chunked stream that stays open until the pod ends). Every byte sent is
-//! counted; the log-cut fault ends followed streams after a number of bytes.
+//! counted; the log-cut fault breaks followed streams off after a number of bytes.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +53,9 @@ struct LogQuery {
     tail: Option<usize>,
     /// The most bytes to send (limitBytes, or the log-cut fault for followed logs).
     limit: Option<u64>,
+    /// Whether the limit is the log-cut fault's (the stream then breaks off with an error,
+    /// as a dropped connection does, rather than ending).
+    cut: bool,
     follow: bool,
 }
 
@@ -111,15 +113,17 @@ fn log_query(params: &Params, now: Timestamp, cut: Option<u64>) -> ApiResult<Log
     }
     let follow = flag("follow");
     let limit = limit.map(|l| l as u64);
-    let limit = match (limit, cut.filter(|_| follow)) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let cut = cut.filter(|_| follow);
+    let (limit, cut) = match (limit, cut) {
+        (Some(a), Some(b)) => (Some(a.min(b)), b < a),
+        (a, b) => (a.or(b), b.is_some()),
     };
     Ok(LogQuery {
         timestamps: flag("timestamps"),
         since,
         tail: tail.map(|t| t as usize),
         limit,
+        cut,
         follow,
     })
 }
@@ -195,9 +199,32 @@ fn ended(shared: &Shared, ns: &str, name: &str) -> bool {
         })
 }
 
+/// Why a followed log broke off: the log-cut fault.
+#[derive(Debug)]
+struct Cut;
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("kube-sim: followed log cut")
+    }
+}
+
+impl std::error::Error for Cut {}
+
+type Chunk = Result<Bytes, Cut>;
+
 /// Sends a chunk (nothing when empty); false when the client has gone.
-async fn send(tx: &Sender<Result<Bytes, Infallible>>, bytes: Bytes) -> bool {
+async fn send(tx: &Sender<Chunk>, bytes: Bytes) -> bool {
     bytes.is_empty() || tx.send(Ok(bytes)).await.is_ok()
+}
+
+/// Ends a stream whose limit is spent: a cut breaks the connection off, once what was
+/// sent before has gone out (the server drops a body's unwritten bytes when it fails).
+async fn stop(tx: &Sender<Chunk>, query: &LogQuery) {
+    if query.cut {
+        tokio::time::sleep(FOLLOW_POLL).await;
+        let _ = tx.send(Err(Cut)).await;
+    }
 }
 
 /// GET pods/<name>/log.
@@ -243,10 +270,13 @@ pub(crate) fn serve_logs(
     if !query.follow {
         return Ok((text, first).into_response());
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, Infallible>>(64);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(64);
     tokio::spawn(async move {
-        if !send(&tx, first).await || sender.spent() {
+        if !send(&tx, first).await {
             return;
+        }
+        if sender.spent() {
+            return stop(&tx, &query).await;
         }
         loop {
             tokio::time::sleep(FOLLOW_POLL).await;
@@ -254,8 +284,11 @@ pub(crate) fn serve_logs(
             let done = ended(&shared, &ns, &name);
             let new = lines_from(&shared, &ns, &name, &container, next);
             next += new.len();
-            if !send(&tx, sender.take(render(&new, &query))).await || sender.spent() {
+            if !send(&tx, sender.take(render(&new, &query))).await {
                 return;
+            }
+            if sender.spent() {
+                return stop(&tx, &query).await;
             }
             if done || tx.is_closed() {
                 return;
