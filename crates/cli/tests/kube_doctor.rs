@@ -290,7 +290,7 @@ async fn a_cluster_without_gpus_plugin_crd_or_operator_fails_each_check_and_the_
     assert_eq!(run.code, 1);
     assert_eq!(
         run.check("smoke").1,
-        "Pending, Insufficient nvidia.com/gpu: cpu-1: no GPUs"
+        "Pending, Insufficient nvidia.com/gpu: cpu-1: no GPUs (the scheduler: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu.)"
     );
 }
 
@@ -306,7 +306,8 @@ async fn the_smoke_pod_explains_gpus_all_taken_and_a_gpu_type_nobody_offers() {
         .contains("gpu-1 1/1 allocatable, 1 requested"));
     assert_eq!(
         run.check("smoke").1,
-        "Pending, Insufficient nvidia.com/gpu: cpu-1: no GPUs; gpu-1: all 1 GPUs allocated to other pods"
+        "Pending, Insufficient nvidia.com/gpu: cpu-1: no GPUs; gpu-1: all 1 GPUs allocated to other pods \
+         (the scheduler: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu.)"
     );
 
     let run = c
@@ -371,7 +372,8 @@ async fn a_taint_the_smoke_pod_does_not_tolerate_is_named_with_the_node() {
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         run.check("smoke").1,
-        "Pending, Insufficient nvidia.com/gpu: cpu-1: no GPUs; gpu-1: taint dedicated=ml:NoSchedule not tolerated"
+        "Pending, Insufficient nvidia.com/gpu: cpu-1: no GPUs; gpu-1: taint dedicated=ml:NoSchedule not tolerated \
+         (the scheduler: 0/2 nodes are available: 1 Insufficient nvidia.com/gpu, 1 node(s) had untolerated taint {dedicated: ml}.)"
     );
     let table = c
         .trainctl(&["doctor", "--kube", "--smoke", "--smoke-timeout", "20s"])
