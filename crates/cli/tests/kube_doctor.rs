@@ -676,3 +676,62 @@ async fn top_kube_reads_cpu_and_memory_from_the_metrics_api_and_gpu_use_from_dcg
         "the mean over the node's three GPUs and their summed memory"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn top_job_kube_watch_redraws_with_new_readings_until_interrupted() {
+    use tokio::io::AsyncReadExt;
+    let c = Cluster::healthy(2).await;
+    let pods = c.two_gpu_workers().await;
+    let home = c.dir.path();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trainctl"))
+        .args([
+            "top",
+            "job",
+            "train",
+            "--kube",
+            "--watch",
+            "--interval",
+            "200ms",
+        ])
+        .current_dir(home)
+        .env("KUBECONFIG", &c.kubeconfig)
+        .env("HOME", home.join("home"))
+        .env("XDG_CONFIG_HOME", home.join("xdg"))
+        .env("TRAINCTL_HOME", home.join("state"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut read_until = async |want: &str| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 4096];
+        while !seen.rsplit("\x1b[2J").next().unwrap_or("").contains(want) {
+            let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no frame with {want:?} in:\n{seen}"))
+                .unwrap();
+            assert!(n > 0, "top exited early:\n{seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let frame = seen.rsplit("\x1b[2J").next().unwrap_or("").to_string();
+        (seen.matches("\x1b[2J").count(), frame)
+    };
+    let (first, frame) = read_until("worker-1").await;
+    assert!(
+        frame.contains("note: CPU and memory: metrics.k8s.io is not served"),
+        "{frame}"
+    );
+    c.sim.serve_metrics_api();
+    c.sim
+        .set_pod_usage("default", &pods[0], &[("tensorflow", "750m", "1Gi")])
+        .unwrap();
+    let (later, _) = read_until("750m").await;
+    assert!(
+        later > first,
+        "a new frame, not the first one, shows the new reading"
+    );
+    child.kill().await.unwrap();
+}
