@@ -1,6 +1,6 @@
 //! The verbs on experiments (hyperparameter searches) on this machine: `run` and `submit` an
 //! experiment file, `get experiments`, `describe experiment`, `delete experiment`; with
-//! `--kube` (`submit`, `get`, `describe`, `delete`, `export`) on a cluster, whose
+//! `--kube` (`submit`, `get`, `describe`, `delete`, `resume`, `export`) on a cluster, whose
 //! experiments render through the same rows as local ones.
 
 use std::io::Write;
@@ -151,8 +151,16 @@ pub fn submit(file: &Path, kube: Option<&KubeTarget>) -> Result<ExitCode> {
 }
 
 /// `resume experiment NAME [--max-trials N]`: starts a detached driver again; it picks up
-/// the trials that still run and suggests from everything the experiment learned.
-pub fn resume(name: &str, max_trials: Option<u64>) -> Result<ExitCode> {
+/// the trials that still run and suggests from everything the experiment learned (on a
+/// cluster: raises the budget and sets an ended experiment running again for the operator).
+pub fn resume(name: &str, max_trials: Option<u64>, kube: Option<&KubeTarget>) -> Result<ExitCode> {
+    if let Some(kube) = kube {
+        on_cluster(kube, async |cluster| {
+            cluster.resume_experiment(name, max_trials).await
+        })?;
+        println!("experiment/{name} resumed");
+        return Ok(ExitCode::SUCCESS);
+    }
     let home = Home::from_env();
     experiment::prepare_resume(&home, name, max_trials)?;
     experiment::start_detached(&home, name, &hidden_command("drive-experiment")?)?;

@@ -84,7 +84,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let name = a
                 .name
                 .context("give the experiment: trainctl resume experiment NAME")?;
-            experiment_cmds::resume(&name, a.max_trials)
+            experiment_cmds::resume(&name, a.max_trials, backend::resolve(&a.target)?.as_ref())
         }
         Command::Get { name: Some(n), .. }
         | Command::Describe { name: Some(n), .. }

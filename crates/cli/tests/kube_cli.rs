@@ -735,3 +735,152 @@ async fn experiment_verbs_work_against_the_cluster_with_the_local_tables() {
         "experiment \"tune\" not found in namespace default",
     );
 }
+
+impl Env {
+    /// Plays trial `n` of `experiment` as its training program would: once its pod runs,
+    /// prints the accuracy `1 - (x - 0.3)^2` of the pod's `HP_X` and exits 0.
+    async fn train_trial(&self, experiment: &str, n: u64) {
+        let pod = format!("{experiment}-{n}-worker-0");
+        self.running(&pod, 0).await;
+        let spec = self.pods().get(&pod).await.unwrap().spec.unwrap();
+        let x: f64 = spec.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "HP_X")
+            .and_then(|e| e.value.as_ref()?.parse().ok())
+            .expect("the trial's pod has HP_X");
+        let line = format!("Step: 1, Accuracy: {}", 1.0 - (x - 0.3) * (x - 0.3));
+        self.sim.append_log("default", &pod, "", &[line.as_str()]);
+        self.sim.finish_pod("default", &pod, 0).unwrap();
+    }
+
+    /// Waits until `get experiments NAME --kube -o json` shows `phase` with `trials` trials.
+    async fn experiment_reaches(&self, name: &str, phase: &str, trials: u64) {
+        kube_sim::eventually(
+            &format!("{name} {phase} with {trials} trials"),
+            Duration::from_secs(30),
+            || async {
+                let run = self
+                    .trainctl(&["get", "experiments", name, "--kube", "-o", "json"])
+                    .await;
+                let object: serde_json::Value = serde_json::from_str(&run.stdout).ok()?;
+                (object["status"]["phase"] == phase && object["status"]["trials"] == trials)
+                    .then_some(())
+            },
+        )
+        .await
+    }
+
+    /// Each trial's number, `x` and accuracy, from `export experiment NAME --kube`.
+    async fn exported(&self, name: &str) -> Vec<(u64, f64, f64)> {
+        let run = self
+            .trainctl(&["export", "experiment", name, "--kube", "--format", "json"])
+            .await;
+        assert_ok(&run, "export");
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
+        rows.iter()
+            .map(|r| {
+                let x = r["x"].as_f64().unwrap();
+                (
+                    r["trial"].as_u64().unwrap(),
+                    x,
+                    r["accuracy"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The experiment's conditions as (type, status) and its completion time.
+    async fn conditions(&self, name: &str) -> (Vec<(String, String)>, Option<String>) {
+        let api: Api<trainctl_kube_client::ExperimentResource> =
+            Api::namespaced(self.client.clone(), "default");
+        let status = api.get(name).await.unwrap().status.unwrap_or_default();
+        let conditions = status
+            .conditions
+            .iter()
+            .map(|c| (c.type_.clone(), c.status.clone()))
+            .collect();
+        (conditions, status.completion_time)
+    }
+}
+
+/// A TPE experiment over `x` in [0, 1] (two random trials, then TPE), one trial at a time.
+fn tpe_experiment(name: &str, max_trials: u64) -> String {
+    format!(
+        "apiVersion: trainctl.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: {name}}}\nspec:\n  \
+         objective: {{type: maximize, objectiveMetricName: accuracy}}\n  \
+         algorithm: {{algorithmName: tpe, algorithmSettings: [{{name: random_state, value: \"4\"}}, \
+         {{name: n_startup_trials, value: \"2\"}}]}}\n  parallelTrialCount: 1\n  maxTrialCount: {max_trials}\n  \
+         parameters: [{{name: x, parameterType: double, feasibleSpace: {{min: 0, max: 1}}}}]\n  \
+         trialTemplate: {{spec: {{image: train:1, command: [train], replicas: {{worker: {{count: 1}}}}}}}}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_experiment_suggests_what_one_with_the_larger_budget_would_have() {
+    let env = Env::start(true, true).await;
+    for (name, max) in [("short", 2), ("long", 4)] {
+        let file = env.write(&format!("{name}.yaml"), &tpe_experiment(name, max));
+        let run = env
+            .trainctl(&["submit", file.to_str().unwrap(), "--kube"])
+            .await;
+        assert_ok(&run, "submit experiment");
+    }
+    for n in 0..4 {
+        env.train_trial("long", n).await;
+    }
+    for n in 0..2 {
+        env.train_trial("short", n).await;
+    }
+    env.experiment_reaches("short", "Succeeded", 2).await;
+    env.experiment_reaches("long", "Succeeded", 4).await;
+    let short = |extra: &[&'static str]| -> Vec<&'static str> {
+        [&["resume", "experiment", "short", "--kube"][..], extra].concat()
+    };
+
+    let run = env.trainctl(&short(&["--max-trials", "1"])).await;
+    assert_fails(&run, 1, "--max-trials 1 is below the 2 trials already run");
+    let run = env.trainctl(&short(&["--max-trials", "4"])).await;
+    assert_ok(&run, "resume experiment --kube");
+    assert_eq!(run.stdout, "experiment/short resumed\n");
+
+    // The operator runs it again: Running, no longer Succeeded, a third trial.
+    env.experiment_reaches("short", "Running", 3).await;
+    let (conditions, completed) = env.conditions("short").await;
+    assert!(
+        conditions.contains(&("Running".into(), "True".into()))
+            && conditions.contains(&("Succeeded".into(), "False".into())),
+        "{conditions:?}"
+    );
+    assert_eq!(completed, None);
+    let run = env.trainctl(&short(&[])).await;
+    assert_fails(&run, 1, "experiment \"short\" is Running");
+
+    for n in 2..4 {
+        env.train_trial("short", n).await;
+    }
+    env.experiment_reaches("short", "Succeeded", 4).await;
+    let (conditions, completed) = env.conditions("short").await;
+    assert!(
+        conditions.contains(&("Running".into(), "False".into()))
+            && conditions.contains(&("Succeeded".into(), "True".into())),
+        "{conditions:?}"
+    );
+    assert!(completed.is_some());
+    let (resumed, uninterrupted) = (env.exported("short").await, env.exported("long").await);
+    assert_eq!(resumed.len(), 4);
+    assert_eq!(
+        resumed, uninterrupted,
+        "the same trials, parameters and values as the uninterrupted experiment"
+    );
+
+    let run = env
+        .trainctl(&["resume", "experiment", "nope", "--kube"])
+        .await;
+    assert_fails(
+        &run,
+        1,
+        "experiment \"nope\" not found in namespace default",
+    );
+}

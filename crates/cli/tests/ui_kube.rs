@@ -2,7 +2,8 @@
 //! the operator running in this process) through the same JSON API and event streams as
 //! local jobs: the job list with phases and filters, a finished and a running job with their
 //! pods, conditions and Events, logs live and after the pod is gone, and charts parsed from
-//! the logs; and the same in headless Chromium.
+//! the logs; a cluster's experiment live from the observations the operator records; and
+//! the same in headless Chromium (the experiment page too).
 
 mod kube_support;
 mod ui_support;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube_sim::{KubeSim, NodeSpec};
-use serde_json::Value;
+use serde_json::{json, Value};
 use ui_support::{browser, chart_points, screenshot, start_ui, until, Killed};
 
 /// kube-sim with a node, the CRD and the operator; trainctl runs with its kubeconfig and a
@@ -164,6 +165,22 @@ impl Events {
         text
     }
 
+    /// The `experiment` events until one satisfies `done` (panics after 30 s or at the
+    /// stream's end).
+    fn experiment_until(&mut self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.next() {
+                Some((event, data)) if event == "experiment" && done(&data) => return data,
+                Some((event, data)) if event == "experiment" => {
+                    assert!(Instant::now() < deadline, "never {what}: {data}")
+                }
+                Some(_) => {}
+                None => panic!("the stream ended before {what}"),
+            }
+        }
+    }
+
     /// Every remaining event's name and the log text, until the stream ends.
     fn rest(&mut self) -> (Vec<String>, String) {
         let (mut names, mut text) = (Vec::new(), String::new());
@@ -292,16 +309,10 @@ fn the_dashboard_serves_cluster_jobs_with_pods_logs_and_charts() {
     );
     let (status, _) = get(&base, "/api/jobs/done/logs/live?replica=chief-0");
     assert_eq!(status, 404);
-    // A cluster's experiments are not shown yet: the routes say so instead of an empty list.
+    // Jobs that are no experiment's trials make no experiments.
     let (status, experiments) = get(&base, "/api/experiments");
-    assert_eq!(status, 400);
-    assert!(
-        experiments["error"]
-            .as_str()
-            .unwrap()
-            .contains("get experiments --kube"),
-        "{experiments}"
-    );
+    assert_eq!(status, 200);
+    assert_eq!(experiments["items"], serde_json::json!([]), "{experiments}");
 
     // Logs after the pod is gone, and of the whole finished job; both streams end.
     let (events, text) = Events::open(&base, "/api/jobs/done/logs/live?replica=ps-0").rest();
@@ -449,4 +460,170 @@ fn write_unreachable_kubeconfig(path: &Path) {
          users: [{{name: me, user: {{}}}}]\n"
     );
     std::fs::write(path, text).unwrap();
+}
+
+/// Two trials at a time, three in all, maximizing accuracy with loss reported as well.
+const EXPERIMENT: &str =
+    "apiVersion: trainctl.dev/v1alpha1\nkind: Experiment\nmetadata: {name: tune}\nspec:\n  \
+    objective: {type: maximize, objectiveMetricName: accuracy, additionalMetricNames: [loss]}\n  \
+    algorithm: {algorithmName: random}\n  parallelTrialCount: 2\n  maxTrialCount: 3\n  \
+    parameters: [{name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}]\n  \
+    trialTemplate: {spec: {image: train:1, command: [train], replicas: {worker: {count: 1}}}}\n";
+
+/// The rows of an experiment page's trials table.
+const TRIAL_ROWS: &str =
+    "return [...document.querySelectorAll('#trials tbody tr')].map(r => r.innerText);";
+/// How many intermediate values the experiment page's curves draw.
+const CURVE_POINTS: &str = "const c = document.querySelector('#curves canvas'); \
+     return c && c.dataset.points ? Number(c.dataset.points) : -1;";
+
+#[test]
+fn the_dashboard_follows_a_cluster_experiment_from_the_operators_observations() {
+    let cluster = Cluster::start();
+    let path = cluster.dir.path().join("tune.yaml");
+    std::fs::write(&path, EXPERIMENT).unwrap();
+    let out = cluster
+        .trainctl(&["submit", path.to_str().unwrap(), "--kube"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster.pod("tune-0-worker-0", true);
+    cluster.pod("tune-1-worker-0", true);
+    cluster.log("tune-0-worker-0", &["accuracy=0.5 loss=2 step=1"]);
+
+    let (_ui, base) = cluster.ui();
+    let mut live = Events::open(&base, "/api/experiments/tune/live");
+    let first = live.experiment_until("trial 0 at step 1", |e| e["trialList"][0]["step"] == 1);
+    assert_eq!(first["phase"], "Running", "{first}");
+    assert_eq!(first["trials"]["Running"], 2, "{first}");
+    let t0 = &first["trialList"][0];
+    assert_eq!(
+        (
+            &t0["job"],
+            &t0["state"],
+            &t0["objective"],
+            &t0["metrics"]["loss"]
+        ),
+        (
+            &json!("tune-0"),
+            &json!("Running"),
+            &json!(0.5),
+            &json!(2.0)
+        ),
+        "{t0}"
+    );
+    // The curve grows as the operator records the running trial's new steps.
+    cluster.log("tune-0-worker-0", &["accuracy=0.75 loss=1 step=2"]);
+    let grown = live.experiment_until("trial 0 at step 2", |e| e["trialList"][0]["step"] == 2);
+    assert_eq!(
+        grown["trialList"][0]["intermediate"],
+        json!([[1, 0.5], [2, 0.75]])
+    );
+
+    // The app's page of the running experiment: two trials, trial 0's two values drawn.
+    let (_driver, client) = cluster.runtime.block_on(async {
+        let (driver, client) = browser().await;
+        client
+            .goto(&format!("{base}/#/experiments/tune"))
+            .await
+            .unwrap();
+        until(&client, "two running trials", TRIAL_ROWS, |v| {
+            v.as_array().is_some_and(|a| a.len() == 2)
+        })
+        .await;
+        until(&client, "trial 0's curve", CURVE_POINTS, |v| v == &json!(2)).await;
+        (driver, client)
+    });
+
+    cluster
+        .sim
+        .finish_pod("default", "tune-0-worker-0", 0)
+        .unwrap();
+    cluster.log("tune-1-worker-0", &["accuracy=0.25 loss=3 step=1"]);
+    cluster
+        .sim
+        .finish_pod("default", "tune-1-worker-0", 0)
+        .unwrap();
+    cluster.pod("tune-2-worker-0", true);
+    cluster.log("tune-2-worker-0", &["accuracy=0.6 loss=1.5 step=1"]);
+    cluster
+        .sim
+        .finish_pod("default", "tune-2-worker-0", 0)
+        .unwrap();
+    let done = live.experiment_until("the experiment to succeed", |e| e["ended"] == true);
+    assert_eq!(live.next().map(|e| e.0).as_deref(), Some("end"));
+    assert_eq!(
+        (&done["phase"], &done["reason"]),
+        (&json!("Succeeded"), &json!("ExperimentMaxTrialsReached"))
+    );
+    assert_eq!(
+        (&done["trials"]["total"], &done["trials"]["Succeeded"]),
+        (&json!(3), &json!(3))
+    );
+    assert_eq!(
+        (&done["best"]["job"], &done["best"]["value"]),
+        (&json!("tune-0"), &json!(0.75))
+    );
+    let history: Vec<(&Value, &Value)> = done["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (&p["value"], &p["bestSoFar"]))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (&json!(0.75), &json!(0.75)),
+            (&json!(0.25), &json!(0.75)),
+            (&json!(0.6), &json!(0.75))
+        ]
+    );
+    assert_eq!(done["trialList"][2]["metrics"]["loss"], json!(1.5));
+    // The page follows: three trials, a point each in the history, four values drawn.
+    cluster.runtime.block_on(async {
+        until(&client, "three trials", TRIAL_ROWS, |v| {
+            v.as_array().is_some_and(|a| a.len() == 3)
+        })
+        .await;
+        until(&client, "every value drawn", CURVE_POINTS, |v| {
+            v == &json!(4)
+        })
+        .await;
+        let points = client
+            .execute(
+                "return document.querySelectorAll('#history .point').length;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(points, json!(3));
+        screenshot(&client, "cluster-experiment.png").await;
+        client.close().await.unwrap();
+    });
+
+    let (status, list) = get(&base, "/api/experiments");
+    assert_eq!(status, 200);
+    let item = &list["items"][0];
+    assert_eq!(
+        (&item["name"], &item["phase"], &item["best"]["job"]),
+        (&json!("tune"), &json!("Succeeded"), &json!("tune-0")),
+        "{list}"
+    );
+    let (status, missing) = get(&base, "/api/experiments/nope");
+    assert_eq!(status, 404);
+    assert!(
+        missing["error"].as_str().unwrap().contains("nope"),
+        "{missing}"
+    );
+    // A trial's link leads to its job's page.
+    let (status, trial) = get(&base, "/api/jobs/tune-2");
+    assert_eq!(status, 200);
+    assert_eq!(
+        trial["metadata"]["labels"]["trainctl.dev/experiment"],
+        "tune"
+    );
 }

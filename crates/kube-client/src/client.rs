@@ -15,7 +15,9 @@ use trainctl_core::ReplicaId;
 use trainctl_spec::{Experiment, TrainingJob};
 
 use crate::crd::TrainingJobResource;
-use crate::experiment::{owned_trials, trial_selector, ExperimentResource, TrialView};
+use crate::experiment::{
+    owned_trials, trial_selector, ExperimentResource, ExperimentStatus, TrialView,
+};
 use crate::names::{job_selector, log_archive_name, pod_attempt};
 
 /// The group/version the TrainingJob CRD serves.
@@ -389,16 +391,87 @@ impl Cluster {
 
     /// One Experiment with its trials (by number).
     pub async fn experiment(&self, name: &str) -> Result<(ExperimentResource, Vec<TrialView>)> {
-        let resource = match self.experiments_api().get_opt(name).await {
-            Ok(Some(r)) => r,
-            Ok(None) => anyhow::bail!(
+        self.find_experiment(name).await?.ok_or_else(|| {
+            anyhow!(
                 "experiment {name:?} not found in namespace {} (trainctl get experiments --kube lists them)",
                 self.namespace
-            ),
+            )
+        })
+    }
+
+    /// One Experiment with its trials (by number); None when the namespace has none by
+    /// that name.
+    pub async fn find_experiment(
+        &self,
+        name: &str,
+    ) -> Result<Option<(ExperimentResource, Vec<TrialView>)>> {
+        let resource = match self.experiments_api().get_opt(name).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(None),
             Err(e) => return Err(self.explain(e, "get experiments").await),
         };
         let trials = self.trials_of(&resource).await?;
-        Ok((resource, trials))
+        Ok(Some((resource, trials)))
+    }
+
+    /// Resumes an Experiment, as `resume experiment` does locally: `max_trials` becomes its
+    /// `maxTrialCount` (never below the trials it has), and an ended experiment is set
+    /// running again (phase Created, reason ExperimentResumed) for the operator, which goes
+    /// on suggesting from every trial it has. Writes carry the resource version they were
+    /// computed from; one that raced with the operator is computed again.
+    pub async fn resume_experiment(&self, name: &str, max_trials: Option<u64>) -> Result<()> {
+        let api = self.experiments_api();
+        for _ in 0..10 {
+            let (resource, trials) = self.experiment(name).await?;
+            let status = resource.status.clone().unwrap_or_default();
+            match max_trials {
+                Some(n) if (n as usize) < trials.len() => anyhow::bail!(
+                    "--max-trials {n} is below the {} trials already run",
+                    trials.len()
+                ),
+                None if !status.has_ended() => anyhow::bail!(
+                    "experiment {name:?} is {}: the operator runs it; nothing to resume \
+                     (--max-trials N raises its budget)",
+                    resource.phase()
+                ),
+                _ => {}
+            }
+            let mut version = resource.resource_version();
+            if let Some(n) = max_trials {
+                let patch = json!({
+                    "metadata": {"resourceVersion": version},
+                    "spec": {"maxTrialCount": n},
+                });
+                match api
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(patched) => version = patched.resource_version(),
+                    Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                    Err(e) => return Err(self.explain(e, "patch experiments").await),
+                }
+            }
+            if !status.has_ended() {
+                return Ok(());
+            }
+            let message = match max_trials {
+                Some(n) => format!("resumed with maxTrialCount {n}"),
+                None => "resumed".to_string(),
+            };
+            let patch = json!({
+                "metadata": {"resourceVersion": version},
+                "status": ExperimentStatus::resume_patch(&message),
+            });
+            match api
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(self.explain(e, "patch experiments/status").await),
+            }
+        }
+        anyhow::bail!("experiment {name:?} kept changing while it was resumed; try again")
     }
 
     /// Every Experiment of the namespace with its trials, by name.

@@ -29,6 +29,8 @@ pub const TRIAL_ASSIGNMENT_ANNOTATION: &str = "trainctl.dev/trial-assignment";
 pub const EARLY_STOPPED: &str = "EarlyStopped";
 /// The reason of a trial's TrainingJob stopped because its experiment ended.
 pub const EXPERIMENT_ENDED: &str = "ExperimentEnded";
+/// The reason an ended experiment carries once a user resumed it, until the operator runs it.
+pub const EXPERIMENT_RESUMED: &str = "ExperimentResumed";
 
 /// The spec of the custom resource: exactly the experiment file's `spec`.
 #[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -206,6 +208,25 @@ impl ExperimentResource {
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_else(|| "Created".into())
+    }
+}
+
+impl ExperimentStatus {
+    /// Whether the experiment has ended (Succeeded or Failed).
+    pub fn has_ended(&self) -> bool {
+        matches!(self.phase.as_deref(), Some("Succeeded" | "Failed"))
+    }
+
+    /// The merge patch of the status that resumes an ended experiment: phase Created with
+    /// reason [`EXPERIMENT_RESUMED`] and no completion time, so the operator runs it again
+    /// (it turns the ended condition false when the experiment runs).
+    pub fn resume_patch(message: &str) -> serde_json::Value {
+        serde_json::json!({
+            "phase": "Created",
+            "reason": EXPERIMENT_RESUMED,
+            "message": message,
+            "completionTime": null,
+        })
     }
 }
 

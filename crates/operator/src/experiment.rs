@@ -443,32 +443,46 @@ impl Reconciler<'_> {
 }
 
 /// Sets the phase, reason and message; the condition of the phase becomes true (and
-/// Running false once the experiment ended).
+/// Running false once the experiment ended; Succeeded and Failed false, with no completion
+/// time, once a resumed experiment runs again).
 fn set_phase(status: &mut ExperimentStatus, phase: &str, reason: &str, message: &str) {
     if status.phase.as_deref() == Some(phase) && status.reason.as_deref() == Some(reason) {
         return;
     }
     let now = now();
-    let mut set = |type_: &str, value: &str| {
-        let condition = JobCondition {
-            type_: type_.into(),
-            status: value.into(),
-            reason: reason.into(),
-            message: message.into(),
-            last_transition_time: now.clone(),
-        };
-        match status.conditions.iter_mut().find(|c| c.type_ == type_) {
-            Some(c) => *c = condition,
-            None => status.conditions.push(condition),
-        }
+    let condition = |type_: &str, value: &str| JobCondition {
+        type_: type_.into(),
+        status: value.into(),
+        reason: reason.into(),
+        message: message.into(),
+        last_transition_time: now.clone(),
     };
+    let ends = phase == "Succeeded" || phase == "Failed";
+    let mut changes = Vec::new();
     if phase != "Running" {
-        set("Running", "False");
+        changes.push(condition("Running", "False"));
     }
-    set(phase, "True");
-    if phase == "Succeeded" || phase == "Failed" {
-        status.completion_time = Some(now.clone());
+    changes.push(condition(phase, "True"));
+    if !ends {
+        changes.extend(
+            status
+                .conditions
+                .iter()
+                .filter(|c| (c.type_ == "Succeeded" || c.type_ == "Failed") && c.status == "True")
+                .map(|c| condition(&c.type_, "False")),
+        );
     }
+    for change in changes {
+        match status
+            .conditions
+            .iter_mut()
+            .find(|c| c.type_ == change.type_)
+        {
+            Some(c) => *c = change,
+            None => status.conditions.push(change),
+        }
+    }
+    status.completion_time = ends.then_some(now);
     status.phase = Some(phase.into());
     status.reason = Some(reason.into());
     status.message = Some(message.into());
@@ -483,4 +497,51 @@ fn patch_params() -> PatchParams {
 
 fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition<'a>(status: &'a ExperimentStatus, type_: &str) -> Option<&'a str> {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.status.as_str())
+    }
+
+    #[test]
+    fn a_resumed_experiment_that_runs_again_is_no_longer_succeeded() {
+        let mut status = ExperimentStatus::default();
+        set_phase(&mut status, "Running", "ExperimentRunning", "runs");
+        set_phase(
+            &mut status,
+            "Succeeded",
+            "ExperimentMaxTrialsReached",
+            "2 trials ran",
+        );
+        assert!(status.completion_time.is_some());
+        assert_eq!(condition(&status, "Succeeded"), Some("True"));
+        status.phase = Some("Created".into());
+        status.reason = Some("ExperimentResumed".into());
+        set_phase(&mut status, "Running", "ExperimentRunning", "runs");
+        assert_eq!(condition(&status, "Running"), Some("True"));
+        assert_eq!(condition(&status, "Succeeded"), Some("False"));
+        assert_eq!(condition(&status, "Failed"), None, "it never failed");
+        assert_eq!(status.completion_time, None);
+        set_phase(
+            &mut status,
+            "Succeeded",
+            "ExperimentMaxTrialsReached",
+            "4 trials ran",
+        );
+        assert_eq!(
+            (
+                condition(&status, "Running"),
+                condition(&status, "Succeeded")
+            ),
+            (Some("False"), Some("True"))
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The experiments list, one experiment, and one experiment kept live over Server-Sent
 //! Events. Each source hands over the same rows ([`ExperimentRow`] with its [`TrialRow`]s,
-//! and what the trials reported); [`crate::experiment_view`] turns them into JSON.
+//! and what the trials reported): this machine's store, or a cluster's Experiments
+//! ([`crate::cluster_experiments`]); [`crate::experiment_view`] turns them into JSON.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 use trainctl_local::store::{ExperimentRow, Store, TrialRow};
 use trainctl_local::{now, EngineError};
 
+use crate::cluster_experiments;
 use crate::experiment_view::{detail, ended, summary, TrialMetrics};
 use crate::live::{end_event, events, Events};
 use crate::server::{blocking, ApiError, Local, Source};
@@ -22,21 +24,12 @@ use crate::Dashboard;
 /// How often a live experiment page is brought up to date.
 const LIVE_EVERY: Duration = Duration::from_secs(1);
 
-/// The answer of a source that has no experiments to show yet.
-fn no_cluster_experiments() -> ApiError {
-    ApiError::BadRequest(
-        "the dashboard does not show a cluster's experiments yet; \
-         use trainctl get experiments --kube"
-            .into(),
-    )
-}
-
 fn store(local: &Local) -> Result<Store, ApiError> {
     Ok(Store::open(&local.home.db_path()).map_err(EngineError::from)?)
 }
 
-/// One local experiment's rows and what its trials reported.
-type Rows = (ExperimentRow, Vec<TrialRow>, HashMap<String, TrialMetrics>);
+/// One experiment's rows and what its trials reported, by job name.
+pub(crate) type Rows = (ExperimentRow, Vec<TrialRow>, HashMap<String, TrialMetrics>);
 
 fn local_rows(local: &Local, name: &str) -> Result<Rows, ApiError> {
     let store = store(local)?;
@@ -49,37 +42,50 @@ fn local_rows(local: &Local, name: &str) -> Result<Rows, ApiError> {
     Ok((exp, trials, metrics))
 }
 
+/// Every local experiment with its trials, newest first.
+fn local_all(local: &Local) -> Result<Vec<(ExperimentRow, Vec<TrialRow>)>, ApiError> {
+    let store = store(local)?;
+    let experiments = store.experiments().map_err(EngineError::from)?;
+    experiments
+        .into_iter()
+        .rev()
+        .map(|exp| {
+            let trials = store.trials(&exp.name).map_err(EngineError::from)?;
+            Ok((exp, trials))
+        })
+        .collect()
+}
+
 /// One experiment as the page shows it, and whether it has ended.
 async fn view(d: Arc<Dashboard>, name: String) -> Result<(Value, bool), ApiError> {
-    if let Source::Cluster(_) = &d.source {
-        return Err(no_cluster_experiments());
-    }
-    blocking(move || {
-        let (exp, trials, metrics) = local_rows(d.local()?, &name)?;
-        Ok((detail(&exp, &trials, &metrics, now()), ended(&exp, &trials)))
-    })
-    .await
+    let (exp, trials, metrics) = match &d.source {
+        Source::Cluster(cluster) => cluster_experiments::one(cluster, &name).await?,
+        Source::Local(_) => {
+            let d = d.clone();
+            blocking(move || local_rows(d.local()?, &name)).await?
+        }
+    };
+    Ok((detail(&exp, &trials, &metrics, now()), ended(&exp, &trials)))
 }
 
 /// `GET /api/experiments`: every experiment, newest first, with its phase, best objective,
 /// trials by state and age, as a kubectl-style List.
 pub async fn list(State(d): State<Arc<Dashboard>>) -> Result<Json<Value>, ApiError> {
-    if let Source::Cluster(_) = &d.source {
-        return Err(no_cluster_experiments());
-    }
-    blocking(move || {
-        let store = store(d.local()?)?;
-        let t = now();
-        let mut items = Vec::new();
-        for exp in store.experiments().map_err(EngineError::from)?.iter().rev() {
-            let trials = store.trials(&exp.name).map_err(EngineError::from)?;
-            items.push(summary(exp, &trials, t));
+    let all = match &d.source {
+        Source::Cluster(cluster) => cluster_experiments::all(cluster).await?,
+        Source::Local(_) => {
+            let d = d.clone();
+            blocking(move || local_all(d.local()?)).await?
         }
-        Ok(Json(
-            json!({"apiVersion": "v1", "kind": "List", "items": items}),
-        ))
-    })
-    .await
+    };
+    let t = now();
+    let items: Vec<Value> = all
+        .iter()
+        .map(|(e, trials)| summary(e, trials, t))
+        .collect();
+    Ok(Json(
+        json!({"apiVersion": "v1", "kind": "List", "items": items}),
+    ))
 }
 
 /// `GET /api/experiments/{name}`: the experiment with its search space, every trial

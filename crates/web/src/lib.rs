@@ -14,13 +14,14 @@
 //! - [`live`]: Server-Sent Events for a replica's log and a job's metrics.
 //! - [`experiments`]: the experiments list and one experiment (kept live), built by
 //!   [`experiment_view`] from rows any source fills; [`trial_metrics`] reads what local
-//!   trials reported.
+//!   trials reported, [`cluster_experiments`] what the operator recorded of a cluster's.
 //! - [`assets`]: the HTML, CSS and JavaScript of the app.
 
 pub mod access;
 pub mod assets;
 pub mod charts;
 pub mod cluster;
+pub mod cluster_experiments;
 pub mod cluster_logs;
 pub mod experiment_view;
 pub mod experiments;
