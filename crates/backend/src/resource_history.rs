@@ -3,6 +3,7 @@
 //! `resources/<replica>`, step = milliseconds since the job was created), beside its
 //! training metrics; and a replica that holds GPUs while barely using them gets a warning.
 
+use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -128,7 +129,11 @@ fn sample_loop(
 ) -> anyhow::Result<()> {
     let store = Store::open(&home.db_path())?;
     let created = store.job(name)?.map_or(0.0, |j| j.created);
-    let mut db = MetricsDb::open(&trainctl_metrics::collect::db_path(&home.job_dir(name)))?;
+    // The supervisor, another process, creates the job's directory too; sampling may start
+    // before it has.
+    let dir = home.job_dir(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut db = MetricsDb::open(&trainctl_metrics::collect::db_path(&dir))?;
     let mut sampler = Sampler::default();
     let mut idle = IdleWatch::default();
     while !ended.load(Ordering::SeqCst) {
