@@ -63,7 +63,9 @@ fn an_experiment_runs_every_trial_and_names_the_best_one_without_exceeding_the_p
     let s = &status["status"];
     assert_eq!(
         (s["trials"].as_u64(), s["trialsSucceeded"].as_u64()),
-        (Some(6), Some(6))
+        (Some(6), Some(6)),
+        "{:#}",
+        s["trialList"]
     );
     let list = trials(&status);
     let best = list

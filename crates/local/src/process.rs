@@ -130,6 +130,58 @@ pub fn is_same_process(pid: i32, start_ticks: u64) -> bool {
     state != "Z" && fields.get(19).and_then(|s| s.parse().ok()) == Some(start_ticks)
 }
 
+/// Waits until one of `procs` (pid, start ticks) exits or `timeout` passes; true when one
+/// has exited (or was gone already). Wakes at the exit itself (a pidfd per process, which
+/// needs no parent relation), not at the next look; without pidfds (Linux before 5.3) it
+/// looks every 2 ms.
+pub fn wait_any_exit(procs: &[(i32, u64)], timeout: std::time::Duration) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = Vec::with_capacity(procs.len());
+    for &(pid, start) in procs {
+        // SAFETY: plain syscall; a returned descriptor is owned (and closed) by `fds`.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if fd < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+                return true;
+            }
+            return poll_exit(procs, timeout);
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+        // The pid may have been recycled, or the process be a zombie, before the pidfd.
+        if !is_same_process(pid, start) {
+            return true;
+        }
+    }
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `polled` is a valid array of `polled.len()` pollfds for the whole call.
+    let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, ms) };
+    ready > 0
+}
+
+/// [`wait_any_exit`] by looking at `/proc` every 2 ms.
+fn poll_exit(procs: &[(i32, u64)], timeout: std::time::Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        if procs
+            .iter()
+            .any(|&(pid, start)| !is_same_process(pid, start))
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// True while any process is in process group `pgid`.
 pub fn group_alive(pgid: i32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
@@ -213,4 +265,47 @@ pub fn exit_code(status: ExitStatus) -> i32 {
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(255)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn sleeper(secs: &str) -> (Child, (i32, u64)) {
+        let child = Command::new("sleep").arg(secs).spawn().unwrap();
+        let pid = child.id() as i32;
+        (child, (pid, start_ticks(pid).unwrap()))
+    }
+
+    #[test]
+    fn waiting_for_exits_wakes_when_one_process_exits() {
+        let (mut long, l) = sleeper("60");
+        let (mut short, s) = sleeper("0.2");
+        assert!(wait_any_exit(&[l, s], Duration::from_secs(60)));
+        assert!(
+            !is_same_process(s.0, s.1),
+            "woke before the short process exited"
+        );
+        assert!(is_same_process(l.0, l.1));
+        long.kill().unwrap();
+        long.wait().unwrap();
+        short.wait().unwrap();
+    }
+
+    #[test]
+    fn waiting_for_exits_times_out_while_every_process_lives() {
+        let (mut child, p) = sleeper("60");
+        assert!(!wait_any_exit(&[p], Duration::from_millis(50)));
+        assert!(is_same_process(p.0, p.1));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn waiting_for_a_process_already_gone_returns_at_once() {
+        let (mut child, p) = sleeper("0");
+        child.wait().unwrap();
+        assert!(wait_any_exit(&[p], Duration::from_secs(60)));
+    }
 }

@@ -15,6 +15,8 @@ use crate::series::Run;
 /// The metrics of one job, by run.
 pub struct JobMetrics {
     db_path: PathBuf,
+    /// The database, kept open once it exists (a WAL reader sees each new commit).
+    db: Option<MetricsDb>,
     tensorboard_dir: PathBuf,
     last_id: i64,
     collected: BTreeMap<String, Run>,
@@ -27,6 +29,7 @@ impl JobMetrics {
     pub fn new(job_dir: &Path, tensorboard_dir: &Path) -> Self {
         JobMetrics {
             db_path: db_path(job_dir),
+            db: None,
             tensorboard_dir: tensorboard_dir.to_path_buf(),
             last_id: 0,
             collected: BTreeMap::new(),
@@ -36,8 +39,11 @@ impl JobMetrics {
 
     /// Reads new points; returns the event-file records that had to be skipped.
     pub fn poll(&mut self) -> Result<Vec<Problem>, MetricsError> {
-        if self.db_path.exists() {
-            for p in MetricsDb::open(&self.db_path)?.points_after(self.last_id)? {
+        if self.db.is_none() && self.db_path.exists() {
+            self.db = Some(MetricsDb::open(&self.db_path)?);
+        }
+        if let Some(db) = &self.db {
+            for p in db.points_after(self.last_id)? {
                 let TaggedPoint { run, tag, point } = p.tagged;
                 self.collected.entry(run).or_default().push(&tag, point);
                 self.last_id = p.id;

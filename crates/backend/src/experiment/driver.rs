@@ -18,11 +18,9 @@ use trainctl_spec::trial::{counted_value, ending, to_hyper, to_value, trial_job,
 use super::objective::{last_lines, ObjectiveReader};
 use super::status::{best_trial, state, Counts};
 
-/// How often the loop reads its trials' objectives and the store.
+/// How often the loop reads its trials' objectives and the store; a trial's supervisor
+/// exiting wakes it at once, so the next trial does not wait for the tick.
 const TICK: Duration = Duration::from_millis(20);
-/// How often, between ticks, the loop checks whether a trial's supervisor has exited (a
-/// `/proc` read per running trial), so that the next trial starts without waiting a tick.
-const EXIT_CHECK: Duration = Duration::from_millis(2);
 
 struct Driver<'a> {
     home: &'a Home,
@@ -120,16 +118,10 @@ pub fn drive(
 impl Driver<'_> {
     /// Sleeps until the next tick, or until one of the running trials' supervisors exits.
     fn wait_tick(&self) {
-        let deadline = std::time::Instant::now() + TICK;
-        while std::time::Instant::now() < deadline {
-            std::thread::sleep(EXIT_CHECK);
-            if self
-                .supervisors
-                .iter()
-                .any(|(pid, start)| !process::is_same_process(*pid, *start))
-            {
-                return;
-            }
+        if self.supervisors.is_empty() {
+            std::thread::sleep(TICK);
+        } else {
+            process::wait_any_exit(&self.supervisors, TICK);
         }
     }
 
