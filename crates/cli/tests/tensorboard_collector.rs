@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube_sim::{KubeSim, NodeSpec};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use trainctl_metrics::event_lines::END_LINE;
 use trainctl_metrics::writer::EventWriter;
 
 const NS: &str = "default";
@@ -124,12 +125,17 @@ impl Setup {
 
     /// The collector's next line on stdout.
     async fn next_line(&mut self) -> String {
-        tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
-            .await
-            .expect("the collector prints a line")
-            .unwrap()
-            .expect("a line on stdout")
+        next_line(&mut self.lines).await
     }
+}
+
+/// The collector's next line on stdout.
+async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>) -> String {
+    tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the collector prints a line")
+        .unwrap()
+        .expect("a line on stdout")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,12 +166,9 @@ async fn the_sidecar_collector_writes_event_files_and_outlives_the_job() {
     );
     sim.finish_pod(NS, "tb-worker-0", 0).unwrap();
 
-    let ended = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("the collector reports the end of the job")
-        .unwrap()
-        .expect("a line on stdout");
     // Its own event files (stdout/) are no event files of the job: no metric line for them.
+    assert_eq!(next_line(&mut lines).await, END_LINE);
+    let ended = next_line(&mut lines).await;
     assert!(
         ended.starts_with("job tb ended: 6 points collected into"),
         "{ended}"
@@ -267,6 +270,7 @@ async fn the_collector_prints_the_scalars_of_the_jobs_own_event_files_as_they_ar
         "[trainctl events validation] epoch_accuracy=0.625 step=1"
     );
     s.sim.finish_pod(NS, "tb-worker-0", 0).unwrap();
+    assert_eq!(s.next_line().await, END_LINE);
     let ended = s.next_line().await;
     assert!(
         ended.starts_with("job tb ended: 2 points collected into"),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use trainctl_metrics::collect::Collector;
-use trainctl_metrics::event_lines::{format_line, OwnEventFiles};
+use trainctl_metrics::event_lines::{format_line, OwnEventFiles, END_LINE};
 use trainctl_metrics::job::JobMetrics;
 use trainctl_metrics::series::Run;
 use trainctl_metrics::stdout::StdoutParser;
@@ -87,7 +87,8 @@ impl LiveJobMetrics {
 /// of the attempt logs under `logs/`, each live pod's log followed as a stream
 /// ([`LogMirror`]). Calls `progress` with the points each pass added. The scalars the job
 /// writes to its own event files under `dir` are printed on stdout as metric lines
-/// ([`trainctl_metrics::event_lines`]), so the operator reads them from this log.
+/// ([`trainctl_metrics::event_lines`]), so the operator reads them from this log, and at
+/// the end [`END_LINE`].
 pub async fn collect_job(
     cluster: &Cluster,
     name: &str,
@@ -106,6 +107,7 @@ pub async fn collect_job(
         progress(collector.collect(complete)?);
         print_own_events(&mut own_events)?;
         if complete {
+            println!("{END_LINE}");
             return Ok(());
         }
         tokio::time::sleep(every).await;

@@ -4,7 +4,8 @@
 //! `stdout/`) as they grow, and prints each new scalar on its own log as
 //! `[trainctl events <run>] <tag>=<value> step=<step>`. Whoever reads that log through the
 //! API (the operator, for a trial's objective) takes the scalars back with [`parse_line`];
-//! the prefix keeps them apart from anything else the collector prints.
+//! the prefix keeps them apart from anything else the collector prints. Once the job has
+//! ended and its last scalars are printed, the collector prints [`END_LINE`].
 
 use std::collections::BTreeMap;
 use std::io;
@@ -17,6 +18,10 @@ use crate::series::Point;
 
 /// How a metric line of an event file's scalar starts; the run and `] ` follow.
 pub const LINE_PREFIX: &str = "[trainctl events ";
+
+/// What the collector prints once the job has ended and every scalar of its event files is
+/// printed.
+pub const END_LINE: &str = "[trainctl events end of job]";
 
 /// One scalar of an event file, as a metric line carries it.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +133,7 @@ mod tests {
         );
         assert_eq!(parse_line(&line), Some(scalar));
         assert_eq!(parse_line("accuracy=0.8 step=3"), None);
+        assert_eq!(parse_line(END_LINE), None);
         assert_eq!(parse_line("[trainctl events .] loss=nan step=1"), None);
     }
 }
