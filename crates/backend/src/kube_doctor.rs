@@ -21,9 +21,11 @@ use trainctl_kube::profiles::{self, GpuTypeKey};
 use trainctl_kube_client::client::Cluster;
 use trainctl_spec::CloudProfile;
 
-/// The image the smoke pod runs when none is given: CUDA's base image has `nvidia-smi`
-/// injected by the NVIDIA container runtime, nothing else.
-pub const SMOKE_IMAGE: &str = "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04";
+/// The image the smoke pod runs when none is given: the cloud profile's (a CUDA image that
+/// the NVIDIA container runtime gives `nvidia-smi`, from a registry the cluster reaches).
+pub fn smoke_image(profile: CloudProfile) -> &'static str {
+    profiles::table(profile).smoke_image
+}
 
 /// The label of the operator's Deployment (charts/trainctl).
 const OPERATOR_LABEL: &str = "app.kubernetes.io/name=trainctl-operator";

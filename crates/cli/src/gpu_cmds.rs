@@ -42,9 +42,10 @@ pub struct DoctorArgs {
     /// With --kube: a GPU model that some node must offer (and the smoke pod asks for).
     #[arg(long)]
     pub gpu_type: Option<String>,
-    /// With --kube --smoke: the image that runs nvidia-smi.
-    #[arg(long, default_value = trainctl_backend::kube_doctor::SMOKE_IMAGE)]
-    pub smoke_image: String,
+    /// With --kube --smoke: the image that runs nvidia-smi (default: the cloud profile's,
+    /// e.g. nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04 for generic).
+    #[arg(long)]
+    pub smoke_image: Option<String>,
     /// With --kube --smoke: the RuntimeClass of the smoke pod (e.g. nvidia).
     #[arg(long)]
     pub runtime_class: Option<String>,
@@ -99,7 +100,9 @@ fn kube_checks(
         let mut checks = trainctl_gpu::kube_doctor::check(&facts);
         if args.smoke {
             let spec = kd::SmokeSpec {
-                image: args.smoke_image.clone(),
+                image: args.smoke_image.clone().unwrap_or_else(|| {
+                    trainctl_backend::kube_doctor::smoke_image(args.profile).to_string()
+                }),
                 runtime_class: args.runtime_class.clone(),
                 timeout: args.smoke_timeout,
             };
@@ -197,6 +200,10 @@ pub struct TopArgs {
     /// Time between refreshes, and the CPU sampling interval (e.g. 2s).
     #[arg(long, default_value = "2s", value_parser = crate::args::parse_duration, global = true)]
     pub interval: std::time::Duration,
+    /// With --kube: a Prometheus that scrapes the DCGM exporter (e.g.
+    /// http://prometheus.monitoring:9090), for GPU utilization and memory.
+    #[arg(long, global = true)]
+    pub prometheus: Option<String>,
 }
 
 /// What `top` shows.
@@ -209,19 +216,24 @@ pub enum TopWhat {
         #[command(flatten)]
         target: crate::backend::Target,
     },
-    /// Running replicas (of one job, or all): CPU, memory, GPU utilization and memory.
+    /// Running replicas (of one job, or all): CPU, memory, GPU utilization and memory
+    /// (with --kube: each replica's pod, its node and GPU requests).
     Job {
         /// Only this job.
         job: Option<String>,
+        /// A Kubernetes cluster instead of this machine (--kube, --context, -n).
+        #[command(flatten)]
+        target: crate::backend::Target,
     },
 }
 
 /// Prints `top node` or `top job`, once or (`--watch`) until interrupted.
 pub fn top(args: &TopArgs) -> Result<ExitCode> {
-    if let TopWhat::Node { target } = &args.what {
-        if let Some(kube) = crate::backend::resolve(target)? {
-            return kube_top_node(args, &kube);
-        }
+    let target = match &args.what {
+        TopWhat::Node { target } | TopWhat::Job { target, .. } => target,
+    };
+    if let Some(kube) = crate::backend::resolve(target)? {
+        return kube_top(args, &kube);
     }
     let engine = existing_engine()?;
     let store = engine.as_ref().map(LocalEngine::store);
@@ -231,7 +243,7 @@ pub fn top(args: &TopArgs) -> Result<ExitCode> {
                 let node = trainctl_backend::top::node(store, &System)?;
                 format_or(args.output, &node, || node_table(&node))?
             }
-            TopWhat::Job { job } => {
+            TopWhat::Job { job, .. } => {
                 if let Some(name) = job {
                     store
                         .map(|s| s.job(name))
@@ -262,13 +274,27 @@ pub fn top(args: &TopArgs) -> Result<ExitCode> {
     }
 }
 
-/// `top node --kube`, once or (`--watch`) until interrupted.
-fn kube_top_node(args: &TopArgs, kube: &crate::backend::KubeTarget) -> Result<ExitCode> {
+/// `top node|job --kube`, once or (`--watch`) until interrupted.
+fn kube_top(args: &TopArgs, kube: &crate::backend::KubeTarget) -> Result<ExitCode> {
+    use trainctl_backend::kube_top as kt;
     let (runtime, cluster) = connect(kube)?;
+    let prometheus = args.prometheus.as_deref();
     runtime.block_on(async {
         loop {
-            let nodes = trainctl_backend::kube_top::nodes(&cluster).await?;
-            let text = format_or(args.output, &nodes, || kube_nodes_table(&nodes))?;
+            let (text, notes) = match &args.what {
+                TopWhat::Node { .. } => {
+                    let top = kt::nodes_with_usage(&cluster, prometheus).await?;
+                    let text = format_or(args.output, &top.items, || kube_nodes_table(&top.items))?;
+                    (text, top.notes)
+                }
+                TopWhat::Job { job, .. } => {
+                    let top = kt::replicas(&cluster, job.as_deref(), prometheus).await?;
+                    let text =
+                        format_or(args.output, &top.items, || kube_replicas_table(&top.items))?;
+                    (text, top.notes)
+                }
+            };
+            let text = with_notes(args.output, text, &notes);
             if !args.watch {
                 print!("{text}");
                 return Ok(ExitCode::SUCCESS);
@@ -278,6 +304,78 @@ fn kube_top_node(args: &TopArgs, kube: &crate::backend::KubeTarget) -> Result<Ex
             tokio::time::sleep(args.interval).await;
         }
     })
+}
+
+/// The notes on missing readings: under the table, or on stderr beside `-o json|yaml`.
+fn with_notes(output: Option<Output>, text: String, notes: &[String]) -> String {
+    if notes.is_empty() {
+        return text;
+    }
+    let lines: String = notes.iter().map(|n| format!("note: {n}\n")).collect();
+    match output {
+        Some(Output::Json | Output::Yaml) => {
+            eprint!("{lines}");
+            text
+        }
+        _ => format!("{text}\n{lines}"),
+    }
+}
+
+/// CPU and memory, or `-` when metrics.k8s.io did not say.
+fn usage_cells(usage: Option<trainctl_backend::kube_usage::Usage>) -> [String; 2] {
+    match usage {
+        Some(u) => [
+            format!("{}m", u.cpu_millicores),
+            format!("{} MiB", u.memory_mib),
+        ],
+        None => ["-".into(), "-".into()],
+    }
+}
+
+/// GPU utilization and memory, or `-` when DCGM did not say.
+fn gpu_cells(gpu: Option<trainctl_backend::kube_usage::GpuUse>) -> [String; 2] {
+    let gpu = gpu.unwrap_or_default();
+    [
+        or_dash(gpu.utilization_pct.map(|u| format!("{u:.0}%"))),
+        or_dash(gpu.memory_mib.map(|m| format!("{m} MiB"))),
+    ]
+}
+
+fn kube_replicas_table(replicas: &[trainctl_backend::kube_top::ReplicaPod]) -> String {
+    if replicas.is_empty() {
+        return "no running replicas\n".into();
+    }
+    let rows: Vec<Vec<String>> = replicas
+        .iter()
+        .map(|r| {
+            let mut row = vec![
+                r.job.clone(),
+                r.replica.clone(),
+                r.pod.clone(),
+                r.phase.clone(),
+                or_dash(r.node.clone()),
+                r.gpus.to_string(),
+            ];
+            row.extend(usage_cells(r.usage));
+            row.extend(gpu_cells(r.gpu));
+            row
+        })
+        .collect();
+    table(
+        &[
+            "JOB",
+            "REPLICA",
+            "POD",
+            "PHASE",
+            "NODE",
+            "GPUS",
+            "CPU",
+            "MEMORY",
+            "GPU UTIL",
+            "GPU MEMORY",
+        ],
+        &rows,
+    )
 }
 
 fn kube_nodes_table(nodes: &[trainctl_backend::kube_top::NodeGpus]) -> String {
@@ -294,18 +392,31 @@ fn kube_nodes_table(nodes: &[trainctl_backend::kube_top::NodeGpus]) -> String {
                 .iter()
                 .map(|p| format!("{}({})", p.pod, p.gpus))
                 .collect();
-            vec![
+            let mut row = vec![
                 n.node.clone(),
                 n.capacity.to_string(),
                 n.allocatable.to_string(),
                 n.allocated.to_string(),
-                trainctl_backend::view::list_or_dash(&pods),
-            ]
+            ];
+            row.extend(usage_cells(n.usage));
+            row.extend(gpu_cells(n.gpu));
+            row.push(trainctl_backend::view::list_or_dash(&pods));
+            row
         })
         .collect();
     format!("GPUs: {total} allocatable, {allocated} allocated\n\n")
         + &table(
-            &["NODE", "CAPACITY", "ALLOCATABLE", "ALLOCATED", "PODS"],
+            &[
+                "NODE",
+                "CAPACITY",
+                "ALLOCATABLE",
+                "ALLOCATED",
+                "CPU",
+                "MEMORY",
+                "GPU UTIL",
+                "GPU MEMORY",
+                "PODS",
+            ],
             &rows,
         )
 }

@@ -183,7 +183,7 @@ pub fn explain(pod: &SmokePod, nodes: &[NodeFacts]) -> Check {
             format!("Pending, Insufficient nvidia.com/gpu ({message})")
         } else {
             format!(
-                "Pending, Insufficient nvidia.com/gpu: {}",
+                "Pending, Insufficient nvidia.com/gpu: {} (the scheduler: {message})",
                 reasons.join("; ")
             )
         };

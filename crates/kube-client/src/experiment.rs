@@ -186,9 +186,18 @@ impl ExperimentResource {
         resource
     }
 
-    /// The experiment as the search code sees it.
+    /// The experiment as the search code sees it. Its annotations are kept (its trials and
+    /// their pods inherit them, as locally) but for kubectl's own (`kubectl.kubernetes.io/`,
+    /// such as the last applied configuration).
     pub fn to_experiment(&self) -> Experiment {
         let meta = &self.metadata;
+        let annotations = meta
+            .annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| !k.starts_with("kubectl.kubernetes.io/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Experiment {
             api_version: API_VERSION.into(),
             kind: EXPERIMENT_KIND.into(),
@@ -196,7 +205,7 @@ impl ExperimentResource {
                 name: meta.name.clone().unwrap_or_default(),
                 namespace: meta.namespace.clone(),
                 labels: meta.labels.clone().unwrap_or_default(),
-                annotations: BTreeMap::new(),
+                annotations,
             },
             spec: self.spec.0.clone(),
         }
@@ -401,6 +410,28 @@ mod tests {
         assert_eq!(
             (o.metrics[1].min, o.metrics[1].max, o.metrics[1].latest),
             (1.0, 2.0, 1.0)
+        );
+    }
+
+    #[test]
+    fn an_experiments_annotations_reach_the_search_code_but_kubectls_do_not() {
+        let yaml = "apiVersion: trainctl.dev/v1alpha1\nkind: Experiment\nmetadata: {name: e}\n\
+                    spec:\n  objective: {type: maximize, objectiveMetricName: acc}\n  algorithm: {algorithmName: random}\n  \
+                    parameters:\n  - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n  \
+                    trialTemplate:\n    spec: {image: i, command: [c], replicas: {worker: {count: 1}}}\n";
+        let exp = trainctl_spec::parse_experiment_str("e.yaml", yaml).expect("a valid experiment");
+        let mut resource = ExperimentResource::from_experiment(&exp, "default");
+        resource.metadata.annotations = Some(BTreeMap::from([
+            ("team.example.com/owner".to_string(), "ml".to_string()),
+            (
+                "kubectl.kubernetes.io/last-applied-configuration".to_string(),
+                "{}".to_string(),
+            ),
+        ]));
+        let exp = resource.to_experiment();
+        assert_eq!(
+            exp.metadata.annotations.keys().collect::<Vec<_>>(),
+            ["team.example.com/owner"]
         );
     }
 }

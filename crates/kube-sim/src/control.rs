@@ -29,6 +29,41 @@ pub struct NodeSpec {
     /// Node labels (nodeSelector matches them).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Node taints: pods without a matching toleration are not scheduled here
+    /// (`NoSchedule`, `NoExecute`).
+    #[serde(default)]
+    pub taints: Vec<NodeTaint>,
+    /// Whether the container runtime gives GPU containers the NVIDIA driver; without it a
+    /// container asking for `nvidia.com/gpu` here prints nvidia-smi's NVML error and exits 12.
+    #[serde(default = "yes")]
+    pub nvidia_runtime: bool,
+}
+
+/// A node taint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTaint {
+    /// Taint key, e.g. `dedicated`.
+    pub key: String,
+    /// Taint value ("" for none).
+    #[serde(default)]
+    pub value: String,
+    /// `NoSchedule`, `PreferNoSchedule` or `NoExecute`.
+    pub effect: String,
+}
+
+impl NodeTaint {
+    /// A `NoSchedule` taint `key=value`.
+    pub fn no_schedule(key: &str, value: &str) -> Self {
+        NodeTaint {
+            key: key.into(),
+            value: value.into(),
+            effect: "NoSchedule".into(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_cpu() -> String {
@@ -48,6 +83,8 @@ impl NodeSpec {
             memory: default_memory(),
             gpus: 0,
             labels: BTreeMap::new(),
+            taints: Vec::new(),
+            nvidia_runtime: true,
         }
     }
 
@@ -57,9 +94,17 @@ impl NodeSpec {
         labels.insert("kubernetes.io/hostname".into(), self.name.clone());
         let capacity = json!({"cpu": self.cpu, "memory": self.memory,
             "nvidia.com/gpu": self.gpus.to_string(), "pods": "110"});
+        let mut annotations = serde_json::Map::new();
+        if !self.nvidia_runtime {
+            annotations.insert(NO_NVIDIA_RUNTIME.into(), json!("true"));
+        }
+        let mut spec = json!({});
+        if !self.taints.is_empty() {
+            spec["taints"] = json!(self.taints);
+        }
         json!({
-            "metadata": {"name": self.name, "labels": labels},
-            "spec": {},
+            "metadata": {"name": self.name, "labels": labels, "annotations": annotations},
+            "spec": spec,
             "status": {
                 "capacity": capacity, "allocatable": capacity,
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -74,6 +119,9 @@ impl NodeSpec {
         })
     }
 }
+
+/// Node annotation that marks a node whose container runtime lacks the NVIDIA runtime.
+pub(crate) const NO_NVIDIA_RUNTIME: &str = "kube-sim.trainctl.dev/no-nvidia-runtime";
 
 /// The outcome of a control call.
 pub type ControlResult = Result<(), crate::error::ApiError>;
@@ -202,6 +250,13 @@ impl KubeSim {
     /// Lets the gang-aware stand-in bind volcano/coscheduling pods a PodGroup at a time.
     pub fn set_gang_scheduling(&self, enabled: bool) {
         self.shared.set_gang_scheduling(enabled);
+    }
+
+    /// Takes `image` out of the simulated registry: pods using it wait in `ErrImagePull`,
+    /// then `ImagePullBackOff`, with the kubelet's `Failed` and `BackOff` events.
+    pub fn remove_image(&self, image: &str) {
+        self.shared.missing_images().insert(image.to_string());
+        self.shared.wake.notify_one();
     }
 
     /// Adds a fault rule.

@@ -22,6 +22,7 @@ mod error;
 mod faults;
 mod gc;
 mod handlers;
+mod metrics_api;
 mod owners;
 mod patch;
 mod quantity;
@@ -37,7 +38,7 @@ mod watch;
 mod writes;
 
 pub use cluster::{PRINT_ANNOTATION, SCRIPT_ANNOTATION};
-pub use control::{ControlResult, NodeSpec};
+pub use control::{ControlResult, NodeSpec, NodeTaint};
 pub use error::ApiError;
 pub use faults::{FaultRule, InjectedError};
 pub use requests::{RequestCounts, RequestKind};

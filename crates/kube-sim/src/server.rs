@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pub clock: Mutex<Clock>,
     /// Bytes of log text the pods/log endpoint has sent, by (namespace, pod).
     pub log_bytes: Mutex<HashMap<(String, String), u64>>,
+    /// Images the simulated registry lacks: pods using them fail to pull.
+    pub missing_images: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -81,6 +83,13 @@ impl Shared {
     /// The fault rules, locked.
     pub fn faults(&self) -> MutexGuard<'_, Faults> {
         self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The images the simulated registry lacks, locked.
+    pub fn missing_images(&self) -> MutexGuard<'_, std::collections::HashSet<String>> {
+        self.missing_images
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The request tally, locked.
@@ -129,6 +138,7 @@ impl KubeSim {
             requests: Mutex::new(RequestCounts::new()),
             clock: Mutex::new(Clock::new()),
             log_bytes: Mutex::new(HashMap::new()),
+            missing_images: Mutex::new(Default::default()),
         });
         let listener = tokio::net::TcpListener::bind(config.addr).await?;
         let addr = listener.local_addr()?;

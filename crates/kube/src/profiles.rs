@@ -36,6 +36,9 @@ pub struct ProfileTable {
     pub pin_annotation_prefix: Option<&'static str>,
     /// The annotation that names the instance types to run on.
     pub instance_type_annotation: Option<&'static str>,
+    /// The image `doctor --kube --smoke` runs nvidia-smi in (the NVIDIA runtime injects
+    /// nvidia-smi and the driver; the image only has to be pullable from the cluster).
+    pub smoke_image: &'static str,
 }
 
 /// Any Kubernetes with the NVIDIA device plugin: GPU model from GPU feature discovery's label.
@@ -47,7 +50,13 @@ pub const GENERIC: ProfileTable = ProfileTable {
     nfs_as_persistent_volume: false,
     pin_annotation_prefix: None,
     instance_type_annotation: None,
+    smoke_image: "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
 };
+
+/// A CUDA image on Alibaba's registry (the one Arena's GPU examples run), pulled without
+/// leaving Alibaba Cloud.
+const ALIBABA_SMOKE_IMAGE: &str =
+    "registry.cn-beijing.aliyuncs.com/ai-samples/tensorflow:1.5.0-devel-gpu";
 
 /// Tencent EKS, serverless pods: the GPU model is an annotation; cpu, mem and gpu-count
 /// annotations are optional but only valid all together; no internet without a NAT gateway.
@@ -74,6 +83,7 @@ pub const ALIBABA_ECI: ProfileTable = ProfileTable {
     pod_annotations: &[("k8s.aliyun.com/eci-image-cache", "true")],
     egress: false,
     instance_type_annotation: Some("k8s.aliyun.com/eci-use-specs"),
+    smoke_image: ALIBABA_SMOKE_IMAGE,
     ..GENERIC
 };
 
@@ -83,6 +93,7 @@ pub const ALIBABA_ACK: ProfileTable = ProfileTable {
     profile: CloudProfile::AlibabaAck,
     gpu_type: GpuTypeKey::NodeLabel("aliyun.accelerator/nvidia_name"),
     nfs_as_persistent_volume: true,
+    smoke_image: ALIBABA_SMOKE_IMAGE,
     ..GENERIC
 };
 

@@ -1,7 +1,6 @@
 //! Operator scale benchmark (issue 5): N TrainingJobs of 1 chief + 1 ps + 4 workers are
-//! submitted at once to kube-sim. The operator runs in its own process (this binary started
-//! again in operator mode: the same `run_as_leader` as `trainctl operator`, as its own
-//! user), so its peak RSS is its own. When all 6 pods of a job run, the bench ends the 4
+//! submitted at once to kube-sim. The operator runs in its own process (see `common`), so
+//! its peak RSS is its own. When all 6 pods of a job run, the bench ends the 4
 //! workers and then the chief with exit 0 through the simulated kubelet; the operator must
 //! then mark the job Succeeded and stop its parameter server.
 //!
@@ -13,92 +12,37 @@
 //! Run: `cargo bench -p trainctl-operator --bench operator_scale`
 //! (env `OPERATOR_SCALE_JOBS`, default 1000).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use common::{
+    client, count_from_env, cpu_seconds, machine, operator_watching, print_writes, proc_status_kib,
+    settled_writes, verdict, OperatorProcess, Writes, NS, TARGET_RSS_MB, TARGET_WRITE_RATIO,
+};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher;
 use kube::{Api, ResourceExt};
-use kube_sim::{KubeSim, NodeSpec, RequestCounts, ServerConfig};
+use kube_sim::{KubeSim, NodeSpec, ServerConfig};
 use trainctl_kube::render::{JOB_NAME, REPLICA_TYPE};
-use trainctl_operator::leader::{run_as_leader, LeaseConfig};
-use trainctl_operator::metrics::Metrics;
-use trainctl_operator::{crd, OperatorConfig, TrainingJobResource};
+use trainctl_operator::{crd, TrainingJobResource};
 
-/// Set (to the kubeconfig path) in the child that runs the operator.
-const OPERATOR_KUBECONFIG_ENV: &str = "OPERATOR_SCALE_OPERATOR_KUBECONFIG";
-/// The identity the operator's requests carry (kube-sim tallies requests by user).
-const OPERATOR_USER: &str = "system:serviceaccount:default:trainctl-operator";
-const NS: &str = "default";
 const PODS_PER_JOB: usize = 6;
 /// Minimum writes per job: 6 pods + 6 services + 3 status writes (Created, Running,
 /// Succeeded) + 1 delete of the stopped parameter server.
 const MINIMUM_WRITES: f64 = 16.0;
-const TARGET_WRITE_RATIO: f64 = 1.5;
 const TARGET_ALL_PODS: Duration = Duration::from_secs(60);
-const TARGET_RSS_MIB: f64 = 200.0;
 /// The whole run gives up after this long.
 const GIVE_UP: Duration = Duration::from_secs(540);
 
 fn main() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Runtime::new()?;
-    let result = match std::env::var(OPERATOR_KUBECONFIG_ENV) {
-        Ok(kubeconfig) => runtime.block_on(operator(&kubeconfig)),
-        Err(_) => runtime.block_on(bench()),
-    };
-    // The simulated cluster and the stdin reader would otherwise keep the runtime alive.
-    runtime.shutdown_background();
-    result
-}
-
-/// The operator process: leader election and the controller, as `trainctl operator`
-/// runs them, until its stdin closes.
-async fn operator(kubeconfig: &str) -> anyhow::Result<()> {
-    let client = client(kubeconfig, Some(OPERATOR_USER)).await?;
-    let stdin_closed = async {
-        let _ = tokio::task::spawn_blocking(|| {
-            std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
-        })
-        .await;
-    };
-    let config = OperatorConfig::from_env();
-    run_as_leader(
-        client,
-        config,
-        Arc::new(Metrics::default()),
-        LeaseConfig::from_env(),
-        stdin_closed,
-    )
-    .await
-    .map_err(|lost| anyhow::anyhow!("{lost}"))
-}
-
-async fn client(kubeconfig: &str, user: Option<&str>) -> anyhow::Result<kube::Client> {
-    let mut config = kube::Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig)?,
-        &KubeConfigOptions::default(),
-    )
-    .await?;
-    config.auth_info.impersonate = user.map(str::to_string);
-    Ok(kube::Client::try_from(config)?)
-}
-
-fn jobs_from_env() -> anyhow::Result<usize> {
-    match std::env::var("OPERATOR_SCALE_JOBS") {
-        Err(_) => Ok(1000),
-        Ok(text) => text
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .with_context(|| format!("OPERATOR_SCALE_JOBS={text:?}: want a positive number")),
-    }
+    common::main_with(bench)
 }
 
 fn job_yaml(name: &str) -> String {
@@ -110,94 +54,6 @@ fn job_yaml(name: &str) -> String {
          ps: {{count: 1, resources: {{cpu: 100m, memory: 128Mi}}}}\n    \
          worker: {{count: 4, resources: {{cpu: 100m, memory: 128Mi}}}}\n"
     )
-}
-
-/// A field of `/proc/PID/status` in KiB (`VmHWM:` is the peak RSS).
-fn proc_status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-/// User + system CPU seconds of a process, from `/proc/PID/stat`.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // Fields 14 and 15 of the file (utime, stime) are 11 and 12 after the name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// The operator's write requests, by (resource, verb).
-fn operator_writes(counts: &RequestCounts) -> BTreeMap<(String, String), u64> {
-    let mut out = BTreeMap::new();
-    for (kind, n) in counts {
-        if kind.user == OPERATOR_USER && kind.is_write() {
-            *out.entry((kind.resource.clone(), kind.verb.clone()))
-                .or_default() += n;
-        }
-    }
-    out
-}
-
-/// Whether writes to this resource are leader election's, not any job's.
-fn is_leader_election(resource: &str) -> bool {
-    resource == "leases"
-}
-
-/// The writes that are done for jobs (leader election left out).
-fn per_job(writes: &BTreeMap<(String, String), u64>) -> Vec<(&(String, String), &u64)> {
-    writes
-        .iter()
-        .filter(|((resource, _), _)| !is_leader_election(resource))
-        .collect()
-}
-
-fn verdict(pass: bool) -> &'static str {
-    if pass {
-        "PASS"
-    } else {
-        "MISS"
-    }
-}
-
-/// Starts this binary again as the operator.
-fn spawn_operator(kubeconfig: &std::path::Path) -> anyhow::Result<Child> {
-    Command::new(std::env::current_exe()?)
-        .env(OPERATOR_KUBECONFIG_ENV, kubeconfig)
-        .stdin(Stdio::piped())
-        .spawn()
-        .context("cannot start the operator process")
-}
-
-/// Waits until the operator watches jobs and pods (it leads and its caches are filling).
-async fn operator_watching(sim: &KubeSim) -> anyhow::Result<()> {
-    let started = Instant::now();
-    loop {
-        let watching: HashSet<String> = sim
-            .requests()
-            .keys()
-            .filter(|k| k.user == OPERATOR_USER && k.verb == "watch")
-            .map(|k| k.resource.clone())
-            .collect();
-        if watching.contains("trainingjobs") && watching.contains("pods") {
-            return Ok(());
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            bail!("the operator did not start watching within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Pods seen per job, and which of them run.
@@ -282,7 +138,7 @@ fn check_job(job: &TrainingJobResource, pods: &[Pod]) -> Option<String> {
 }
 
 async fn bench() -> anyhow::Result<()> {
-    let jobs_n = jobs_from_env()?;
+    let jobs_n = count_from_env("OPERATOR_SCALE_JOBS", 1000)?;
     let total_pods = jobs_n * PODS_PER_JOB;
     let sim = KubeSim::start_with(ServerConfig {
         history_limit: 20 * total_pods + 10_000,
@@ -302,9 +158,9 @@ async fn bench() -> anyhow::Result<()> {
     Api::<CustomResourceDefinition>::all(admin.clone())
         .create(&PostParams::default(), &crd())
         .await?;
-    let mut operator = spawn_operator(&kubeconfig)?;
-    let pid = operator.id();
-    operator_watching(&sim).await?;
+    let operator = OperatorProcess::spawn(&kubeconfig)?;
+    let pid = operator.pid();
+    operator_watching(&sim, &["trainingjobs", "pods"]).await?;
     let rss_idle = proc_status_kib(pid, "VmRSS:");
     let cpu_idle = cpu_seconds(pid);
     let sim_cpu_idle = cpu_seconds(std::process::id());
@@ -377,24 +233,12 @@ async fn bench() -> anyhow::Result<()> {
     .await
     .context("gave up waiting for every job to succeed")??;
 
-    // Let the operator finish what follows (stopping parameter servers): until its per-job
-    // write count stays the same for 3 s. Lease renewals (every 3 s) are left out of the
-    // comparison: with them in, nearly every 3 s window saw a write and this never ended.
-    let mut last = operator_writes(&sim.requests());
-    loop {
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let now = operator_writes(&sim.requests());
-        let settled = per_job(&now) == per_job(&last);
-        last = now;
-        if settled {
-            break;
-        }
-    }
+    // Let the operator finish what follows (stopping parameter servers).
+    let last = settled_writes(&sim).await;
     let peak_rss = proc_status_kib(pid, "VmHWM:");
     let rss_end = proc_status_kib(pid, "VmRSS:");
     let cpu = cpu_seconds(pid) - cpu_idle;
-    let _ = operator.kill();
-    let _ = operator.wait();
+    operator.stop()?;
     let sim_cpu = cpu_seconds(std::process::id()) - sim_cpu_idle;
 
     let mut pods_by_job: HashMap<String, Vec<Pod>> = HashMap::new();
@@ -442,7 +286,7 @@ struct Report {
     submit_time: Duration,
     all_created: Duration,
     all_succeeded: Duration,
-    writes: BTreeMap<(String, String), u64>,
+    writes: Writes,
     peak_rss_mib: f64,
     rss_idle_mib: f64,
     rss_end_mib: f64,
@@ -451,15 +295,11 @@ struct Report {
 }
 
 fn report(r: &Report) {
-    let per_job = |n: u64| n as f64 / r.jobs as f64;
     println!(
-        "operator scale: {} jobs x (1 chief + 1 ps + 4 workers) = {} pods; {} cores, load {}",
+        "operator scale: {} jobs x (1 chief + 1 ps + 4 workers) = {} pods; {}",
         r.jobs,
         r.jobs * PODS_PER_JOB,
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim()
+        machine()
     );
     println!(
         "all jobs submitted:     {:.2} s",
@@ -475,34 +315,18 @@ fn report(r: &Report) {
         "all jobs Succeeded:     {:.2} s after the first submit",
         r.all_succeeded.as_secs_f64()
     );
-    println!("operator writes (resource verb: total, per job):");
-    let mut per_job_total = 0.0;
-    for ((resource, verb), n) in &r.writes {
-        let shared = is_leader_election(resource);
-        println!(
-            "  {resource:<24} {verb:<8} {n:>7}  {:>6.2}{}",
-            per_job(*n),
-            if shared {
-                "  (leader election, not per job: left out)"
-            } else {
-                ""
-            }
-        );
-        if !shared {
-            per_job_total += per_job(*n);
-        }
-    }
+    let per_job_total = print_writes(&r.writes, r.jobs, "job");
     let ratio = per_job_total / MINIMUM_WRITES;
     println!(
         "writes per job:         {per_job_total:.2} vs minimum {MINIMUM_WRITES} = {ratio:.2}x   target <= {TARGET_WRITE_RATIO}x: {}",
         verdict(ratio <= TARGET_WRITE_RATIO)
     );
     println!(
-        "operator peak RSS:      {:.0} MiB (idle {:.0}, at end {:.0})   target < {TARGET_RSS_MIB} MB: {}",
+        "operator peak RSS:      {:.0} MiB (idle {:.0}, at end {:.0})   target < {TARGET_RSS_MB} MB: {}",
         r.peak_rss_mib,
         r.rss_idle_mib,
         r.rss_end_mib,
-        verdict(r.peak_rss_mib * 1.048_576 < TARGET_RSS_MIB)
+        verdict(r.peak_rss_mib * 1.048_576 < TARGET_RSS_MB)
     );
     println!(
         "operator CPU:           {:.1} s (user + system, from submit to the end)",

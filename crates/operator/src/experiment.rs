@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -30,6 +30,7 @@ use trainctl_search::{Suggestion, Trial, TrialState};
 use trainctl_spec::trial::{ending, state, to_hyper, to_value, trial_job, Tally};
 use trainctl_spec::Experiment;
 
+use crate::metrics::Metrics;
 use crate::names::MANAGER;
 use crate::status::JobCondition;
 use crate::{Error, TrainingJobResource};
@@ -42,8 +43,12 @@ pub struct ExperimentContext {
     pub poll: Duration,
     /// Delay before a failed reconcile is retried.
     pub retry: Duration,
+    /// Metrics (the time each suggestion takes).
+    pub metrics: Arc<Metrics>,
     /// Per trial: the last step early stopping was asked about.
     asked_at: Mutex<HashMap<String, u64>>,
+    /// Per running trial: when its observation was last written (or the trial first seen).
+    written_at: Mutex<HashMap<String, Instant>>,
     /// Per experiment (`namespace/name`), per running trial: its followed logs, kept
     /// across reconciles until the trial's observation is complete.
     logs: Mutex<HashMap<String, ExperimentLogs>>,
@@ -87,12 +92,19 @@ impl ExperimentContext {
     }
 }
 
+/// A running trial's observation is written at most this often; the complete one (once
+/// its job ended) at once. Between writes the operator keeps the newer values in memory
+/// (early stopping reads them there, and a trial it stops gets them with its end); the
+/// logs they come from outlive an operator restart.
+pub const OBSERVATION_EVERY: Duration = Duration::from_secs(10);
+
 /// Runs the Experiment controller until `shutdown` resolves.
 pub async fn run_experiments(
     client: kube::Client,
     namespace: Option<String>,
     poll: Duration,
     retry: Duration,
+    metrics: Arc<Metrics>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (experiments, jobs): (Api<ExperimentResource>, Api<TrainingJobResource>) = match &namespace
@@ -107,7 +119,9 @@ pub async fn run_experiments(
         client,
         poll,
         retry,
+        metrics,
         asked_at: Mutex::new(HashMap::new()),
+        written_at: Mutex::new(HashMap::new()),
         logs: Mutex::new(HashMap::new()),
     });
     Controller::new(experiments, watcher::Config::default())
@@ -324,7 +338,9 @@ impl Reconciler<'_> {
         let mut observation = logs.observe(&metrics);
         drop(logs);
         observation.complete = job_ended && read_all;
-        if status.observation.as_ref() != Some(&observation) {
+        if status.observation.as_ref() != Some(&observation)
+            && self.due(&t.name(), observation.complete)
+        {
             let patch = json!({"status": {"observation": observation}});
             self.jobs
                 .patch_status(&t.name(), &patch_params(), &Patch::Merge(&patch))
@@ -337,6 +353,24 @@ impl Reconciler<'_> {
             .observation = Some(observation);
         *t = TrialView::of(&self.exp, resource).expect("the trial was read with its number");
         Ok(())
+    }
+
+    /// Whether a changed observation of the trial is to be written now: always once it is
+    /// complete, else when [`OBSERVATION_EVERY`] has passed since the last write (or since the
+    /// trial was first seen).
+    fn due(&self, trial: &str, complete: bool) -> bool {
+        let mut written = self.ctx.written_at.lock().expect("not poisoned");
+        if complete {
+            written.remove(trial);
+            return true;
+        }
+        let now = Instant::now();
+        let last = *written.entry(trial.to_string()).or_insert(now);
+        if now.duration_since(last) < OBSERVATION_EVERY {
+            return false;
+        }
+        written.insert(trial.to_string(), now);
+        true
     }
 
     /// Ends a trial's TrainingJob with `reason` (its pods are stopped by the job's reconcile).
@@ -391,10 +425,10 @@ impl Reconciler<'_> {
         while tally.running < self.exp.parallel_trial_count()
             && self.exp.max_trial_count().is_none_or(|m| tally.trials < m)
         {
-            let assignment = match sampler
-                .suggest(space, self.exp.direction(), &history, number)
-                .map_err(|e| Error::Invalid(e.to_string()))?
-            {
+            let started = Instant::now();
+            let suggested = sampler.suggest(space, self.exp.direction(), &history, number);
+            self.ctx.metrics.observe_suggestion(started.elapsed());
+            let assignment = match suggested.map_err(|e| Error::Invalid(e.to_string()))? {
                 Suggestion::Assign(a) => a,
                 Suggestion::Exhausted => {
                     tally.exhausted = true;

@@ -160,6 +160,7 @@ pub async fn run_controller(
         config.namespace.clone(),
         config.experiment_poll,
         config.retry,
+        metrics.clone(),
         shutdown.clone(),
     );
     let ctx = Arc::new(Context {

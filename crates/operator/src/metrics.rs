@@ -1,5 +1,6 @@
 //! Prometheus metrics of the operator: reconciles, errors by kind, reconcile durations, jobs
-//! by phase, reconciles deferred until the pod cache caught up.
+//! by phase, reconciles deferred until the pod cache caught up, time per experiment
+//! suggestion.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -34,6 +35,7 @@ pub struct Metrics {
     durations: Histogram,
     cache_waits: Counter,
     jobs: Family<PhaseLabel, Gauge>,
+    suggestions: Histogram,
     phases: Mutex<HashMap<(String, String), JobPhase>>,
 }
 
@@ -45,6 +47,7 @@ impl Default for Metrics {
         let durations = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let cache_waits = Counter::default();
         let jobs = Family::<PhaseLabel, Gauge>::default();
+        let suggestions = Histogram::new(exponential_buckets(0.000_01, 2.0, 20));
         registry.register("reconciles", "Reconciles run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -62,6 +65,11 @@ impl Default for Metrics {
             cache_waits.clone(),
         );
         registry.register("jobs", "TrainingJobs by phase", jobs.clone());
+        registry.register(
+            "experiment_suggestion_seconds",
+            "How long the search took to suggest one trial's assignment",
+            suggestions.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -69,6 +77,7 @@ impl Default for Metrics {
             durations,
             cache_waits,
             jobs,
+            suggestions,
             phases: Mutex::new(HashMap::new()),
         }
     }
@@ -87,6 +96,11 @@ impl Metrics {
     /// Counts a reconcile deferred until the pod cache catches up.
     pub fn observe_cache_wait(&self) {
         self.cache_waits.inc();
+    }
+
+    /// Records how long one suggestion of an experiment's search took.
+    pub fn observe_suggestion(&self, took: Duration) {
+        self.suggestions.observe(took.as_secs_f64());
     }
 
     /// Records the phase of a job.

@@ -15,7 +15,7 @@ use kube::runtime::controller::Action as Requeue;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 use trainctl_core::plan::{is_expired, plan, Launch, Plan};
-use trainctl_core::state_machine::Observation;
+use trainctl_core::state_machine::{JobPhase, Observation};
 use trainctl_core::ReplicaId;
 use trainctl_kube::render::{pod_group, replica_objects};
 
@@ -197,8 +197,12 @@ impl<'a> Reconciler<'a> {
         self.ctx
             .metrics
             .set_phase(&self.job.metadata.name, &self.ns, decision.phase);
-        if old.phase.as_deref() != status.phase.as_deref() {
-            let warning = decision.phase == trainctl_core::state_machine::JobPhase::Failed;
+        // A new job's first Pending says only that the operator accepted it: the Created
+        // condition says so, and the pods' creation gets its own Event (as Kubeflow's
+        // operators do), so it costs no write of its own.
+        let accepted = old.phase.is_none() && decision.phase == JobPhase::Pending;
+        if old.phase.as_deref() != status.phase.as_deref() && !accepted {
+            let warning = decision.phase == JobPhase::Failed;
             record_event(
                 &self.ctx.client,
                 &self.resource,

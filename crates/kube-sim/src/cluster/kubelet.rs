@@ -1,15 +1,20 @@
 //! The simulated kubelet: bound pods start Running; they end Succeeded or Failed with an
 //! exit code when the test says so, or when their script annotation
-//! (`run 2s then exit 1`, `exit 0`) says so; pods of a killed node fail.
+//! (`run 2s then exit 1`, `exit 0`) says so; pods of a killed node fail. Pods whose image
+//! the simulated registry lacks wait in `ErrImagePull`, then `ImagePullBackOff`; GPU pods
+//! on a node without the NVIDIA runtime fail as nvidia-smi does when NVML cannot load.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::index::{node_of, PodIndex, PodKey};
-use super::printer::parse_schedule;
-use super::{builtin, write_pod, PRINT_ANNOTATION, SCRIPT_ANNOTATION};
+use super::printer::{parse_schedule, with_env};
+use super::scheduler::requests;
+use super::{builtin, record_event, write_pod, PRINT_ANNOTATION, SCRIPT_ANNOTATION};
+use crate::control::NO_NVIDIA_RUNTIME;
 use crate::server::LogLine;
 use crate::store::{now, Store};
 
@@ -123,6 +128,58 @@ pub(crate) fn fail_pods_on_node(store: &mut Store, node: &str) {
     }
 }
 
+/// What nvidia-smi prints when the container has no NVML library (exit code 12 in its
+/// manual: "NVML Shared Library couldn't be found or loaded").
+const NVML_MISSING: &str = "NVIDIA-SMI couldn't find libnvidia-ml.so library in your system. Please make sure that the NVIDIA Display Driver is properly installed and present in your system.";
+
+/// The first of a pod's images that the registry lacks.
+fn unpullable<'a>(pod: &'a Value, missing: &HashSet<String>) -> Option<&'a str> {
+    let containers = pod["spec"]["containers"].as_array();
+    containers
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["image"].as_str())
+        .find(|image| missing.contains(*image))
+}
+
+/// Moves a pod that cannot pull `image` one step along ErrImagePull -> ImagePullBackOff,
+/// recording the kubelet's event; false when it is already backing off.
+fn pull_failed(store: &mut Store, pod: &mut Value, image: &str) -> bool {
+    let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"];
+    let (reason, message, event) = match waiting.as_str() {
+        Some("ImagePullBackOff") => return false,
+        Some("ErrImagePull") => (
+            "ImagePullBackOff",
+            format!("Back-off pulling image \"{image}\""),
+            "BackOff",
+        ),
+        _ => (
+            "ErrImagePull",
+            format!("Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"),
+            "Failed",
+        ),
+    };
+    record_event(store, pod, event, &message, "kubelet");
+    set_containers(
+        pod,
+        "Pending",
+        json!({"waiting": {"reason": reason, "message": message}}),
+    );
+    true
+}
+
+/// Whether a pod asks for GPUs on a node whose runtime does not give them the driver.
+fn without_nvml(store: &Store, pod: &Value) -> bool {
+    let Some(node) = node_of(pod) else {
+        return false;
+    };
+    let nodes = builtin(store, "", "nodes");
+    let annotated = store
+        .find(&nodes, "", node)
+        .is_some_and(|n| n["metadata"]["annotations"][NO_NVIDIA_RUNTIME] == "true");
+    annotated && requests(pod)[2] > 0.0
+}
+
 /// What a running pod's script asks for now.
 enum Due {
     /// Nothing yet.
@@ -161,7 +218,7 @@ fn printing(pod: &Value, since: Timestamp, printed: u64, now: Timestamp) -> Vec<
     let Some(text) = pod["metadata"]["annotations"][PRINT_ANNOTATION].as_str() else {
         return Vec::new();
     };
-    let Some(schedule) = parse_schedule(text) else {
+    let Some(schedule) = parse_schedule(&with_env(text, pod)) else {
         let (ns, name) = crate::store::object_name(pod);
         eprintln!("kube-sim: pod {ns}/{name}: cannot read print schedule {text:?} (try `every 1s step {{n}}`)");
         return Vec::new();
@@ -176,21 +233,36 @@ pub(super) fn step(
     store: &mut Store,
     index: &mut PodIndex,
     now: Timestamp,
+    missing_images: &HashSet<String>,
 ) -> Vec<(PodKey, Vec<LogLine>)> {
     let pods = builtin(store, "", "pods");
     let to_start: Vec<PodKey> = index.to_start.iter().cloned().collect();
+    let mut printed = Vec::new();
     for (ns, name) in to_start {
         let Some(mut pod) = store.find(&pods, &ns, &name).cloned() else {
             continue;
         };
+        if let Some(image) = unpullable(&pod, missing_images).map(str::to_string) {
+            if pull_failed(store, &mut pod, &image) {
+                write_pod(store, pod);
+            }
+            continue;
+        }
         start(&mut pod, index.starts);
         index.starts += 1;
         let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
         index.started.insert(uid.to_string(), now);
+        if without_nvml(store, &pod) {
+            let line = LogLine {
+                at: now,
+                text: NVML_MISSING.into(),
+            };
+            printed.push(((ns, name), vec![line]));
+            terminate_pod(&mut pod, 12, None);
+        }
         write_pod(store, pod);
     }
     let mut ending = Vec::new();
-    let mut printed = Vec::new();
     for (ns, name) in &index.scripted {
         let Some(pod) = store.find(&pods, ns, name) else {
             continue;

@@ -83,7 +83,8 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         index.catch_up(&mut changes, &store);
         scheduler::schedule(&mut store, gang, &mut index);
         index.catch_up(&mut changes, &store);
-        let printed = kubelet::step(&mut store, &mut index, shared.now());
+        let missing = shared.missing_images().clone();
+        let printed = kubelet::step(&mut store, &mut index, shared.now(), &missing);
         // Lines are added before the store lock goes, so a reader that sees a pod ended
         // also sees everything it printed.
         let mut logs = shared.logs();

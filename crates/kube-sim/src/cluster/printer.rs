@@ -1,8 +1,10 @@
 //! Print schedules: a running pod annotated `kube-sim.trainctl.dev/print: every 1s step {n}`
-//! prints that line (`{n}` is the line's number, from 1) once per interval of simulated
-//! time, each line stamped with the time it was due, until the pod ends.
+//! prints that line (`{n}` is the line's number, from 1; `{env:NAME}` the value of its first
+//! container's environment variable NAME) once per interval of simulated time, each line
+//! stamped with the time it was due, until the pod ends.
 
 use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
 
 use crate::server::LogLine;
 
@@ -22,6 +24,31 @@ pub(super) fn parse_schedule(text: &str) -> Option<Schedule> {
         every,
         template: template.to_string(),
     })
+}
+
+/// The template with every `{env:NAME}` replaced by the value of the pod's first container's
+/// variable NAME (empty when it has none).
+pub(super) fn with_env(template: &str, pod: &Value) -> String {
+    let env = pod["spec"]["containers"][0]["env"].as_array();
+    let value = |name: &str| {
+        env.into_iter()
+            .flatten()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .unwrap_or_default()
+    };
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{env:") {
+        let Some(len) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        out.push_str(value(&rest[start + 5..start + len]));
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Schedule {
@@ -53,5 +80,18 @@ mod tests {
         assert_eq!(lines[1].at, start + SignedDuration::from_secs(6));
         assert_eq!(parse_schedule("every 0s x"), None);
         assert_eq!(parse_schedule("sometimes"), None);
+    }
+
+    #[test]
+    fn env_placeholders_take_the_first_containers_values() {
+        let pod = serde_json::json!({"spec": {"containers": [
+            {"env": [{"name": "HP_X", "value": "0.25"}, {"name": "RANK", "value": "3"}]},
+            {"env": [{"name": "HP_X", "value": "9"}]}
+        ]}});
+        assert_eq!(
+            with_env("step {n} acc {env:HP_X} r{env:RANK} {env:NONE}.", &pod),
+            "step {n} acc 0.25 r3 ."
+        );
+        assert_eq!(with_env("open {env:HP_X", &pod), "open {env:HP_X");
     }
 }

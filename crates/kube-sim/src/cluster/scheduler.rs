@@ -1,6 +1,7 @@
 //! The simulated scheduler: binds pending pods to Ready nodes with room for their requests
-//! (cpu, memory, `nvidia.com/gpu`) and a matching nodeSelector; unschedulable pods stay
-//! Pending with a `FailedScheduling` event. Pods of gang schedulers (volcano,
+//! (cpu, memory, `nvidia.com/gpu`), a matching nodeSelector and tolerations for their
+//! `NoSchedule`/`NoExecute` taints; unschedulable pods stay Pending with a
+//! `FailedScheduling` event worded as the real scheduler's. Pods of gang schedulers (volcano,
 //! coscheduling) are bound a whole PodGroup at a time, and only when the test enables it.
 
 use std::collections::BTreeMap;
@@ -37,10 +38,34 @@ pub(super) fn requests(pod: &Value) -> Amounts {
     total
 }
 
-fn is_ready(node: &Value) -> bool {
+/// Why no pod may go to a node whatever it asks (not Ready, cordoned), as the real
+/// scheduler words it.
+fn closed(node: &Value) -> Option<String> {
     let conditions = node["status"]["conditions"].as_array();
     let ready = conditions.and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
-    ready.is_none_or(|c| c["status"] == "True") && node["spec"]["unschedulable"] != true
+    if node["spec"]["unschedulable"] == true {
+        Some("node(s) were unschedulable".into())
+    } else if ready.is_some_and(|c| c["status"] != "True") {
+        Some("node(s) had untolerated taint {node.kubernetes.io/not-ready: }".into())
+    } else {
+        None
+    }
+}
+
+/// Whether one of `pod`'s tolerations tolerates `taint` (the API's matching rules).
+fn tolerates(pod: &Value, taint: &Value) -> bool {
+    let tolerations = pod["spec"]["tolerations"].as_array();
+    tolerations.into_iter().flatten().any(|t| {
+        let key = t["key"].as_str().unwrap_or_default();
+        let effect = t["effect"].as_str().unwrap_or_default();
+        let exists = t["operator"] == "Exists";
+        let effect_ok = effect.is_empty() || taint["effect"] == effect;
+        let key_ok = (key.is_empty() && exists) || taint["key"] == key;
+        let value_ok = exists
+            || t["value"].as_str().unwrap_or_default()
+                == taint["value"].as_str().unwrap_or_default();
+        effect_ok && key_ok && value_ok
+    })
 }
 
 /// A node and what is still free on it.
@@ -48,17 +73,46 @@ fn is_ready(node: &Value) -> bool {
 struct Room {
     name: String,
     labels: Value,
+    taints: Vec<Value>,
+    closed: Option<String>,
     free: Amounts,
 }
 
 impl Room {
     fn fits(&self, pod: &Value, need: &Amounts) -> bool {
+        self.why_not(pod, need).is_empty()
+    }
+
+    /// Why `pod` cannot go here, in the real scheduler's words and filter order (nothing:
+    /// it fits).
+    fn why_not(&self, pod: &Value, need: &Amounts) -> Vec<String> {
+        if let Some(closed) = &self.closed {
+            return vec![closed.clone()];
+        }
+        let untolerated = self.taints.iter().find(|t| {
+            matches!(t["effect"].as_str(), Some("NoSchedule" | "NoExecute")) && !tolerates(pod, t)
+        });
+        if let Some(taint) = untolerated {
+            return vec![format!(
+                "node(s) had untolerated taint {{{}: {}}}",
+                taint["key"].as_str().unwrap_or_default(),
+                taint["value"].as_str().unwrap_or_default()
+            )];
+        }
         let selector = pod["spec"]["nodeSelector"].as_object();
         let labels_match = selector
             .into_iter()
             .flatten()
             .all(|(k, v)| self.labels.get(k) == Some(v));
-        labels_match && need.iter().zip(self.free).all(|(n, f)| *n <= f + 1e-9)
+        if !labels_match {
+            return vec!["node(s) didn't match Pod's node affinity/selector".into()];
+        }
+        RESOURCES
+            .iter()
+            .zip(need.iter().zip(self.free))
+            .filter(|(_, (n, f))| **n > f + 1e-9)
+            .map(|(r, _)| format!("Insufficient {r}"))
+            .collect()
     }
 
     fn take(&mut self, need: &Amounts) {
@@ -68,11 +122,26 @@ impl Room {
     }
 }
 
-/// The Ready nodes with their free resources.
+/// The real scheduler's FailedScheduling message: how many nodes gave each reason, the
+/// `count reason` texts sorted.
+fn unschedulable_message(rooms: &[Room], pod: &Value, need: &Amounts) -> String {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for reason in rooms.iter().flat_map(|r| r.why_not(pod, need)) {
+        *counts.entry(reason).or_default() += 1;
+    }
+    let mut reasons: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    reasons.sort();
+    format!(
+        "0/{} nodes are available: {}.",
+        rooms.len(),
+        reasons.join(", ")
+    )
+}
+
+/// Every node with its free resources.
 fn rooms(store: &Store, index: &PodIndex) -> Vec<Room> {
     store
         .list_refs(&builtin(store, "", "nodes"), None)
-        .filter(|n| is_ready(n))
         .map(|node| {
             let (_, name) = object_name(node);
             let allocatable = &node["status"]["allocatable"];
@@ -84,6 +153,11 @@ fn rooms(store: &Store, index: &PodIndex) -> Vec<Room> {
             }
             Room {
                 labels: node["metadata"]["labels"].clone(),
+                taints: node["spec"]["taints"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                closed: closed(node),
                 name,
                 free,
             }
@@ -204,10 +278,7 @@ fn decide(store: &Store, pods: &ResourceType, gang: bool, index: &PodIndex) -> V
             }
             None if index.reported.contains(uid(pod)) => {}
             None => {
-                let message = format!(
-                    "0/{} nodes are available: insufficient resources or node selector mismatch.",
-                    rooms.len()
-                );
+                let message = unschedulable_message(&rooms, pod, &need);
                 decisions.push(Decision::Unschedulable(key.clone(), message));
             }
         }
@@ -241,5 +312,63 @@ mod tests {
             {"resources": {"limits": {"nvidia.com/gpu": 2, "cpu": "1"}, "requests": {"cpu": "500m"}}},
             {"resources": {"requests": {"memory": "1Gi"}}}]}});
         assert_eq!(requests(&pod), [0.5, 1024f64.powi(3), 2.0]);
+    }
+
+    fn room(name: &str, gpus: f64, taints: Value) -> Room {
+        Room {
+            name: name.into(),
+            labels: json!({}),
+            taints: taints.as_array().cloned().unwrap_or_default(),
+            closed: None,
+            free: [8.0, 1e12, gpus],
+        }
+    }
+
+    #[test]
+    fn the_message_counts_each_nodes_reason_as_the_real_scheduler_words_it() {
+        let rooms = [
+            room(
+                "a",
+                8.0,
+                json!([{"key": "dedicated", "value": "ml", "effect": "NoSchedule"}]),
+            ),
+            room("b", 0.0, json!([])),
+            room(
+                "c",
+                0.0,
+                json!([{"key": "soft", "value": "", "effect": "PreferNoSchedule"}]),
+            ),
+        ];
+        let pod =
+            json!({"spec": {"containers": [{"resources": {"limits": {"nvidia.com/gpu": 1}}}]}});
+        let need = requests(&pod);
+        assert_eq!(
+            unschedulable_message(&rooms, &pod, &need),
+            "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: ml}, 2 Insufficient nvidia.com/gpu."
+        );
+    }
+
+    #[test]
+    fn tolerations_match_by_key_value_and_effect_or_exists() {
+        let taint = json!({"key": "dedicated", "value": "ml", "effect": "NoSchedule"});
+        let with = |t: Value| json!({"spec": {"tolerations": [t]}});
+        assert!(tolerates(
+            &with(json!({"key": "dedicated", "operator": "Equal", "value": "ml"})),
+            &taint
+        ));
+        assert!(tolerates(
+            &with(json!({"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"})),
+            &taint
+        ));
+        assert!(tolerates(&with(json!({"operator": "Exists"})), &taint));
+        assert!(!tolerates(
+            &with(json!({"key": "dedicated", "value": "web"})),
+            &taint
+        ));
+        assert!(!tolerates(
+            &with(json!({"key": "dedicated", "operator": "Exists", "effect": "NoExecute"})),
+            &taint
+        ));
+        assert!(!tolerates(&json!({"spec": {}}), &taint));
     }
 }
