@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use trainctl_metrics::collect::Collector;
+use trainctl_metrics::event_lines::{format_line, OwnEventFiles, END_LINE};
 use trainctl_metrics::job::JobMetrics;
 use trainctl_metrics::series::Run;
 use trainctl_metrics::stdout::StdoutParser;
@@ -84,7 +85,10 @@ impl LiveJobMetrics {
 /// Follows a cluster job until it ends, recording its metrics under `dir` every `every`:
 /// `metrics.db`, event files under `stdout/<replica>/` (TensorBoard reads them) and a copy
 /// of the attempt logs under `logs/`, each live pod's log followed as a stream
-/// ([`LogMirror`]). Calls `progress` with the points each pass added.
+/// ([`LogMirror`]). Calls `progress` with the points each pass added. The scalars the job
+/// writes to its own event files under `dir` are printed on stdout as metric lines
+/// ([`trainctl_metrics::event_lines`]), so the operator reads them from this log, and at
+/// the end [`END_LINE`].
 pub async fn collect_job(
     cluster: &Cluster,
     name: &str,
@@ -94,17 +98,38 @@ pub async fn collect_job(
 ) -> Result<()> {
     let mut collector = open_collector(cluster, name, dir).await?;
     let mut mirror = LogMirror::new(dir);
+    let mut own_events = OwnEventFiles::new(dir);
     loop {
         let ended = mirror.pass(cluster, name).await?;
         // Once the job has ended, the followers end with the last lines of its pods.
         let idle = mirror.idle().await?;
         let complete = ended && idle;
         progress(collector.collect(complete)?);
+        print_own_events(&mut own_events)?;
         if complete {
+            println!("{END_LINE}");
             return Ok(());
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// Prints the scalars the job's own event files gained as metric lines on stdout (flushed,
+/// so a log reader sees them at once), and what had to be skipped on stderr.
+fn print_own_events(files: &mut OwnEventFiles) -> Result<()> {
+    let (scalars, problems) = files.poll()?;
+    for problem in problems {
+        eprintln!("warning: {problem}");
+    }
+    if scalars.is_empty() {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    for scalar in &scalars {
+        writeln!(out, "{}", format_line(scalar))?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// The collector for `dir`, parsing by the job's `spec.metrics`.

@@ -2,7 +2,11 @@
 //! ([`LogFollower`], so no line is fetched twice) and parsed line by line, as they come, by
 //! the same stdout parser as locally; attempts whose pod went before it could be followed
 //! are read from the operator's archive, and so is the end of one whose pod went while its
-//! connection was down. A [`TrialLogs`] lives as long as its trial runs: the operator keeps
+//! connection was down. A trial whose job has a TensorBoard also has the collector beside
+//! it followed (its `collector` container, found by the job's labels): the scalars of the
+//! job's own event files it prints ([`trainctl_metrics::event_lines`]) count as the trial's
+//! values too, each run of event files like one more replica after the real ones. A
+//! [`TrialLogs`] lives as long as its trial runs: the operator keeps
 //! one per running trial across reconciles, and after a restart reads each log once again.
 
 use std::collections::BTreeMap;
@@ -14,6 +18,8 @@ use kube::api::ListParams;
 use kube::{Api, ResourceExt};
 use tokio::task::JoinHandle;
 use trainctl_core::ReplicaId;
+use trainctl_kube::render::{COLLECTOR_CONTAINER, COMPONENT, TENSORBOARD_COMPONENT};
+use trainctl_metrics::event_lines::{parse_line, END_LINE};
 use trainctl_metrics::stdout::StdoutParser;
 
 use crate::client::{attempt_sources, LogSource};
@@ -68,6 +74,38 @@ impl AttemptPoints {
     }
 }
 
+/// What the collectors beside the trial's TensorBoard printed of the job's own event files:
+/// per run, the value at each (tag, step) (a collector that starts again prints every
+/// scalar again, which changes nothing), and whether one printed that the job had ended
+/// and every scalar was printed.
+#[derive(Debug, Default)]
+struct EventPoints {
+    runs: BTreeMap<String, BTreeMap<(i64, String), f64>>,
+    ended: bool,
+}
+
+impl EventPoints {
+    /// Takes the collector's next line.
+    fn push(&mut self, line: &str) {
+        if line == END_LINE {
+            self.ended = true;
+        } else if let Some(s) = parse_line(line) {
+            let run = self.runs.entry(s.run).or_default();
+            run.insert((s.step, s.tag), s.value);
+        }
+    }
+
+    /// Each run's points in step order, runs in name order.
+    fn by_run(&self) -> impl Iterator<Item = Vec<MetricPoint>> + '_ {
+        self.runs.values().map(|points| {
+            points
+                .iter()
+                .map(|((step, tag), value)| (tag.clone(), (*step).max(0) as u64, *value))
+                .collect()
+        })
+    }
+}
+
 /// One attempt of one replica: its points and, while its pod is followed, the follower.
 struct Attempt {
     points: Arc<Mutex<AttemptPoints>>,
@@ -80,14 +118,21 @@ struct Attempt {
 pub struct TrialLogs {
     parser: StdoutParser,
     attempts: BTreeMap<(ReplicaId, u32), Attempt>,
+    events: Arc<Mutex<EventPoints>>,
+    /// The collector pods seen, by name, with their followers while they are followed.
+    collectors: BTreeMap<String, Option<JoinHandle<Result<bool>>>>,
 }
 
 impl Drop for TrialLogs {
     fn drop(&mut self) {
-        for attempt in self.attempts.values() {
-            if let Some(task) = &attempt.follower {
-                task.abort();
-            }
+        let collectors = self.collectors.values().flatten();
+        for task in self
+            .attempts
+            .values()
+            .filter_map(|a| a.follower.as_ref())
+            .chain(collectors)
+        {
+            task.abort();
         }
     }
 }
@@ -98,6 +143,8 @@ impl TrialLogs {
         TrialLogs {
             parser,
             attempts: BTreeMap::new(),
+            events: Arc::default(),
+            collectors: BTreeMap::new(),
         }
     }
 
@@ -105,9 +152,13 @@ impl TrialLogs {
     /// reads archived attempts nobody followed (and the archived end of followed ones whose
     /// pod went first); returns whether every follower had ended before the attempts were
     /// listed, so a job that had ended before this call has every line read. A follower
-    /// that failed is reported and its attempt read again from the start next time.
+    /// that failed is reported and its attempt read again from the start next time. The
+    /// running collector of the job's TensorBoard is followed too; while its pod is pending
+    /// or running, every line counts as read only once it has printed that the job ended (a
+    /// TensorBoard pod that has gone or ended is not waited for).
     pub async fn pass(&mut self, client: &kube::Client, job: &TrainingJobResource) -> Result<bool> {
-        let failed = self.reap().await;
+        let failed = self.reap().await.or(self.reap_collectors().await);
+        let collected = lock(&self.events).ended;
         let idle = self.attempts.values().all(|a| a.follower.is_none());
         let ns = job.namespace().unwrap_or_default();
         let name = job.name_any();
@@ -123,6 +174,19 @@ impl TrialLogs {
             .await?
             .items;
         let mut started = false;
+        let collecting = live.iter().any(|p| collector_phase(p).is_some())
+            || self.collectors.values().any(Option::is_some);
+        for pod in live
+            .iter()
+            .filter(|p| collector_phase(p) == Some("Running"))
+        {
+            if !self.collectors.contains_key(&pod.name_any()) {
+                let follower =
+                    LogFollower::new(pods.clone(), &pod.name_any(), Some(COLLECTOR_CONTAINER));
+                let task = spawn_follow(follower, self.events.clone(), EventPoints::push);
+                self.collectors.insert(pod.name_any(), Some(task));
+            }
+        }
         for source in attempt_sources(job, &archive, &live) {
             let key = (source.replica, source.attempt);
             match (source.source, self.attempts.get_mut(&key)) {
@@ -152,13 +216,14 @@ impl TrialLogs {
         }
         match failed {
             Some(e) => Err(e),
-            None => Ok(idle && !started),
+            None => Ok(idle && !started && (collected || !collecting)),
         }
     }
 
     /// The observation of `metrics` (the objective first) so far: the first replica that
     /// printed the objective is the trial's (as locally, where the first run with the
-    /// metric counts), its attempts' points in order.
+    /// metric counts), its attempts' points in order; else the first run of the job's own
+    /// event files that has it.
     pub fn observe(&self, metrics: &[String]) -> TrialObservation {
         let Some(objective) = metrics.first() else {
             return TrialObservation::default();
@@ -171,22 +236,21 @@ impl TrialLogs {
                 .or_default()
                 .extend(points.points.iter().cloned());
         }
+        let events = lock(&self.events);
         let points = by_replica
             .into_values()
+            .chain(events.by_run())
             .find(|points| points.iter().any(|p| &p.0 == objective))
             .unwrap_or_default();
         TrialObservation::from_points(objective, metrics, &points)
     }
 
     /// A task parsing what `follower` delivers; it ends with whether the pod gave every line.
-    fn follow(&self, mut follower: LogFollower) -> Attempt {
+    fn follow(&self, follower: LogFollower) -> Attempt {
         let points = Arc::new(Mutex::new(AttemptPoints::default()));
-        let (parser, into) = (self.parser.clone(), points.clone());
-        let task = tokio::spawn(async move {
-            while let Some(line) = follower.next_line().await? {
-                lock(&into).push(&parser, &line);
-            }
-            Ok(follower.whole())
+        let parser = self.parser.clone();
+        let task = spawn_follow(follower, points.clone(), move |points, line| {
+            points.push(&parser, line)
         });
         Attempt {
             points,
@@ -226,9 +290,58 @@ impl TrialLogs {
         }
         failure
     }
+
+    /// Collects the collector followers that have ended; forgets those that failed (so
+    /// they are followed again) and returns the first failure.
+    async fn reap_collectors(&mut self) -> Option<anyhow::Error> {
+        let mut failure = None;
+        for (pod, slot) in &mut self.collectors {
+            let Some(task) = slot.take_if(|task| task.is_finished()) else {
+                continue;
+            };
+            match task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    failure.get_or_insert(e.context(format!("collector pod {pod}")));
+                }
+                Err(e) => {
+                    failure.get_or_insert(anyhow!("a log follower panicked: {e}"));
+                }
+            }
+        }
+        if failure.is_some() {
+            // Followed again from the start; the values they print again change nothing.
+            self.collectors.retain(|_, slot| slot.is_some());
+        }
+        failure
+    }
 }
 
-fn lock(points: &Mutex<AttemptPoints>) -> std::sync::MutexGuard<'_, AttemptPoints> {
+/// The phase of `pod` when it is a TensorBoard pod (which runs the collector) that is
+/// pending or running.
+fn collector_phase(pod: &Pod) -> Option<&str> {
+    let component = pod.labels().get(COMPONENT).map(String::as_str);
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    let phase = phase.filter(|p| matches!(*p, "Pending" | "Running"));
+    (component == Some(TENSORBOARD_COMPONENT)).then_some(phase)?
+}
+
+/// A task handing each line `follower` delivers to `push` with `into`; it ends with whether
+/// the pod gave every line.
+fn spawn_follow<T: Send + 'static>(
+    mut follower: LogFollower,
+    into: Arc<Mutex<T>>,
+    push: impl Fn(&mut T, &str) + Send + 'static,
+) -> JoinHandle<Result<bool>> {
+    tokio::spawn(async move {
+        while let Some(line) = follower.next_line().await? {
+            push(&mut lock(&into), &line);
+        }
+        Ok(follower.whole())
+    })
+}
+
+fn lock<T>(points: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     points.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -66,6 +66,15 @@ impl EventFileReader {
     /// Reads the records appended since the last poll and adds their scalars to `run`.
     /// Returns the records that had to be skipped.
     pub fn poll(&mut self, run: &mut Run) -> io::Result<Vec<Problem>> {
+        self.poll_scalars(&mut |tag, point| run.push(tag, point))
+    }
+
+    /// Reads the records appended since the last poll and hands each scalar (its tag and
+    /// point) to `scalar`, in file order. Returns the records that had to be skipped.
+    pub fn poll_scalars(
+        &mut self,
+        scalar: &mut dyn FnMut(&str, Point),
+    ) -> io::Result<Vec<Problem>> {
         let mut file = File::open(&self.path).map_err(at(&self.path))?;
         file.seek(SeekFrom::Start(self.offset + self.pending.len() as u64))
             .map_err(at(&self.path))?;
@@ -81,7 +90,7 @@ impl EventFileReader {
                     at += skip;
                 }
                 Frame::Record { data, consumed } => {
-                    if let Err(e) = add_scalars(data, run) {
+                    if let Err(e) = scalars(data, scalar) {
                         problems.push(self.problem(at, format!("not an event: {e}")));
                     }
                     at += consumed;
@@ -102,8 +111,8 @@ impl EventFileReader {
     }
 }
 
-/// Decodes one event and adds the scalars of its summary to `run`.
-fn add_scalars(data: &[u8], run: &mut Run) -> Result<(), prost::DecodeError> {
+/// Decodes one event and hands the scalars of its summary to `scalar`.
+fn scalars(data: &[u8], scalar: &mut dyn FnMut(&str, Point)) -> Result<(), prost::DecodeError> {
     let event = Event::decode(data)?;
     if let Some(What::Summary(summary)) = &event.what {
         for value in &summary.value {
@@ -113,7 +122,7 @@ fn add_scalars(data: &[u8], run: &mut Run) -> Result<(), prost::DecodeError> {
                     wall_time: event.wall_time,
                     value: v,
                 };
-                run.push(&value.tag, point);
+                scalar(&value.tag, point);
             }
         }
     }

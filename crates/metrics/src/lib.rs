@@ -13,6 +13,7 @@ pub mod collect;
 pub mod db;
 pub mod error;
 pub mod event_file;
+pub mod event_lines;
 pub mod job;
 pub mod plot;
 pub mod proto;

@@ -53,7 +53,7 @@ impl RunReader {
 }
 
 /// The event files directly in `dir`.
-fn event_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
+pub(crate) fn event_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(at(dir))? {
         let entry = entry.map_err(at(dir))?;

@@ -10,12 +10,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{eventually, Cluster, NS, OPERATOR_USER};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, ResourceExt};
 use kube_sim::{FaultRule, InjectedError};
+use trainctl_kube::render::{COLLECTOR_CONTAINER, COMPONENT};
 use trainctl_kube_client::experiment::{TRIAL_ASSIGNMENT_ANNOTATION, TRIAL_NUMBER_ANNOTATION};
 use trainctl_kube_client::{ExperimentResource, ExperimentStatus};
+use trainctl_metrics::event_lines::{format_line, EventScalar, END_LINE};
 use trainctl_operator::TrainingJobResource;
 
 /// What a trial pod does: the lines it prints, and its exit code (None: it keeps running).
@@ -100,6 +103,8 @@ async fn training<T>(
                 .items
                 .iter()
                 .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                // A trial's TensorBoard pod is no replica (see `collectors`).
+                .filter(|p| !p.labels().contains_key(COMPONENT))
                 .collect();
             let mut seen = peak.lock().unwrap();
             *seen = (*seen).max(running.len());
@@ -132,6 +137,87 @@ async fn training<T>(
     };
     let peak = *peak.lock().unwrap();
     (out, peak)
+}
+
+/// Plays the Deployment controller and the collector for the TensorBoard of each trial of
+/// `experiment`, as `trainctl collect` would run on the cluster (kube-sim runs neither):
+/// creates the pod of the trial's TensorBoard Deployment; once it runs, prints on its
+/// collector container what the collector prints of the job's own event files (`accuracy`
+/// = `value(trial number)` at steps 1..=4 in run `validation`) and, when `ends(trial
+/// number)`, ends the trial's worker as the training program would; once the trial's job
+/// has ended, prints the collector's end line.
+async fn collectors(
+    c: &Cluster,
+    experiment: &str,
+    value: impl Fn(u64) -> f64,
+    ends: impl Fn(u64) -> bool,
+) {
+    let deployments: Api<Deployment> = Api::namespaced(c.client.clone(), NS);
+    let selector = format!("trainctl.dev/experiment={experiment}");
+    // Per trial: 0 pod created, 1 metrics printed, 2 end printed.
+    let mut progress: BTreeMap<String, u8> = BTreeMap::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let Ok(list) = deployments
+            .list(&ListParams::default().labels(&selector))
+            .await
+        else {
+            continue;
+        };
+        for deployment in list.items {
+            let job = deployment.labels()["trainctl.dev/job-name"].clone();
+            let number: u64 = job.rsplit('-').next().unwrap().parse().unwrap();
+            let pod_name = format!("{}-0", deployment.name_any());
+            let Some(done) = progress.get(&job).copied() else {
+                let template = deployment.spec.unwrap().template;
+                let mut pod = Pod {
+                    metadata: template.metadata.unwrap_or_default(),
+                    spec: template.spec,
+                    status: None,
+                };
+                pod.metadata.name = Some(pod_name);
+                if c.pods_api()
+                    .create(&PostParams::default(), &pod)
+                    .await
+                    .is_ok()
+                {
+                    progress.insert(job, 0);
+                }
+                continue;
+            };
+            let Ok(Some(pod)) = c.pods_api().get_opt(&pod_name).await else {
+                continue;
+            };
+            let running = pod.status.and_then(|s| s.phase).as_deref() == Some("Running");
+            if done == 0 && running {
+                let lines: Vec<String> = (1..=4)
+                    .map(|step| {
+                        format_line(&EventScalar {
+                            run: "validation".into(),
+                            tag: "accuracy".into(),
+                            step,
+                            value: value(number),
+                        })
+                    })
+                    .collect();
+                let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+                c.sim.append_log(NS, &pod_name, COLLECTOR_CONTAINER, &lines);
+                if ends(number) {
+                    let _ = c.sim.finish_pod(NS, &format!("{job}-worker-0"), 0);
+                }
+                progress.insert(job, 1);
+            } else if done == 1 {
+                let Ok(Some(trial)) = c.jobs().get_opt(&job).await else {
+                    continue;
+                };
+                if trial.status.as_ref().and_then(|s| s.outcome()).is_some() {
+                    c.sim
+                        .append_log(NS, &pod_name, COLLECTOR_CONTAINER, &[END_LINE]);
+                    progress.insert(job, 2);
+                }
+            }
+        }
+    }
 }
 
 /// Prints `accuracy` = `value` at steps 1..=`steps` in the progress form.
@@ -305,6 +391,52 @@ async fn a_trial_that_never_reports_the_objective_is_metrics_unavailable() {
     let (status, _) = training(&c, "mu", script, wait_experiment(&c, "mu", "Succeeded")).await;
     assert_eq!((status.trials, status.trial_metrics_unavailable), (1, 1));
     assert_eq!(status.current_optimal_trial, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trial_whose_objective_is_only_in_its_event_files_gets_it_from_the_collector_log() {
+    let c = Cluster::start().await;
+    let yaml = experiment_yaml(
+        "ev",
+        "  algorithm: {algorithmName: random}\n  \
+         earlyStopping: {algorithmName: medianstop, algorithmSettings: [{name: min_trials_required, value: \"3\"}, {name: start_step, value: \"2\"}]}\n  \
+         maxTrialCount: 5\n",
+    )
+    .replace(
+        "{worker: {count: 1}}}",
+        "{worker: {count: 1}}, tensorboard: {logDir: /logs}}",
+    );
+    submit(&c, &yaml).await;
+    // The replicas print no objective; the event files carry it: trials 0-2 reach 0.9
+    // and end, later ones 0.1 and would run for ever.
+    let script = |_, _| (vec!["loss=0.3".to_string()], None);
+    let value = |n| if n < 3 { 0.9 } else { 0.1 };
+    let until = async {
+        tokio::select! {
+            status = wait_experiment(&c, "ev", "Succeeded") => status,
+            _ = collectors(&c, "ev", value, |n| n < 3) => unreachable!("collectors run until told"),
+        }
+    };
+    let (status, _) = training(&c, "ev", script, until).await;
+    assert_eq!(status.reason.as_deref(), Some("ExperimentMaxTrialsReached"));
+    assert_eq!(
+        (status.trials_succeeded, status.trials_early_stopped),
+        (3, 2)
+    );
+    assert_eq!(status.best_objective, Some(0.9));
+    let trials = trials(&c, "ev").await;
+    for (n, trial) in &trials {
+        let s = trial.status.as_ref().unwrap();
+        let o = s.observation.as_ref().unwrap();
+        assert_eq!(o.metrics[0].name, "accuracy", "trial {n}");
+        if *n < 3 {
+            assert!(o.complete, "trial {n}");
+            assert_eq!(o.steps(), vec![(1, 0.9), (2, 0.9), (3, 0.9), (4, 0.9)]);
+        } else {
+            assert_eq!(s.reason.as_deref(), Some("EarlyStopped"), "trial {n}");
+            assert!(o.steps().iter().all(|p| p.1 == 0.1), "trial {n}: {o:?}");
+        }
+    }
 }
 
 /// The random sampler's suggestion for trial `n` of `exp`, computed here.

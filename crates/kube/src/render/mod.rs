@@ -23,11 +23,12 @@ use trainctl_spec::{CloudProfile, GangScheduler, TrainingJob};
 
 use crate::profiles::{self, ProfileTable};
 
-pub use meta::{JOB_NAME, REPLICA_INDEX, REPLICA_TYPE};
+pub use meta::{COMPONENT, JOB_NAME, REPLICA_INDEX, REPLICA_TYPE};
 pub use pod::{container_name, port_name};
 pub use replica::{kueue_queue_label, pod_group, replica_objects, ReplicaObjects};
 pub use tensorboard::{
-    is_under, tensorboard_objects, CollectorAccess, TensorboardObjects, DEFAULT_COLLECTOR_IMAGE,
+    is_under, tensorboard_objects, CollectorAccess, TensorboardObjects, COLLECTOR_CONTAINER,
+    DEFAULT_COLLECTOR_IMAGE, TENSORBOARD_COMPONENT,
 };
 
 /// What kind of objects to render.

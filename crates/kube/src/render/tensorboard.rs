@@ -20,6 +20,12 @@ use super::meta::{job_labels, object_meta, COMPONENT, JOB_NAME};
 use super::pod::non_empty_vec;
 use super::{to_value, volumes, Ctx, RenderOptions};
 
+/// The container of the TensorBoard pod that runs the collector.
+pub const COLLECTOR_CONTAINER: &str = "collector";
+
+/// The component label (`trainctl.dev/component`) of a job's TensorBoard pod.
+pub const TENSORBOARD_COMPONENT: &str = "tensorboard";
+
 /// TensorBoard's default port.
 const PORT: i32 = 6006;
 
@@ -78,7 +84,7 @@ fn build(ctx: &Ctx, collector_image: Option<&str>) -> Option<TensorboardObjects>
     let name = format!("{}-tensorboard", ctx.job.name());
     let selector = BTreeMap::from([
         (JOB_NAME.to_string(), ctx.job.name().to_string()),
-        (COMPONENT.to_string(), "tensorboard".to_string()),
+        (COMPONENT.to_string(), TENSORBOARD_COMPONENT.to_string()),
     ]);
     let mut labels = job_labels(ctx);
     labels.extend(selector.clone());
@@ -102,7 +108,7 @@ fn build(ctx: &Ctx, collector_image: Option<&str>) -> Option<TensorboardObjects>
     }];
     if let Some(image) = collector_image {
         containers.push(Container {
-            name: "collector".into(),
+            name: COLLECTOR_CONTAINER.into(),
             image: Some(image.into()),
             args: Some(collector_args(ctx.job.name(), &tb.log_dir)),
             volume_mounts: non_empty_vec(volumes::mounts(ctx, holds_logs, false)),
