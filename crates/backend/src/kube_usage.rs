@@ -87,23 +87,22 @@ fn metrics_note(e: kube::Error) -> String {
 /// Each pod's usage in the cluster's namespace, by pod name.
 pub async fn pods(cluster: &Cluster) -> Result<BTreeMap<String, Usage>, String> {
     let resource = metrics_resource("pods", "PodMetrics");
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(cluster.client().clone(), &cluster.namespace, &resource);
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(metrics_note)?;
-    Ok(list
-        .items
-        .iter()
-        .map(|p| (p.name_any(), pod_usage(p)))
-        .collect())
+    let api = Api::namespaced_with(cluster.client().clone(), &cluster.namespace, &resource);
+    usage_by_name(api, pod_usage).await
 }
 
 /// Each node's usage, by node name.
 pub async fn nodes(cluster: &Cluster) -> Result<BTreeMap<String, Usage>, String> {
     let resource = metrics_resource("nodes", "NodeMetrics");
-    let api: Api<DynamicObject> = Api::all_with(cluster.client().clone(), &resource);
+    let api = Api::all_with(cluster.client().clone(), &resource);
+    usage_by_name(api, |n| usage_of(&n.data["usage"])).await
+}
+
+/// Lists the metrics objects of `api` and reads each one's usage with `usage`, by name.
+async fn usage_by_name(
+    api: Api<DynamicObject>,
+    usage: impl Fn(&DynamicObject) -> Usage,
+) -> Result<BTreeMap<String, Usage>, String> {
     let list = api
         .list(&ListParams::default())
         .await
@@ -111,7 +110,7 @@ pub async fn nodes(cluster: &Cluster) -> Result<BTreeMap<String, Usage>, String>
     Ok(list
         .items
         .iter()
-        .map(|n| (n.name_any(), usage_of(&n.data["usage"])))
+        .map(|o| (o.name_any(), usage(o)))
         .collect())
 }
 
