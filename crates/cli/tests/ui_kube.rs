@@ -301,12 +301,7 @@ fn the_dashboard_serves_cluster_jobs_with_pods_logs_and_charts() {
         .collect();
     assert!(conditions.contains(&"Succeeded"), "{conditions:?}");
     assert!(!s["events"].as_array().unwrap().is_empty(), "events: {s}");
-    let (status, missing) = get(&base, "/api/jobs/nope");
-    assert_eq!(status, 404);
-    assert!(
-        missing["error"].as_str().unwrap().contains("nope"),
-        "{missing}"
-    );
+    assert_not_found(&base, "/api/jobs/nope", "nope");
     let (status, _) = get(&base, "/api/jobs/done/logs/live?replica=chief-0");
     assert_eq!(status, 404);
     // Jobs that are no experiment's trials make no experiments.
@@ -613,17 +608,22 @@ fn the_dashboard_follows_a_cluster_experiment_from_the_operators_observations() 
         (&json!("tune"), &json!("Succeeded"), &json!("tune-0")),
         "{list}"
     );
-    let (status, missing) = get(&base, "/api/experiments/nope");
-    assert_eq!(status, 404);
-    assert!(
-        missing["error"].as_str().unwrap().contains("nope"),
-        "{missing}"
-    );
+    assert_not_found(&base, "/api/experiments/nope", "nope");
     // A trial's link leads to its job's page.
     let (status, trial) = get(&base, "/api/jobs/tune-2");
     assert_eq!(status, 200);
     assert_eq!(
         trial["metadata"]["labels"]["trainctl.dev/experiment"],
         "tune"
+    );
+}
+
+/// `path` answers 404 with an error that names `what`.
+fn assert_not_found(base: &str, path: &str, what: &str) {
+    let (status, missing) = get(base, path);
+    assert_eq!(status, 404, "{path}");
+    assert!(
+        missing["error"].as_str().unwrap().contains(what),
+        "{missing}"
     );
 }

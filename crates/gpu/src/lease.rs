@@ -57,16 +57,7 @@ impl LeaseDir {
     pub fn try_take(&self, index: u32) -> Result<Option<Lease>, String> {
         self.ensure_dir()?;
         let path = self.dir.join(format!("gpu-{index}.lock"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| format!("cannot open the GPU lease {}: {e}", path.display()))?;
-        // Let other users take the lease too (only the creator may change the mode).
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o666));
+        let file = open_lock_file(&path, "the GPU lease")?;
         // SAFETY: flock on a descriptor this function owns; no memory is involved.
         let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         Ok(locked.then_some(Lease { index, _file: file }))
@@ -89,15 +80,7 @@ impl LeaseDir {
     pub fn admission_lock(&self) -> Result<AdmissionLock, String> {
         self.ensure_dir()?;
         let path = self.dir.join("admission.lock");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .map_err(|e| format!("cannot open the admission lock {}: {e}", path.display()))?;
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o666));
+        let file = open_lock_file(&path, "the admission lock")?;
         loop {
             // SAFETY: flock on a descriptor this function owns; no memory is involved.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
@@ -153,6 +136,21 @@ pub fn busy_without_lease(leased: &[u32]) -> Vec<(u32, String)> {
             )
         })
         .collect()
+}
+
+/// Opens (creating) the lock file `path`, never through a symlink, and lets every user lock
+/// it too (only the creator may change the mode). `what` names it in the error.
+fn open_lock_file(path: &Path, what: &str) -> Result<std::fs::File, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("cannot open {what} {}: {e}", path.display()))?;
+    let _ = file.set_permissions(std::fs::Permissions::from_mode(0o666));
+    Ok(file)
 }
 
 #[cfg(test)]
