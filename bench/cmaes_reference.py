@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""trainctl's `cmaes` against the `cmaes` library (the CMA class Optuna's CmaEsSampler drives),
-many seeds, side by side in one run: a diagnostic for search_quality.py's CMA-ES rows.
+"""trainctl's `cmaes` (mirrored sampling) against the `cmaes` library (the plain CMA class
+Optuna's CmaEsSampler drives), many seeds, side by side in one run: a diagnostic for
+search_quality.py's CMA-ES rows.
 
 The library runs as CmaEsSampler configures it (mean at the centre of the unit cube, sigma0
 1/6, default population, 10 n resamplings into the box) without Optuna's storage around it,

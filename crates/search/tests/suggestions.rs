@@ -297,6 +297,37 @@ fn cmaes_converges_on_a_sphere() {
 }
 
 #[test]
+fn cmaes_pairs_mirror_each_others_step_from_the_mean() {
+    // Before any generation ends the mean is the centre of the square (0 in each coordinate):
+    // the second trial of each pair is the first's point reflected through it.
+    let space = square(3);
+    let s = Sampler::new("cmaes", &[("random_state".into(), "5".into())]).unwrap();
+    let point = |number| -> Vec<f64> {
+        assignment(s.suggest(&space, Direction::Minimize, &[], number).unwrap())
+            .iter()
+            .map(|(_, v)| match v {
+                Value::Float(x) => *x,
+                other => panic!("numbers only: {other:?}"),
+            })
+            .collect()
+    };
+    for first in [0, 2, 4] {
+        let (a, b) = (point(first), point(first + 1));
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| (x + y).abs() < 1e-9),
+            "trials {first} and {}: {a:?} vs {b:?}",
+            first + 1
+        );
+        assert!(a.iter().any(|x| x.abs() > 1e-3), "a step was drawn: {a:?}");
+    }
+    let (b, c) = (point(1), point(2));
+    assert!(
+        b.iter().zip(&c).any(|(x, y)| (x + y).abs() > 1e-3),
+        "trials of different pairs are independent: {b:?} vs {c:?}"
+    );
+}
+
+#[test]
 fn a_maximized_objective_is_searched_the_other_way() {
     // With Maximize, TPE must concentrate on large values of -sphere, i.e. near the optimum.
     let space = square(2);

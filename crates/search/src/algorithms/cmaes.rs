@@ -1,7 +1,9 @@
 //! CMA-ES (Hansen's active (mu/mu_w, lambda) strategy, as in the `cmaes` library Optuna uses) over the numeric parameters in the unit cube,
-//! log-scaled where the parameter is. The state is rebuilt by replaying the completed trials
-//! in number order, `lambda` at a time, so a suggestion depends only on the seed and the
-//! history. Categorical and discrete parameters are drawn at random, as Optuna does.
+//! log-scaled where the parameter is, with mirrored sampling (Brockhoff et al., 2010): the
+//! second trial of each pair in a generation steps from the mean by the negative of the
+//! first's step. The state is rebuilt by replaying the completed trials in number order,
+//! `lambda` at a time, so a suggestion depends only on the seed and the history. Categorical
+//! and discrete parameters are drawn at random, as Optuna does.
 
 use super::linalg::{identity, symmetric_eigen, Matrix};
 use super::CmaesSettings;
@@ -102,23 +104,41 @@ impl Cma {
             .collect()
     }
 
-    /// A point drawn from the current distribution, redrawn until it lies in the unit cube
-    /// (clipped after 100 tries).
-    fn ask(&self, rng: &mut Rng) -> Vec<f64> {
-        let mut x = self.mean.clone();
-        for _ in 0..100 {
-            let z: Vec<f64> = (0..self.n).map(|i| self.d[i] * rng.normal()).collect();
-            x = (0..self.n)
-                .map(|i| {
-                    self.mean[i]
-                        + self.sigma * (0..self.n).map(|j| self.b[i][j] * z[j]).sum::<f64>()
-                })
-                .collect();
-            if x.iter().all(|v| (0.0..=1.0).contains(v)) {
-                return x;
+    /// The point `mean + sigma * B D z`.
+    fn point(&self, z: &[f64]) -> Vec<f64> {
+        (0..self.n)
+            .map(|i| {
+                let step: f64 = (0..self.n).map(|j| self.b[i][j] * self.d[j] * z[j]).sum();
+                self.mean[i] + self.sigma * step
+            })
+            .collect()
+    }
+
+    /// A step `z` (standard normal) whose point lies in the unit cube, redrawn up to 100 times;
+    /// `None` when every draw fell outside.
+    fn feasible_step(&self, rng: &mut Rng) -> Option<Vec<f64>> {
+        (0..100).find_map(|_| {
+            let z: Vec<f64> = (0..self.n).map(|_| rng.normal()).collect();
+            in_cube(&self.point(&z)).then_some(z)
+        })
+    }
+
+    /// A point drawn from the current distribution: the mirror of `partner`'s step when that
+    /// lies in the unit cube, else a fresh feasible draw (clipped into the cube after 100 tries).
+    fn ask(&self, rng: &mut Rng, partner: Option<Vec<f64>>) -> Vec<f64> {
+        if let Some(z) = partner {
+            let mirrored = self.point(&z.iter().map(|v| -v).collect::<Vec<_>>());
+            if in_cube(&mirrored) {
+                return mirrored;
             }
         }
-        x.iter().map(|v| v.clamp(0.0, 1.0)).collect()
+        match self.feasible_step(rng) {
+            Some(z) => self.point(&z),
+            None => {
+                let z: Vec<f64> = (0..self.n).map(|_| rng.normal()).collect();
+                self.point(&z).iter().map(|v| v.clamp(0.0, 1.0)).collect()
+            }
+        }
     }
 
     /// One generation's update from its points and losses.
@@ -190,6 +210,17 @@ impl Cma {
     }
 }
 
+fn in_cube(x: &[f64]) -> bool {
+    x.iter().all(|v| (0.0..=1.0).contains(v))
+}
+
+/// Trial `number`'s random stream, past the draws for its non-numeric parameters.
+fn trial_stream(seed: u64, number: u64, params: usize) -> (Rng, Vec<f64>) {
+    let mut rng = Rng::from_words(&[seed, number, STREAM]);
+    let unit = (0..params).map(|_| rng.uniform()).collect();
+    (rng, unit)
+}
+
 /// Trial `number`'s CMA-ES assignment.
 pub fn suggest(
     space: &Space,
@@ -203,8 +234,7 @@ pub fn suggest(
     let numeric: Vec<usize> = (0..params.len())
         .filter(|i| matches!(params[*i].coord(), Coord::Numeric { .. }))
         .collect();
-    let mut rng = Rng::from_words(&[seed, number, STREAM]);
-    let mut unit: Vec<f64> = (0..params.len()).map(|_| rng.uniform()).collect();
+    let (mut rng, mut unit) = trial_stream(seed, number, params.len());
     if !numeric.is_empty() {
         let mut cma = Cma::new(numeric.len(), settings);
         let completed: Vec<(Vec<f64>, f64)> = observations(space, direction, history)
@@ -223,7 +253,12 @@ pub fn suggest(
         for batch in completed.chunks_exact(cma.lambda) {
             cma.tell(batch.to_vec());
         }
-        for (i, u) in numeric.iter().zip(cma.ask(&mut rng)) {
+        // Trials pair up by their place in a generation (0-1, 2-3, ...): the second of a pair
+        // mirrors the step the first drew, recomputed from the first's stream.
+        let partner = (number % cma.lambda as u64 % 2 == 1)
+            .then(|| cma.feasible_step(&mut trial_stream(seed, number - 1, params.len()).0))
+            .flatten();
+        for (i, u) in numeric.iter().zip(cma.ask(&mut rng, partner)) {
             unit[*i] = u;
         }
     }
