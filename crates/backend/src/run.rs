@@ -11,7 +11,7 @@ use trainctl_core::state_machine::JobPhase;
 use trainctl_local::logs::{copy_logs, Selection};
 use trainctl_local::store::Store;
 use trainctl_local::supervisor::{supervise, SupervisorConfig};
-use trainctl_local::{Home, LocalEngine};
+use trainctl_local::{process, Home, LocalEngine};
 use trainctl_metrics::collect::Collector;
 use trainctl_metrics::event_file::Problem;
 use trainctl_metrics::stdout::StdoutParser;
@@ -36,7 +36,10 @@ pub fn warn(problems: &[Problem]) {
 }
 
 /// Supervises a created job until it ends (or `stop` is set), recording its metrics and its
-/// resource history all along; returns its final phase.
+/// resource history all along; returns its final phase. Once the last metrics are in, this
+/// process lets go of the job, so a reader that waits for its supervisor to be done (`logs
+/// -f`, `delete`, an experiment supervising its trials in-process) stops waiting although
+/// the process lives on.
 pub fn supervise_collecting(home: &Home, name: &str, stop: &AtomicBool) -> Result<JobPhase> {
     let ended = AtomicBool::new(false);
     let history = HistoryConfig::from_env();
@@ -49,7 +52,10 @@ pub fn supervise_collecting(home: &Home, name: &str, stop: &AtomicBool) -> Resul
         sampling.thread().unpark();
         phase
     });
-    Ok(phase?)
+    let phase = phase?;
+    let me = std::process::id() as i32;
+    Store::open(&home.db_path())?.let_go(name, me, process::start_ticks(me).unwrap_or(0))?;
+    Ok(phase)
 }
 
 /// Collects the job's metrics once a second, and once more after `ended` is set; a warning,

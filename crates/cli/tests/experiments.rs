@@ -300,6 +300,75 @@ fn a_killed_experiment_resumes_without_losing_or_repeating_a_trial_and_grows_its
     assert_distinct_assignments(&more, 7);
 }
 
+/// A trial whose first attempt of trial 0 hangs after its first value (until stopped);
+/// every other attempt reports its attempt number in the objective and ends.
+const HANGS_FIRST: &str = r#"
+import os, time
+job, attempt = os.environ["TRAINCTL_JOB"], int(os.environ["TRAINCTL_ATTEMPT"])
+print("accuracy=0.5 step=1", flush=True)
+if job.endswith("-0") and attempt == 0:
+    open("hanging", "w").close()
+    time.sleep(300)
+print(f"accuracy={0.6 + attempt / 100} step=2", flush=True)
+"#;
+
+/// Submits experiment `name` (one trial at a time, two in all) of [`HANGS_FIRST`] trials and
+/// waits until its first trial hangs.
+fn submit_hanging(sb: &Sandbox, name: &str) {
+    sb.write("hangs.py", HANGS_FIRST);
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: random}\n  parallelTrialCount: 1\n  maxTrialCount: 2\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+    let yaml = experiment(name, spec, "{}").replace("trial.py", "hangs.py");
+    let file = sb.write(&format!("{name}.yaml"), &yaml);
+    sb.ok(&["submit", file.to_str().unwrap()]);
+    let start = std::time::Instant::now();
+    while !sb.work().join("hanging").exists() {
+        assert!(start.elapsed().as_secs() < 30, "trial 0 never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_trial_running_when_its_experiment_is_killed_is_resumed_with_its_next_attempt() {
+    let sb = Sandbox::new();
+    submit_hanging(&sb, "crash");
+    let pid = driver_pid(&sb).expect("the detached driver runs");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    while driver_pid(&sb) == Some(pid) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sb.ok(&["resume", "experiment", "crash"]);
+    let done = wait_for(&sb, "crash", |s| s["status"]["phase"] == "Succeeded");
+    assert_distinct_assignments(&done, 2);
+    assert_eq!(done["status"]["trialsSucceeded"], 2, "{done}");
+    // Trial 0 went on with attempt 1 (its value says so); attempt 0 was stopped.
+    assert_eq!(trials(&done)[0]["value"], 0.61, "{done}");
+    let job: Value = serde_json::from_str(&sb.ok(&["get", "crash-0", "-o", "json"])).unwrap();
+    let events = job["status"]["events"].to_string();
+    assert!(
+        events.contains("SupervisorLost") && events.contains("trainctl resume experiment crash"),
+        "{events}"
+    );
+    assert!(common::job_processes(&sb.home(), "crash-0").is_empty());
+}
+
+#[test]
+fn deleting_a_trial_job_ends_that_trial_and_the_experiment_goes_on() {
+    let sb = Sandbox::new();
+    submit_hanging(&sb, "cut");
+    let driver = driver_pid(&sb).expect("the detached driver runs");
+    sb.ok(&["delete", "cut-0"]);
+    let done = wait_for(&sb, "cut", |s| s["status"]["phase"] == "Succeeded");
+    let list = trials(&done);
+    assert_eq!(list[0]["state"], "Failed", "{done}");
+    assert_eq!(list[1]["state"], "Succeeded", "{done}");
+    assert_eq!(list[1]["value"], 0.6, "{done}");
+    assert!(
+        driver_pid(&sb).is_none_or(|p| p == driver),
+        "the experiment was driven by one process"
+    );
+    assert!(common::job_processes(&sb.home(), "cut-0").is_empty());
+}
+
 /// A Katib experiment whose batch Job trial reads its parameter from the argv word the
 /// `${trialParameters.xValue}` placeholder stood in.
 const KATIB: &str = r#"apiVersion: kubeflow.org/v1beta1
