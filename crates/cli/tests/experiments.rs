@@ -106,7 +106,13 @@ fn an_experiment_runs_every_trial_and_names_the_best_one_without_exceeding_the_p
     let job = sb.ok(&["get", "tune-0", "-o", "json"]);
     assert!(job.contains("trainctl.dev/experiment"), "{job}");
     // The parallel limit holds: never more than 2 trials between their start and end.
-    let mut spans: Vec<(f64, f64)> = std::fs::read_dir(sb.work().join("times"))
+    let at_once = most_at_once(&sb, 6);
+    assert!(at_once <= 2, "{at_once} trials ran at once");
+}
+
+/// The most trials that ran at once, from the start and end times the `count` trials wrote.
+fn most_at_once(sb: &Sandbox, count: usize) -> usize {
+    let spans: Vec<(f64, f64)> = std::fs::read_dir(sb.work().join("times"))
         .unwrap()
         .map(|e| {
             let t = std::fs::read_to_string(e.unwrap().path()).unwrap();
@@ -114,15 +120,41 @@ fn an_experiment_runs_every_trial_and_names_the_best_one_without_exceeding_the_p
             (v[0], v[1])
         })
         .collect();
-    assert_eq!(spans.len(), 6);
-    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for (start, _) in &spans {
-        let at_once = spans
-            .iter()
-            .filter(|(s, e)| s <= start && e > start)
-            .count();
-        assert!(at_once <= 2, "{at_once} trials ran at once: {spans:?}");
-    }
+    assert_eq!(spans.len(), count, "{spans:?}");
+    spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, e)| s <= start && e > start)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn gpu_trials_wait_in_the_gpu_queue_like_jobs() {
+    let mut sb = Sandbox::new();
+    sb.gpus = Some("0".into());
+    sb.write("trial.py", TRIAL);
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: random}\n  parallelTrialCount: 2\n  maxTrialCount: 3\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+    let yaml = experiment("gpu", spec, "{PAUSE: \"0.2\"}")
+        .replace("{worker: {}}", "{worker: {resources: {gpu: 1}}}");
+    let file = sb.write("gpu.yaml", &yaml);
+    let out = sb.tc(&["run", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let status: Value =
+        serde_json::from_str(&sb.ok(&["get", "experiments", "gpu", "-o", "json"])).unwrap();
+    assert_eq!(status["status"]["trialsSucceeded"], 3, "{status}");
+    // Two trials may run at once, but the machine has one GPU: they took turns.
+    assert_eq!(most_at_once(&sb, 3), 1);
+    let queued = (0..3).any(|n| {
+        sb.ok(&["get", &format!("gpu-{n}"), "-o", "json"])
+            .contains("\"Queued\"")
+    });
+    assert!(queued, "no trial waited in the GPU queue");
 }
 
 #[test]
