@@ -309,7 +309,7 @@ impl Driver<'_> {
                 self.live.remove(&t.number);
             } else if let (Some(j), Ok(false)) = (&job, supervised) {
                 self.recover(t.number, j)?;
-            } else if let Some(j) = job.filter(|j| j.supervisor_pid != self.me) {
+            } else if let Some(j) = job.filter(|_| !self.supervised.0.contains_key(&t.number)) {
                 self.supervisors
                     .push((j.supervisor_pid, j.supervisor_start));
             }
