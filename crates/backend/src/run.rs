@@ -11,10 +11,11 @@ use trainctl_core::state_machine::JobPhase;
 use trainctl_local::logs::{copy_logs, Selection};
 use trainctl_local::store::Store;
 use trainctl_local::supervisor::{supervise, SupervisorConfig};
-use trainctl_local::{Home, LocalEngine};
+use trainctl_local::{process, Home, LocalEngine};
 use trainctl_metrics::collect::Collector;
 use trainctl_metrics::event_file::Problem;
 use trainctl_metrics::stdout::StdoutParser;
+use trainctl_spec::TrainingJob;
 
 use crate::resource_history::{sample_until, HistoryConfig};
 
@@ -23,9 +24,18 @@ use crate::resource_history::{sample_until, HistoryConfig};
 pub fn collector(home: &Home, name: &str) -> Result<(Collector, bool)> {
     let mut engine = LocalEngine::open(home.clone())?;
     let job = engine.job(name)?;
-    let parser = StdoutParser::for_spec(job.spec.spec.metrics.as_ref())?;
-    let c = Collector::open(&home.job_dir(name), &home.tensorboard_dir(name), parser)?;
-    Ok((c, job.phase.is_terminal()))
+    Ok((open_collector(home, &job.spec)?, job.phase.is_terminal()))
+}
+
+/// The metrics collector of `job`, with the parser its `spec.metrics` asks for.
+fn open_collector(home: &Home, job: &TrainingJob) -> Result<Collector> {
+    let parser = StdoutParser::for_spec(job.spec.metrics.as_ref())?;
+    let name = job.name();
+    Ok(Collector::open(
+        &home.job_dir(name),
+        &home.tensorboard_dir(name),
+        parser,
+    )?)
 }
 
 /// Says each problem of an event file on stderr.
@@ -36,7 +46,10 @@ pub fn warn(problems: &[Problem]) {
 }
 
 /// Supervises a created job until it ends (or `stop` is set), recording its metrics and its
-/// resource history all along; returns its final phase.
+/// resource history all along; returns its final phase. Once the last metrics are in, this
+/// process lets go of the job, so a reader that waits for its supervisor to be done (`logs
+/// -f`, `delete`, an experiment supervising its trials in-process) stops waiting although
+/// the process lives on.
 pub fn supervise_collecting(home: &Home, name: &str, stop: &AtomicBool) -> Result<JobPhase> {
     let ended = AtomicBool::new(false);
     let history = HistoryConfig::from_env();
@@ -49,15 +62,26 @@ pub fn supervise_collecting(home: &Home, name: &str, stop: &AtomicBool) -> Resul
         sampling.thread().unpark();
         phase
     });
-    Ok(phase?)
+    let phase = phase?;
+    let me = std::process::id() as i32;
+    Store::open(&home.db_path())?.let_go(name, me, process::start_ticks(me).unwrap_or(0))?;
+    Ok(phase)
 }
 
 /// Collects the job's metrics once a second, and once more after `ended` is set; a warning,
 /// and no collecting, when its `spec.metrics` cannot work. Opening the collector happens on
-/// this thread, off the path that starts the replicas.
+/// this thread, off the path that starts the replicas. The job's record is read straight
+/// from the store: its supervisor needs none of the engine's housekeeping over every job.
 fn collect_until(home: &Home, name: &str, ended: &AtomicBool) {
-    let mut c = match collector(home, name) {
-        Ok((c, _)) => c,
+    let opened = Store::open(&home.db_path())
+        .map_err(anyhow::Error::from)
+        .and_then(|s| {
+            s.job(name)?
+                .ok_or_else(|| anyhow!("job {name:?} not found"))
+        })
+        .and_then(|job| open_collector(home, &job.spec));
+    let mut c = match opened {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("warning: metrics of job {name} are not collected: {e:#}");
             return;

@@ -25,8 +25,12 @@ fn running(store: Option<&Store>, only: Option<&str>) -> anyhow::Result<Vec<Runn
     let Some(store) = store else {
         return Ok(out);
     };
-    for job in store.jobs()? {
-        if job.finished.is_some() || only.is_some_and(|n| n != job.name) {
+    let jobs = match only {
+        Some(name) => store.job(name)?.into_iter().collect(),
+        None => store.jobs()?,
+    };
+    for job in jobs {
+        if job.finished.is_some() {
             continue;
         }
         for r in store.replicas(&job.name)? {

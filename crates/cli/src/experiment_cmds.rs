@@ -45,7 +45,7 @@ fn load(file: &Path) -> Result<(Experiment, PathBuf)> {
     Ok((exp, workdir))
 }
 
-/// The command that supervises a detached job or drives a detached experiment.
+/// The command that drives a detached experiment.
 fn hidden_command(verb: &str) -> Result<Vec<String>> {
     let exe = std::env::current_exe().context("cannot find the trainctl executable")?;
     Ok(vec![exe.to_string_lossy().into_owned(), verb.into()])
@@ -65,13 +65,7 @@ fn drive(
             &table::render(exp, trials, now()),
         );
     };
-    let exp = experiment::drive(
-        &home,
-        name,
-        &hidden_command("supervise")?,
-        &signals::STOP,
-        &mut show,
-    )?;
+    let exp = experiment::drive(&home, name, &signals::STOP, &mut show)?;
     eprintln!(
         "experiment {name} {}: {}: {}",
         exp.phase, exp.reason, exp.message

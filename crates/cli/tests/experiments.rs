@@ -106,7 +106,13 @@ fn an_experiment_runs_every_trial_and_names_the_best_one_without_exceeding_the_p
     let job = sb.ok(&["get", "tune-0", "-o", "json"]);
     assert!(job.contains("trainctl.dev/experiment"), "{job}");
     // The parallel limit holds: never more than 2 trials between their start and end.
-    let mut spans: Vec<(f64, f64)> = std::fs::read_dir(sb.work().join("times"))
+    let at_once = most_at_once(&sb, 6);
+    assert!(at_once <= 2, "{at_once} trials ran at once");
+}
+
+/// The most trials that ran at once, from the start and end times the `count` trials wrote.
+fn most_at_once(sb: &Sandbox, count: usize) -> usize {
+    let spans: Vec<(f64, f64)> = std::fs::read_dir(sb.work().join("times"))
         .unwrap()
         .map(|e| {
             let t = std::fs::read_to_string(e.unwrap().path()).unwrap();
@@ -114,15 +120,41 @@ fn an_experiment_runs_every_trial_and_names_the_best_one_without_exceeding_the_p
             (v[0], v[1])
         })
         .collect();
-    assert_eq!(spans.len(), 6);
-    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for (start, _) in &spans {
-        let at_once = spans
-            .iter()
-            .filter(|(s, e)| s <= start && e > start)
-            .count();
-        assert!(at_once <= 2, "{at_once} trials ran at once: {spans:?}");
-    }
+    assert_eq!(spans.len(), count, "{spans:?}");
+    spans
+        .iter()
+        .map(|(start, _)| {
+            spans
+                .iter()
+                .filter(|(s, e)| s <= start && e > start)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn gpu_trials_wait_in_the_gpu_queue_like_jobs() {
+    let mut sb = Sandbox::new();
+    sb.gpus = Some("0".into());
+    sb.write("trial.py", TRIAL);
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: random}\n  parallelTrialCount: 2\n  maxTrialCount: 3\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+    let yaml = experiment("gpu", spec, "{PAUSE: \"0.2\"}")
+        .replace("{worker: {}}", "{worker: {resources: {gpu: 1}}}");
+    let file = sb.write("gpu.yaml", &yaml);
+    let out = sb.tc(&["run", file.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let status: Value =
+        serde_json::from_str(&sb.ok(&["get", "experiments", "gpu", "-o", "json"])).unwrap();
+    assert_eq!(status["status"]["trialsSucceeded"], 3, "{status}");
+    // Two trials may run at once, but the machine has one GPU: they took turns.
+    assert_eq!(most_at_once(&sb, 3), 1);
+    let queued = (0..3).any(|n| {
+        sb.ok(&["get", &format!("gpu-{n}"), "-o", "json"])
+            .contains("\"Queued\"")
+    });
+    assert!(queued, "no trial waited in the GPU queue");
 }
 
 #[test]
@@ -298,6 +330,75 @@ fn a_killed_experiment_resumes_without_losing_or_repeating_a_trial_and_grows_its
         s["status"]["phase"] == "Succeeded" && s["status"]["trials"] == 7
     });
     assert_distinct_assignments(&more, 7);
+}
+
+/// A trial whose first attempt of trial 0 hangs after its first value (until stopped);
+/// every other attempt reports its attempt number in the objective and ends.
+const HANGS_FIRST: &str = r#"
+import os, time
+job, attempt = os.environ["TRAINCTL_JOB"], int(os.environ["TRAINCTL_ATTEMPT"])
+print("accuracy=0.5 step=1", flush=True)
+if job.endswith("-0") and attempt == 0:
+    open("hanging", "w").close()
+    time.sleep(300)
+print(f"accuracy={0.6 + attempt / 100} step=2", flush=True)
+"#;
+
+/// Submits experiment `name` (one trial at a time, two in all) of [`HANGS_FIRST`] trials and
+/// waits until its first trial hangs.
+fn submit_hanging(sb: &Sandbox, name: &str) {
+    sb.write("hangs.py", HANGS_FIRST);
+    let spec = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: random}\n  parallelTrialCount: 1\n  maxTrialCount: 2\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+    let yaml = experiment(name, spec, "{}").replace("trial.py", "hangs.py");
+    let file = sb.write(&format!("{name}.yaml"), &yaml);
+    sb.ok(&["submit", file.to_str().unwrap()]);
+    let start = std::time::Instant::now();
+    while !sb.work().join("hanging").exists() {
+        assert!(start.elapsed().as_secs() < 30, "trial 0 never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_trial_running_when_its_experiment_is_killed_is_resumed_with_its_next_attempt() {
+    let sb = Sandbox::new();
+    submit_hanging(&sb, "crash");
+    let pid = driver_pid(&sb).expect("the detached driver runs");
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    while driver_pid(&sb) == Some(pid) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sb.ok(&["resume", "experiment", "crash"]);
+    let done = wait_for(&sb, "crash", |s| s["status"]["phase"] == "Succeeded");
+    assert_distinct_assignments(&done, 2);
+    assert_eq!(done["status"]["trialsSucceeded"], 2, "{done}");
+    // Trial 0 went on with attempt 1 (its value says so); attempt 0 was stopped.
+    assert_eq!(trials(&done)[0]["value"], 0.61, "{done}");
+    let job: Value = serde_json::from_str(&sb.ok(&["get", "crash-0", "-o", "json"])).unwrap();
+    let events = job["status"]["events"].to_string();
+    assert!(
+        events.contains("SupervisorLost") && events.contains("trainctl resume experiment crash"),
+        "{events}"
+    );
+    assert!(common::job_processes(&sb.home(), "crash-0").is_empty());
+}
+
+#[test]
+fn deleting_a_trial_job_ends_that_trial_and_the_experiment_goes_on() {
+    let sb = Sandbox::new();
+    submit_hanging(&sb, "cut");
+    let driver = driver_pid(&sb).expect("the detached driver runs");
+    sb.ok(&["delete", "cut-0"]);
+    let done = wait_for(&sb, "cut", |s| s["status"]["phase"] == "Succeeded");
+    let list = trials(&done);
+    assert_eq!(list[0]["state"], "Failed", "{done}");
+    assert_eq!(list[1]["state"], "Succeeded", "{done}");
+    assert_eq!(list[1]["value"], 0.6, "{done}");
+    assert!(
+        driver_pid(&sb).is_none_or(|p| p == driver),
+        "the experiment was driven by one process"
+    );
+    assert!(common::job_processes(&sb.home(), "cut-0").is_empty());
 }
 
 /// A Katib experiment whose batch Job trial reads its parameter from the argv word the

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
+use trainctl_spec::trial::EXPERIMENT_LABEL;
 use trainctl_spec::{CleanPodPolicy, ReplicaType, RestartPolicy, SuccessPolicy, TrainingJob};
 
 pub use crate::backoff::Backoff;
@@ -228,11 +229,26 @@ pub const LOST_REASON: &str = "SupervisorLost";
 /// and `resume` continues it; a `Never` job fails. The engine observes the loss; what it
 /// means for the job is decided here. `log` names where the lost process wrote, when it
 /// wrote anywhere (a detached supervisor does; `trainctl run` writes to its terminal).
+/// An experiment's trial is supervised inside the experiment's process: whatever its
+/// restart policy it is `Suspended`, for the experiment's resume to continue it, so the
+/// experiment's crash neither fails the trial nor costs a trial of its budget.
 pub fn supervisor_lost(job: &TrainingJob, log: Option<&str>) -> Outcome {
-    let what = match log {
-        Some(log) => format!("the supervising process exited unexpectedly (see {log})"),
-        None => "the supervising process (trainctl run) exited unexpectedly".to_string(),
+    let experiment = job.metadata.labels.get(EXPERIMENT_LABEL);
+    let what = match (log, experiment) {
+        (Some(log), _) => format!("the supervising process exited unexpectedly (see {log})"),
+        (None, Some(exp)) => format!("the process running experiment {exp} exited unexpectedly"),
+        (None, None) => "the supervising process (trainctl run) exited unexpectedly".to_string(),
     };
+    if let Some(exp) = experiment {
+        return Outcome {
+            phase: JobPhase::Suspended,
+            reason: LOST_REASON.into(),
+            message: format!(
+                "{what}; its replicas were stopped; `trainctl resume experiment {exp}` \
+                 continues this trial from its checkpoints"
+            ),
+        };
+    }
     let (phase, then) = match job.spec.run_policy.restart_policy {
         RestartPolicy::Never => (
             JobPhase::Failed,
@@ -539,6 +555,29 @@ pub(crate) mod tests {
             );
             let resumable = lost.message.contains("trainctl resume");
             assert_eq!(resumable, phase == JobPhase::Suspended, "{}", lost.message);
+        }
+    }
+
+    #[test]
+    fn a_lost_trial_is_suspended_for_its_experiment_to_resume_whatever_its_restart_policy() {
+        for policy in ["{}", "{restartPolicy: OnFailure}"] {
+            let mut trial = job("{worker: {count: 1}}", policy);
+            trial
+                .metadata
+                .labels
+                .insert(EXPERIMENT_LABEL.into(), "tune".into());
+            let lost = supervisor_lost(&trial, None);
+            assert_eq!(
+                (lost.phase, lost.reason.as_str()),
+                (JobPhase::Suspended, LOST_REASON),
+                "{policy}"
+            );
+            assert!(
+                lost.message.contains("experiment tune exited")
+                    && lost.message.contains("trainctl resume experiment tune"),
+                "{}",
+                lost.message
+            );
         }
     }
 

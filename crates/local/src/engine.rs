@@ -169,6 +169,14 @@ impl LocalEngine {
     /// [`LocalEngine::start_detached`]); the job queues for its GPUs again and every replica
     /// that had not succeeded starts its next attempt with the same checkpoint directory.
     pub fn resume(&mut self, name: &str, program: &[String]) -> Result<(), EngineError> {
+        self.resume_here(name)?;
+        self.start_detached(name, program)
+    }
+
+    /// Readies a suspended job for a supervisor that the caller runs itself (an experiment
+    /// supervising its trials in-process): clears `runPolicy.suspend` and records the resume,
+    /// as [`LocalEngine::resume`] does before it starts a detached supervisor.
+    pub fn resume_here(&mut self, name: &str) -> Result<(), EngineError> {
         let job = self.job(name)?;
         let message = "resumed: every replica that had not succeeded starts its next attempt \
                        with the same checkpoint directory";
@@ -183,7 +191,7 @@ impl LocalEngine {
                 job.phase.as_str()
             )));
         }
-        self.start_detached(name, program)
+        Ok(())
     }
 
     /// Resumes every job suspended because its supervisor was lost (a crash, a reboot);
@@ -280,17 +288,26 @@ impl LocalEngine {
             .store
             .supervisor(name)?
             .ok_or_else(|| EngineError::NotFound(name.to_string()))?;
-        if let Err(e) = self.store.set_deleting(name) {
-            // The supervisor also stops on SIGTERM, so a record that cannot be written
-            // (the disk is full) does not keep the job running.
-            if !self.cannot_write(&e) {
-                return Err(e.into());
-            }
-        }
+        let asked = match self.store.set_deleting(name) {
+            Ok(()) => true,
+            // A detached supervisor also stops on SIGTERM, so a record that cannot be
+            // written (the disk is full) does not keep the job running.
+            Err(e) if self.cannot_write(&e) => false,
+            Err(e) => return Err(e.into()),
+        };
         if process::is_same_process(pid, start) {
-            process::signal_process(pid, libc::SIGTERM);
+            // A trial supervised inside its experiment's process stops on the deleting mark
+            // alone: a signal would stop the whole experiment. Without the mark (a full disk)
+            // its replicas are killed below and its supervisor sees them exit.
+            let in_experiment = self.store.drives_experiment(pid, start)?;
+            if !in_experiment {
+                process::signal_process(pid, libc::SIGTERM);
+            }
             let deadline = Instant::now() + grace + Duration::from_secs(10);
-            while process::is_same_process(pid, start) && Instant::now() < deadline {
+            while (asked || !in_experiment)
+                && self.supervised_by(name, (pid, start))
+                && Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
@@ -324,6 +341,14 @@ impl LocalEngine {
         }
         self.unrecorded.remove(name);
         Ok(())
+    }
+
+    /// Whether the live process `supervisor` (pid, start ticks) still supervises the job: a
+    /// supervisor lets go of a job it has finished with (see `Store::let_go`) before it exits,
+    /// and one in an experiment's process does not exit at all.
+    fn supervised_by(&self, name: &str, supervisor: (i32, u64)) -> bool {
+        self.store.supervisor(name).ok().flatten() == Some(supervisor)
+            && process::is_same_process(supervisor.0, supervisor.1)
     }
 
     /// Kills whatever is left of a job's processes (after a supervisor crash, or a replica

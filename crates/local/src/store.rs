@@ -704,6 +704,19 @@ impl Store {
         Ok(())
     }
 
+    /// Records that process `pid` (started at `start`) is done supervising the job, unless
+    /// another supervisor has taken it over meanwhile.
+    pub fn let_go(&self, job: &str, pid: i32, start: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET supervisor_pid = 0, supervisor_start = 0
+                 WHERE name = ?1 AND supervisor_pid = ?2 AND supervisor_start = ?3",
+                params![job, pid, start as i64],
+            )
+            .at(&self.path)?;
+        Ok(())
+    }
+
     /// Marks the job as being deleted.
     pub fn set_deleting(&self, job: &str) -> Result<(), StoreError> {
         self.conn

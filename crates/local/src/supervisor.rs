@@ -1,6 +1,7 @@
 //! The supervisor of one job: observes its replica processes, asks core for the plan (what
 //! to launch and stop), does it, and records everything in the store. It runs in the foreground for
-//! `trainctl run` and in a detached process for `trainctl submit`.
+//! `trainctl run`, in a detached process for `trainctl submit`, and on a thread of an
+//! experiment's process for each of its trials.
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -2,8 +2,9 @@
 //! (`metrics.db`), with how far each attempt log has been read.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use crate::series::Point;
 
@@ -74,11 +75,28 @@ pub struct MetricsDb {
 }
 
 impl MetricsDb {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`. Openers that race to create the file (a job's collector and resource sampler, an
+    /// experiment's objective reader) can find it locked in a way SQLite's busy timeout does
+    /// not wait out (turning the new file into WAL); they try again for up to 10 s.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::try_open(path) {
+                Err(e)
+                    if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                opened => return opened,
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> rusqlite::Result<Self> {
         let new = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
         let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
         if new {
             // Turning a new file into a WAL database and creating the tables costs six fsyncs
             // (rollback journal, directory, WAL header), which a trial that ends at once
@@ -171,5 +189,32 @@ impl MetricsDb {
             })
         })?;
         rows.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openers_racing_to_create_a_new_database_all_get_it() {
+        for _ in 0..40 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("metrics.db");
+            let start = std::sync::Barrier::new(4);
+            std::thread::scope(|s| {
+                let openers: Vec<_> = (0..4)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            MetricsDb::open(&path).and_then(|db| db.cursor("log"))
+                        })
+                    })
+                    .collect();
+                for o in openers {
+                    assert_eq!(o.join().unwrap(), Ok(None));
+                }
+            });
+        }
     }
 }

@@ -1,26 +1,73 @@
 //! The experiment loop: reads each running trial's objective, ends trials (and stops those
 //! early stopping rejects), decides whether the experiment is over, and starts new trials up
-//! to `parallelTrialCount`. Trials are ordinary local jobs, each with its detached supervisor
-//! (which records its metrics); the loop only reads the store and the metrics.
+//! to `parallelTrialCount`. Trials are ordinary local jobs, each supervised on a thread of
+//! this process (which also records its metrics, see [`supervise_collecting`]); a trial
+//! that some other process supervises (a user resumed it by hand) is watched through the
+//! store. A trial whose supervision died with an earlier run of the experiment is resumed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use trainctl_core::state_machine::JobPhase;
-use trainctl_local::store::{ExperimentRow, Store, TrialRow};
-use trainctl_local::{now, process, Home, LocalEngine};
+use trainctl_core::state_machine::{JobPhase, LOST_REASON};
+use trainctl_local::store::{ExperimentRow, JobRow, Store, TrialRow};
+use trainctl_local::{now, process, EngineError, Home, LocalEngine};
 use trainctl_search::{Direction, EarlyStopping, Sampler, Space, Suggestion, Trial, TrialState};
 
 use trainctl_spec::trial::{counted_value, ending, to_hyper, to_value, trial_job, Ending, Tally};
 
 use super::objective::{last_lines, ObjectiveReader};
 use super::status::{best_trial, state, Counts};
+use crate::run::{collector, supervise_collecting};
 
-/// How often the loop reads its trials' objectives and the store; a trial's supervisor
-/// exiting wakes it at once, so the next trial does not wait for the tick.
+/// How often the loop reads its trials' objectives and the store; a trial's supervision
+/// ending wakes it at once, so the next trial does not wait for the tick.
 const TICK: Duration = Duration::from_millis(20);
+
+/// A trial supervised on a thread of this process.
+struct Supervision {
+    /// Set to stop the trial (early stopping, the experiment ending).
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Result<JobPhase>>,
+}
+
+impl Supervision {
+    /// Supervises `job` on a new thread, which sends on `done` when it is over.
+    fn start(home: &Home, job: &str, done: &Sender<()>) -> Result<Supervision> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (home, name, flag, done) = (home.clone(), job.to_string(), stop.clone(), done.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("supervise {job}"))
+            .spawn(move || {
+                let phase = supervise_collecting(&home, &name, &flag);
+                let _ = done.send(());
+                phase
+            })
+            .with_context(|| format!("cannot start supervising trial {job}"))?;
+        Ok(Supervision { stop, thread })
+    }
+}
+
+/// The trials supervised here, by number.
+#[derive(Default)]
+struct Supervised(HashMap<u64, Supervision>);
+
+impl Drop for Supervised {
+    /// Stops the trials still supervised (only left after an error) and waits for them, so
+    /// none outlives its supervision.
+    fn drop(&mut self) {
+        for s in self.0.values() {
+            s.stop.store(true, Ordering::SeqCst);
+        }
+        for (_, s) in self.0.drain() {
+            let _ = s.thread.join();
+        }
+    }
+}
 
 struct Driver<'a> {
     home: &'a Home,
@@ -31,25 +78,30 @@ struct Driver<'a> {
     direction: Direction,
     store: Store,
     engine: LocalEngine,
-    supervisor: &'a [String],
+    /// This process, which supervises the trials it started or resumed.
+    me: i32,
+    /// The trials supervised here.
+    supervised: Supervised,
+    /// Each supervising thread says when it is done, to wake the loop.
+    done: (Sender<()>, Receiver<()>),
     readers: HashMap<u64, ObjectiveReader>,
     live: HashMap<u64, Vec<(u64, f64)>>,
     asked_at: HashMap<u64, u64>,
     early_stopped: HashSet<u64>,
     killed: HashSet<u64>,
-    /// The live supervisors (pid, start ticks) of the running trials, as of the last look.
+    /// The live supervisors (pid, start ticks) of the running trials that other processes
+    /// supervise, as of the last look.
     supervisors: Vec<(i32, u64)>,
     exhausted: bool,
     ending: Option<Ending>,
 }
 
-/// Drives experiment `name` until it ends (or `stop` is set, which stops its trials):
-/// `supervisor` is the command that supervises a detached trial job; `on_change` sees the
-/// experiment and its trials whenever a trial starts or ends. Returns the final record.
+/// Drives experiment `name` until it ends (or `stop` is set, which stops its trials);
+/// `on_change` sees the experiment and its trials whenever a trial starts or ends. Returns
+/// the final record. On an error the trials supervised here are stopped first.
 pub fn drive(
     home: &Home,
     name: &str,
-    supervisor: &[String],
     stop: &AtomicBool,
     on_change: &mut dyn FnMut(&ExperimentRow, &[TrialRow]),
 ) -> Result<ExperimentRow> {
@@ -70,7 +122,9 @@ pub fn drive(
         exp: store.experiment(name)?.context("experiment vanished")?,
         store,
         engine: LocalEngine::open(home.clone())?,
-        supervisor,
+        me,
+        supervised: Supervised::default(),
+        done: channel(),
         readers: HashMap::new(),
         live: HashMap::new(),
         asked_at: HashMap::new(),
@@ -116,13 +170,70 @@ pub fn drive(
 }
 
 impl Driver<'_> {
-    /// Sleeps until the next tick, or until one of the running trials' supervisors exits.
+    /// Sleeps until the next tick, or until a trial's supervision ends (here, or in the
+    /// other processes that supervise trials).
     fn wait_tick(&self) {
         if self.supervisors.is_empty() {
-            std::thread::sleep(TICK);
+            if self.done.1.recv_timeout(TICK).is_ok() {
+                while self.done.1.try_recv().is_ok() {}
+            }
         } else {
             process::wait_any_exit(&self.supervisors, TICK);
         }
+    }
+
+    /// Whether trial `number`'s job is still supervised: on its thread here, or by another
+    /// live process. A thread that has finished is joined; Err says why its supervision
+    /// failed.
+    fn still_supervised(&mut self, number: u64, job: Option<&JobRow>) -> Result<bool, String> {
+        match self
+            .supervised
+            .0
+            .get(&number)
+            .map(|s| s.thread.is_finished())
+        {
+            Some(false) => Ok(true),
+            Some(true) => {
+                let s = self.supervised.0.remove(&number).expect("looked up above");
+                match s.thread.join() {
+                    Ok(Ok(_)) => Ok(false),
+                    Ok(Err(e)) => Err(format!("{e:#}")),
+                    Err(_) => Err("its supervising thread panicked".into()),
+                }
+            }
+            None => Ok(job.is_some_and(|j| {
+                j.supervisor_pid != self.me
+                    && process::is_same_process(j.supervisor_pid, j.supervisor_start)
+            })),
+        }
+    }
+
+    /// Resumes a trial whose job lost its supervisor (an earlier run of this experiment
+    /// died, or a supervisor of it did) and supervises it here: its replicas that had not
+    /// succeeded start their next attempt. A job a user suspended is left suspended.
+    fn recover(&mut self, number: u64, job: &JobRow) -> Result<()> {
+        let lost = job.phase == JobPhase::Suspended && job.reason == LOST_REASON;
+        if !lost && job.supervisor_pid == 0 {
+            return Ok(());
+        }
+        // Reading the job through the engine records the loss (and stops what is left).
+        let job = match self.engine.job(&job.name) {
+            Ok(j) => j,
+            Err(EngineError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if job.phase == JobPhase::Suspended && job.reason == LOST_REASON {
+            match self.engine.resume_here(&job.name) {
+                Ok(()) => {
+                    let s = Supervision::start(self.home, &job.name, &self.done.0)?;
+                    self.supervised.0.insert(number, s);
+                }
+                // Someone resumed it first: it is supervised elsewhere now.
+                Err(EngineError::Invalid(_)) => {}
+                Err(e) => return Err(e).context(format!("resuming trial {}", job.name)),
+            }
+        }
+        Ok(())
     }
 
     /// The trials as the samplers see them.
@@ -168,28 +279,37 @@ impl Driver<'_> {
             t.intermediate = values.clone();
             self.live.insert(t.number, values);
             let job = self.store.job(&t.job)?;
-            let ended = match &job {
-                None => true,
-                Some(j) => {
-                    j.phase.is_terminal()
-                        && !process::is_same_process(j.supervisor_pid, j.supervisor_start)
-                }
+            let supervised = self.still_supervised(t.number, job.as_ref());
+            let ended = match (&job, &supervised) {
+                (None, _) | (_, Err(_)) => true,
+                (Some(j), Ok(s)) => j.phase.is_terminal() && !s,
             };
             if ended {
-                // The supervisor has exited: its last collection is in; read it.
+                if job
+                    .as_ref()
+                    .is_some_and(|j| j.supervisor_pid != 0 && j.supervisor_pid != self.me)
+                {
+                    // Its supervisor died without letting go: its last collection may be
+                    // missing.
+                    self.collect_rest(&t.job);
+                }
+                // The supervision is over: its last collection is in; read it.
+                let reader = self.readers.get_mut(&t.number).expect("made above");
                 t.intermediate = reader.values()?;
                 t.metrics =
                     reader.observed(&self.exp.spec.spec.objective.additional_metric_names)?;
-                self.end_trial(
-                    t,
-                    job.as_ref()
-                        .map(|j| (j.phase, j.reason.as_str(), j.message.as_str())),
-                )?;
+                let failed = supervised.err();
+                let outcome = match (&failed, &job) {
+                    (Some(why), _) => Some((JobPhase::Failed, "SupervisionFailed", why.as_str())),
+                    (None, Some(j)) => Some((j.phase, j.reason.as_str(), j.message.as_str())),
+                    (None, None) => None,
+                };
+                self.end_trial(t, outcome)?;
                 self.readers.remove(&t.number);
                 self.live.remove(&t.number);
-            } else if let Some(j) =
-                job.filter(|j| process::is_same_process(j.supervisor_pid, j.supervisor_start))
-            {
+            } else if let (Some(j), Ok(false)) = (&job, supervised) {
+                self.recover(t.number, j)?;
+            } else if let Some(j) = job.filter(|_| !self.supervised.0.contains_key(&t.number)) {
                 self.supervisors
                     .push((j.supervisor_pid, j.supervisor_start));
             }
@@ -212,6 +332,14 @@ impl Driver<'_> {
             }
         }
         Ok(trials)
+    }
+
+    /// Collects what a trial's job printed since its supervisor's last collection.
+    fn collect_rest(&self, job: &str) {
+        let collected = collector(self.home, job).and_then(|(mut c, _)| Ok(c.collect(true)?));
+        if let Err(e) = collected {
+            eprintln!("warning: collecting the last metrics of trial {job}: {e:#}");
+        }
     }
 
     /// Records how trial `t` ended, from its job's phase, reason and message.
@@ -268,10 +396,17 @@ impl Driver<'_> {
         Ok(out.join("\n"))
     }
 
-    /// Stops a running trial gracefully (its supervisor stops the replicas).
+    /// Stops a running trial gracefully (its supervisor stops the replicas): its flag when
+    /// it is supervised here, else SIGTERM to the process that supervises it.
     fn stop_trial(&self, t: &TrialRow) -> Result<()> {
+        if let Some(s) = self.supervised.0.get(&t.number) {
+            s.stop.store(true, Ordering::SeqCst);
+            return Ok(());
+        }
         if let Some(j) = self.store.job(&t.job)? {
-            if process::is_same_process(j.supervisor_pid, j.supervisor_start) {
+            if j.supervisor_pid != self.me
+                && process::is_same_process(j.supervisor_pid, j.supervisor_start)
+            {
                 process::signal_process(j.supervisor_pid, libc::SIGTERM);
             }
         }
@@ -316,7 +451,6 @@ impl Driver<'_> {
             self.engine
                 .create(&job, &self.exp.workdir)
                 .with_context(|| format!("cannot create trial {}", job.name()))?;
-            self.engine.start_detached(job.name(), self.supervisor)?;
             let row = TrialRow {
                 number: total,
                 job: job.name().to_string(),
@@ -330,6 +464,8 @@ impl Driver<'_> {
                 metrics: Vec::new(),
             };
             self.store.insert_trial(&self.exp.name, &row)?;
+            let s = Supervision::start(self.home, job.name(), &self.done.0)?;
+            self.supervised.0.insert(total, s);
             total += 1;
             running += 1;
             if matches!(self.sampler.algorithm, trainctl_search::Algorithm::Grid) {

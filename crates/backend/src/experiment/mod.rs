@@ -103,12 +103,21 @@ pub fn list(home: &Home) -> Result<Vec<(ExperimentRow, Vec<TrialRow>)>> {
         .collect()
 }
 
-/// Stops an experiment's driver and its trials (SIGTERM, SIGKILL after `grace`), deletes
-/// the trials' jobs and the experiment.
+/// Stops an experiment's driver, which stops the trials it supervises (SIGTERM; SIGKILL
+/// when it has not exited `grace` plus 10 s later), deletes the trials' jobs (stopping what
+/// is left of them: SIGTERM, SIGKILL after `grace`) and the experiment.
 pub fn delete(home: &Home, name: &str, grace: Duration) -> Result<()> {
     let (exp, trials) = get(home, name)?;
-    if process::is_same_process(exp.driver_pid, exp.driver_start) {
-        process::signal_process(exp.driver_pid, libc::SIGKILL);
+    let driver = (exp.driver_pid, exp.driver_start);
+    if process::is_same_process(driver.0, driver.1) {
+        process::signal_process(driver.0, libc::SIGTERM);
+        let deadline = Instant::now() + grace + Duration::from_secs(10);
+        while process::is_same_process(driver.0, driver.1) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if process::is_same_process(driver.0, driver.1) {
+            process::signal_process(driver.0, libc::SIGKILL);
+        }
     }
     let mut engine = LocalEngine::open(home.clone())?;
     for t in &trials {
@@ -116,10 +125,6 @@ pub fn delete(home: &Home, name: &str, grace: Duration) -> Result<()> {
             Ok(()) | Err(EngineError::NotFound(_)) => {}
             Err(e) => return Err(e).context(format!("deleting trial {}", t.job)),
         }
-    }
-    let deadline = Instant::now() + grace;
-    while process::is_same_process(exp.driver_pid, exp.driver_start) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
     }
     Store::open(&home.db_path())?.remove_experiment(name)?;
     let _ = std::fs::remove_file(driver_log(home, name));

@@ -203,6 +203,18 @@ impl Store {
         Ok(())
     }
 
+    /// Whether process `pid` (started at `start`) is recorded as driving an experiment, and
+    /// so supervises its trials in-process: a signal to it would reach the whole experiment.
+    pub fn drives_experiment(&self, pid: i32, start: u64) -> Result<bool, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM experiments WHERE driver_pid = ?1 AND driver_start = ?2)",
+                params![pid, start as i64],
+                |r| r.get(0),
+            )
+            .at(&self.path)
+    }
+
     /// Removes an experiment and its trial records (not the trials' jobs).
     pub fn remove_experiment(&self, name: &str) -> Result<(), StoreError> {
         self.conn
