@@ -359,6 +359,43 @@ fn submit_hanging(sb: &Sandbox, name: &str) {
     }
 }
 
+/// Submits a suspended job `name` (it never runs) carrying `labels`.
+fn submit_never_run(sb: &Sandbox, name: &str, labels: &str) {
+    let yaml = format!(
+        "apiVersion: trainctl.dev/v1alpha1\nkind: TrainingJob\nmetadata: {{name: {name}, labels: {labels}}}\nspec:\n  command: [sh, -c, 'echo stale']\n  replicas: {{worker: {{}}}}\n  runPolicy: {{suspend: true}}\n"
+    );
+    let file = sb.write(&format!("{name}.yaml"), &yaml);
+    sb.ok(&["submit", file.to_str().unwrap()]);
+}
+
+const TWO_SEQUENTIAL: &str = "  objective: {type: maximize, objectiveMetricName: accuracy}\n  algorithm: {algorithmName: random}\n  parallelTrialCount: 1\n  maxTrialCount: 2\n  parameters:\n    - {name: x, parameterType: double, feasibleSpace: {min: 0, max: 1}}\n";
+
+#[test]
+fn a_trial_job_its_experiment_created_but_never_recorded_is_created_again() {
+    // What a driver that died between creating trial 0's job and recording the trial leaves.
+    let sb = Sandbox::new();
+    submit_never_run(&sb, "left-0", "{trainctl.dev/experiment: left}");
+    let (code, stderr, status) = run(&sb, "left", TWO_SEQUENTIAL, "{STEPS: \"1\"}");
+    assert_eq!(code, 0, "{stderr}\n{status:#}");
+    assert_eq!(status["status"]["trialsSucceeded"], 2, "{status:#}");
+    let job: Value = serde_json::from_str(&sb.ok(&["get", "left-0", "-o", "json"])).unwrap();
+    assert_eq!(
+        job["status"]["phase"], "Succeeded",
+        "the trial ran: {job:#}"
+    );
+}
+
+#[test]
+fn a_job_of_another_owner_named_like_a_trial_is_left_alone() {
+    let sb = Sandbox::new();
+    submit_never_run(&sb, "mine-0", "{team: ml}");
+    let (code, stderr, _) = run(&sb, "mine", TWO_SEQUENTIAL, "{}");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("cannot create trial mine-0"), "{stderr}");
+    let job: Value = serde_json::from_str(&sb.ok(&["get", "mine-0", "-o", "json"])).unwrap();
+    assert_eq!(job["status"]["phase"], "Suspended", "{job:#}");
+}
+
 #[test]
 fn a_trial_running_when_its_experiment_is_killed_is_resumed_with_its_next_attempt() {
     let sb = Sandbox::new();

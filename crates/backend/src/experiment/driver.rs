@@ -18,7 +18,9 @@ use trainctl_local::store::{ExperimentRow, JobRow, Store, TrialRow};
 use trainctl_local::{now, process, EngineError, Home, LocalEngine};
 use trainctl_search::{Direction, EarlyStopping, Sampler, Space, Suggestion, Trial, TrialState};
 
-use trainctl_spec::trial::{counted_value, ending, to_hyper, to_value, trial_job, Ending, Tally};
+use trainctl_spec::trial::{
+    counted_value, ending, to_hyper, to_value, trial_job, Ending, Tally, EXPERIMENT_LABEL,
+};
 
 use super::objective::{last_lines, ObjectiveReader};
 use super::status::{best_trial, state, Counts};
@@ -448,6 +450,7 @@ impl Driver<'_> {
                     }
                 };
             let job = trial_job(spec, total, &assignment);
+            replace_unrecorded(&mut self.engine, &self.store, &self.exp.name, job.name())?;
             self.engine
                 .create(&job, &self.exp.workdir)
                 .with_context(|| format!("cannot create trial {}", job.name()))?;
@@ -479,4 +482,29 @@ impl Driver<'_> {
 
 fn job_assignment(a: &trainctl_search::Assignment) -> Vec<(String, trainctl_spec::HyperValue)> {
     a.iter().map(|(n, v)| (n.clone(), to_hyper(v))).collect()
+}
+
+/// Deletes a job named like the next trial that `experiment` created but never recorded
+/// as a trial (an earlier run of it died in between): it never ran, and the trial is
+/// created again with the same assignment. Jobs not labelled with it stay.
+fn replace_unrecorded(
+    engine: &mut LocalEngine,
+    store: &Store,
+    experiment: &str,
+    name: &str,
+) -> Result<()> {
+    let ours = store.job(name)?.is_some_and(|j| {
+        j.spec
+            .metadata
+            .labels
+            .get(EXPERIMENT_LABEL)
+            .map(String::as_str)
+            == Some(experiment)
+    });
+    if ours {
+        engine
+            .delete(name, Duration::ZERO)
+            .with_context(|| format!("cannot replace the unrecorded trial job {name}"))?;
+    }
+    Ok(())
 }
