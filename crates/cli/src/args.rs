@@ -25,7 +25,7 @@ pub enum Command {
     Submit(SubmitArgs),
     /// List jobs, or show one (`get experiments [NAME]` for experiments).
     Get {
-        /// Only this job (or `experiments`).
+        /// Only this job (or a kind first, as in kubectl: `jobs`/`tj`, `experiments`).
         job: Option<String>,
         /// After `experiments`: only this experiment.
         name: Option<String>,
@@ -39,9 +39,9 @@ pub enum Command {
     /// Show a job's replicas, attempts, exit codes and events (`describe experiment NAME`
     /// for an experiment's status and trials).
     Describe {
-        /// The job (or `experiment`).
+        /// The job (or a kind first: `job`, `experiment`).
         job: String,
-        /// After `experiment`: the experiment.
+        /// After the kind: the job or experiment.
         name: Option<String>,
         /// This machine or a cluster.
         #[command(flatten)]
@@ -62,7 +62,7 @@ pub enum Command {
     },
     /// Stop every process of a job and remove it (`delete experiment NAME` stops its trials).
     Delete {
-        /// The jobs (or `experiment` and experiment names).
+        /// The jobs (or a kind first: `job` and job names, `experiment` and experiment names).
         #[arg(required = true)]
         jobs: Vec<String>,
         /// Seconds between SIGTERM and SIGKILL.

@@ -42,8 +42,50 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether a word names the job resource, as kubectl users write it (`get jobs`,
+/// `describe job NAME`, `delete tj NAME`).
+fn is_job_kind_word(word: &str) -> bool {
+    matches!(word, "job" | "jobs" | "trainingjob" | "trainingjobs" | "tj")
+}
+
+/// The command with a leading job kind word dropped: `get jobs [NAME]` is `get [NAME]`,
+/// `describe job NAME` is `describe NAME`, `delete job NAME...` is `delete NAME...`.
+fn without_job_kind(command: Command) -> Result<Command> {
+    Ok(match command {
+        Command::Get {
+            job: Some(kind),
+            name,
+            output,
+            target,
+        } if is_job_kind_word(&kind) => Command::Get {
+            job: name,
+            name: None,
+            output,
+            target,
+        },
+        Command::Describe { job, name, target } if is_job_kind_word(&job) => Command::Describe {
+            job: name.context("give the job: trainctl describe job NAME")?,
+            name: None,
+            target,
+        },
+        Command::Delete {
+            jobs,
+            grace_period,
+            target,
+        } if is_job_kind_word(&jobs[0]) => {
+            anyhow::ensure!(jobs.len() > 1, "give the jobs: trainctl delete job NAME...");
+            Command::Delete {
+                jobs: jobs[1..].to_vec(),
+                grace_period,
+                target,
+            }
+        }
+        other => other,
+    })
+}
+
 fn dispatch(command: Command) -> Result<ExitCode> {
-    match command {
+    match without_job_kind(command)? {
         Command::Run { file } if experiment_cmds::is_experiment(&file) => {
             experiment_cmds::run(&file)
         }

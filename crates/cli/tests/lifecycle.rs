@@ -270,3 +270,23 @@ fn a_finished_job_is_removed_after_its_ttl() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!sb.home().join("jobs/short-lived").exists());
 }
+
+#[test]
+fn kind_words_name_jobs_as_in_kubectl() {
+    let sb = Sandbox::new();
+    submit(&sb, "kinded", "  command: [\"true\"]\n  replicas: {worker: {}}\n");
+    assert_eq!(sb.wait("kinded"), "Succeeded");
+    for kind in ["jobs", "job", "trainingjobs", "tj"] {
+        let listing = sb.ok(&["get", kind]);
+        assert!(listing.contains("kinded"), "get {kind}: {listing}");
+        let one: Value =
+            serde_json::from_str(&sb.ok(&["get", kind, "kinded", "-o", "json"])).unwrap();
+        assert_eq!(one["metadata"]["name"], "kinded", "get {kind} kinded");
+    }
+    assert!(sb.ok(&["describe", "job", "kinded"]).contains("kinded"));
+    let bare = sb.tc(&["describe", "job"]);
+    assert_eq!(bare.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("trainctl describe job NAME"));
+    sb.ok(&["delete", "job", "kinded"]);
+    assert_eq!(sb.tc(&["get", "kinded"]).status.code(), Some(1), "deleted");
+}
