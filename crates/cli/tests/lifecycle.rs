@@ -274,7 +274,11 @@ fn a_finished_job_is_removed_after_its_ttl() {
 #[test]
 fn kind_words_name_jobs_as_in_kubectl() {
     let sb = Sandbox::new();
-    submit(&sb, "kinded", "  command: [\"true\"]\n  replicas: {worker: {}}\n");
+    submit(
+        &sb,
+        "kinded",
+        "  command: [\"true\"]\n  replicas: {worker: {}}\n",
+    );
     assert_eq!(sb.wait("kinded"), "Succeeded");
     for kind in ["jobs", "job", "trainingjobs", "tj"] {
         let listing = sb.ok(&["get", kind]);
