@@ -75,9 +75,10 @@ pub struct MetricsDb {
 }
 
 impl MetricsDb {
-    /// Opens (creating if needed) the database at `path`. Openers that race to create the file (a job's collector and resource sampler, an
-    /// experiment's objective reader) can find it locked in a way SQLite's busy timeout does
-    /// not wait out (turning the new file into WAL); they try again for up to 10 s.
+    /// Opens (creating if needed) the database at `path`. Openers that race to create the
+    /// file (a job's collector and resource sampler, an experiment's objective reader) can
+    /// find it locked in a way SQLite's busy timeout does not wait out (turning the new file
+    /// into WAL); they try again for up to 10 s.
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

@@ -11,7 +11,7 @@ pub mod status;
 pub mod table;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use trainctl_local::store::{ExperimentRow, Store, TrialRow};
@@ -111,10 +111,7 @@ pub fn delete(home: &Home, name: &str, grace: Duration) -> Result<()> {
     let driver = (exp.driver_pid, exp.driver_start);
     if process::is_same_process(driver.0, driver.1) {
         process::signal_process(driver.0, libc::SIGTERM);
-        let deadline = Instant::now() + grace + Duration::from_secs(10);
-        while process::is_same_process(driver.0, driver.1) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        process::wait_any_exit(&[driver], grace + Duration::from_secs(10));
         if process::is_same_process(driver.0, driver.1) {
             process::signal_process(driver.0, libc::SIGKILL);
         }
